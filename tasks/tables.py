@@ -1,0 +1,195 @@
+"""Every published table's schema, declared once.
+
+The writer (tasks/publish.py) casts to these schemas, the validator (tasks/validate.py) derives its column-drift
+expectation from them, and the data dictionary (`armswatch docs`, warehouse/README.md) is rendered from the field
+descriptions kept in each field's metadata. Tables fed: all of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
+    return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
+
+
+@dataclass(frozen=True)
+class Table:
+    """A published table: its schema and the column whose value names the batch a row belongs to."""
+
+    name: str
+    schema: pa.Schema
+    batch_key: str
+    doc: str
+
+
+TREATIES = Table(
+    "treaties",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference, e.g. XVIII-12-c", False),
+        _f("short_name", pa.string(), "Short name from the catalog (treaties.yaml)"),
+        _f("title", pa.string(), "Full title as published by UNTC"),
+        _f("chapter", pa.string(), "MTDSG chapter, Roman numeral"),
+        _f("conclusion_place", pa.string(), "Place of conclusion"),
+        _f("conclusion_date", pa.date32(), "Date of conclusion"),
+        _f("entry_into_force_date", pa.date32(), "Date of entry into force; null if not in force"),
+        _f("registration_no", pa.string(), "UNTS registration number"),
+        _f("stated_signatories", pa.int32(), "Signatories as counted by UNTC in the document header"),
+        _f("stated_parties", pa.int32(), "Parties as counted by UNTC in the document header"),
+        _f("parsed_signatories", pa.int32(), "Participants with a signature date, as parsed"),
+        _f("parsed_parties", pa.int32(), "Participants with a consent date, as parsed"),
+        _f("participant_table_found", pa.bool_(), "Whether the document carries a participant table"),
+        _f("source_url", pa.string(), "URL the document was fetched from"),
+        _f("raw_sha256", pa.string(), "sha256 of the raw response, key into warehouse/_raw"),
+        _f("fetched_at", TS, "When the raw response was fetched (UTC)"),
+    ]),
+    "mtdsg_no",
+    "One row per catalog treaty: header facts and UNTC's own status counts.",
+)
+
+PARTICIPATION = Table(
+    "participation",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference", False),
+        _f("participant", pa.string(), "Participant name as published, footnote markup removed", False),
+        _f("footnotes", pa.list_(pa.int16()), "Footnote numbers attached to the name (texts in treaty_footnotes)"),
+        _f("iso3", pa.string(), "ISO 3166-1 alpha-3; EUU for the European Union"),
+        _f("m49", pa.int16(), "UN M49 numeric code; null for non-state participants"),
+        _f("is_state", pa.bool_(), "False for participants that are not states (European Union)"),
+        _f("signature_date", pa.date32(), "Date of signature (or succession to signature)"),
+        _f("signature_kind", pa.string(), "signature | succession_to_signature | definitive_signature | ..."),
+        _f("consent_date", pa.date32(), "Date of the instrument of consent to be bound"),
+        _f("consent_kind", pa.string(), "ratification | accession | acceptance | approval | succession | ..."),
+        _f("provisional_application_date", pa.date32(), "Date of declaration of provisional application"),
+        _f("is_party", pa.bool_(), "True when a consent date is recorded"),
+    ]),
+    "mtdsg_no",
+    "One row per treaty x participant, from the document's participant table.",
+)
+
+TREATY_FOOTNOTES = Table(
+    "treaty_footnotes",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference", False),
+        _f("footnote", pa.int16(), "Footnote number as referenced from participation.footnotes", False),
+        _f("text", pa.string(), "Footnote text (EndNotes), paragraphs joined by newlines"),
+    ]),
+    "mtdsg_no",
+    "Footnote texts from the document's EndNotes.",
+)
+
+DECLARATIONS = Table(
+    "declarations",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference", False),
+        _f("participant", pa.string(), "Participant name, footnote markup removed", False),
+        _f("kind", pa.string(), "declaration | reservation | reservation_and_declaration | objection | "
+           "declaration_under_article | notification | territorial_application", False),
+        _f("seq", pa.int16(), "Order of this entry among the participant's entries of this kind", False),
+        _f("heading", pa.string(), "Heading as published, e.g. 'Reservation and declaration :'"),
+        _f("text", pa.string(), "Text, paragraphs joined by newlines, markup removed"),
+    ]),
+    "mtdsg_no",
+    "Declarations, reservations, objections and notifications, one row per entry.",
+)
+
+TREATY_EVENTS = Table(
+    "treaty_events",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference", False),
+        _f("participant", pa.string(), "Participant name", False),
+        _f("iso3", pa.string(), "ISO3 (EUU for the European Union)"),
+        _f("event", pa.string(), "signature | consent | provisional_application", False),
+        _f("event_kind", pa.string(), "signature_kind or consent_kind of the event"),
+        _f("event_date", pa.date32(), "Date of the event", False),
+    ]),
+    "mtdsg_no",
+    "Participation in long form: one row per dated action.",
+)
+
+RATIFICATION_PROGRESS = Table(
+    "ratification_progress",
+    pa.schema([
+        _f("mtdsg_no", pa.string(), "MTDSG reference", False),
+        _f("year", pa.int16(), "Calendar year, from the first signature or consent to the run date", False),
+        _f("new_signatories", pa.int32(), "Signatures dated in the year", False),
+        _f("new_parties", pa.int32(), "Consents dated in the year", False),
+        _f("cumulative_signatories", pa.int32(), "Signatures dated up to the end of the year", False),
+        _f("cumulative_parties", pa.int32(), "Consents dated up to the end of the year", False),
+    ]),
+    "mtdsg_no",
+    "Per treaty per year: new and cumulative parties and signatories.",
+)
+
+TREATY_TABLES = (TREATIES, PARTICIPATION, TREATY_FOOTNOTES, DECLARATIONS, TREATY_EVENTS, RATIFICATION_PROGRESS)
+
+INDICATOR_OBSERVATIONS = Table(
+    "indicator_observations",
+    pa.schema([
+        _f("series", pa.string(), "SDG series code, e.g. VC_ARM_SZTRACE", False),
+        _f("indicator", pa.string(), "SDG indicator, e.g. 16.4.2"),
+        _f("series_description", pa.string(), "Series description as published"),
+        _f("release", pa.string(), "SDG database release, e.g. 2026.Q3.G.01"),
+        _f("m49", pa.int16(), "UN M49 code of the geographic area", False),
+        _f("iso3", pa.string(), "ISO3 for countries; null for regional aggregates"),
+        _f("geo_name", pa.string(), "Geographic area name as published"),
+        _f("is_country", pa.bool_(), "False for regional and other aggregates (World = 1, Africa = 2, ...)", False),
+        _f("year", pa.int16(), "Year (timePeriodStart)", False),
+        _f("value", pa.float64(), "Observation value; null when the API gives none"),
+        _f("units", pa.string(), "Units attribute, e.g. PERCENT, PER_100000_POP"),
+        _f("nature", pa.string(), "Nature attribute (C country data, E estimated, ...)"),
+        _f("source", pa.string(), "Source as published"),
+        _f("reporting_type", pa.string(), "Reporting Type dimension (G global, N national)"),
+        _f("sex", pa.string(), "Sex dimension (FEMALE, MALE, BOTHSEX); null when the series has none"),
+        _f("dimensions", pa.map_(pa.string(), pa.string()), "Every dimension of the observation, as published"),
+        _f("footnotes", pa.list_(pa.string()), "Footnotes, empty strings dropped"),
+        _f("fetched_at", TS, "When the first page of the series was fetched (UTC)"),
+    ]),
+    "series",
+    "SDG Global Database observations, one row per series x area x year x dimensions.",
+)
+
+FIREARMS_SEIZURES = Table(
+    "firearms_seizures",
+    pa.schema([
+        _f("release_date", pa.date32(), "Release date printed in row 2 of the IAFQ file", False),
+        _f("iso3", pa.string(), "ISO3 code as published (Iso3_code)"),
+        _f("m49", pa.int16(), "UN M49 code resolved from iso3"),
+        _f("country", pa.string(), "Country as published"),
+        _f("region", pa.string(), "Region as published"),
+        _f("subregion", pa.string(), "Subregion as published"),
+        _f("indicator", pa.string(), "Indicator, e.g. Arms seized"),
+        _f("dimension", pa.string(), "Dimension as published"),
+        _f("category", pa.string(), "Category as published"),
+        _f("sex", pa.string(), "Sex as published"),
+        _f("age", pa.string(), "Age as published"),
+        _f("year", pa.int16(), "Year", False),
+        _f("value", pa.int64(), "VALUE (counts)"),
+        _f("unit", pa.string(), "Unit of measurement"),
+        _f("source", pa.string(), "Source as published"),
+    ]),
+    "release_date",
+    "UNODC firearms trafficking (IAFQ) bulk file, one row per published observation.",
+)
+
+INDICATOR_REVISIONS = Table(
+    "indicator_revisions",
+    pa.schema([
+        _f("dataset", pa.string(), "firearms_seizures or the SDG series code", False),
+        _f("old_release", pa.string(), "Release the observation is compared from", False),
+        _f("new_release", pa.string(), "Release the observation is compared to", False),
+        _f("change", pa.string(), "added | removed | value_changed", False),
+        _f("iso3", pa.string(), "ISO3 of the observation"),
+        _f("year", pa.int16(), "Year of the observation"),
+        _f("observation_key", pa.string(), "The observation's identifying columns, as JSON", False),
+        _f("old_value", pa.float64(), "Value in old_release; null when added"),
+        _f("new_value", pa.float64(), "Value in new_release; null when removed"),
+    ]),
+    "dataset",
+    "What a new release changed: one row per added, removed or revised observation.",
+)
