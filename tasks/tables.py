@@ -18,7 +18,7 @@ def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Fie
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Table:
     """A published table: its schema and the column whose value names the batch a row belongs to."""
 
@@ -26,6 +26,9 @@ class Table:
     schema: pa.Schema
     batch_key: str
     doc: str
+
+    def __repr__(self) -> str:
+        return f"Table({self.name})"
 
 
 TREATIES = Table(

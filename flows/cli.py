@@ -1,0 +1,79 @@
+"""The `armswatch` command: run the flows once, record a mirror, or describe the tables.
+
+  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--only treaties|indicators] [--force]
+  armswatch record DIR [--treaties FILE]
+  armswatch docs
+
+Exit codes: 0 every batch validated and was published (or was unchanged); 1 a batch was quarantined or a source
+failed (the others were still published); 2 usage or configuration error (bad catalog, unreadable mirror,
+warehouse in use by another run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import flows  # noqa: F401  (analytics off before Prefect loads)
+from tasks import catalog
+from tasks.errors import FetchError
+from tasks.publish import WarehouseBusy
+
+EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="armswatch", description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the flows once")
+    run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
+    run.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
+    run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
+    run.add_argument("--only", choices=["treaties", "indicators"], help="run one flow only (default: all)")
+    run.add_argument("--force", action="store_true", help="republish even batches whose content is unchanged")
+    rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
+    rec.add_argument("dir")
+    rec.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
+    sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        args = parser().parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_USAGE if exc.code else EXIT_OK
+    try:
+        if args.command == "run":
+            return _run(args)
+        if args.command == "record":
+            from tasks.mirror import record
+
+            record(args.dir, catalog.load(args.treaties) if args.treaties else catalog.load())
+            return EXIT_OK
+        from tasks.dictionary import markdown
+
+        print(markdown())
+        return EXIT_OK
+    except (catalog.CatalogError, WarehouseBusy) as exc:
+        print(f"armswatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except FetchError as exc:
+        print(f"armswatch: {exc}", file=sys.stderr)
+        return EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED
+
+
+def _run(args) -> int:
+    from flows.ratification import ratification
+
+    if args.treaties:
+        catalog.load(args.treaties)
+    params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
+    reports = [ratification(treaties=args.treaties, **params)]
+    for report in reports:
+        print("\n".join(report.lines()))
+    return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

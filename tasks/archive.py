@@ -1,0 +1,95 @@
+"""The raw archive: every response armswatch receives, kept content-addressed before anything parses it.
+
+Layout under `<warehouse>/_raw/`:
+- `objects/<sha256[:2]>/<sha256>`: the body bytes, written once (identical bodies are stored once);
+- `responses/<YYYY-MM-DD>/<fetched_at>-<url hash>.json`: one metadata record per response (url, status, headers,
+  fetched_at, sha256, bytes, error), so every fetch is on record, including failed and revalidated ones;
+- `latest/<url hash>.json`: the newest 200 record per URL, read for conditional requests (ETag / Last-Modified).
+Feeds no table directly; every table's raw_sha256 / fetched_at points here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+
+#: Response headers kept in the metadata record; others (cookies, tracing) are dropped.
+KEPT_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified", "Date", "Retry-After")
+
+
+@dataclass(frozen=True)
+class Response:
+    url: str
+    status: int
+    headers: dict
+    sha256: str
+    bytes: int
+    fetched_at: datetime
+    error: str | None = None
+    body: bytes = field(default=b"", repr=False, compare=False)
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file in the same folder, fsync, then rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RawArchive:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def object_path(self, sha256: str) -> Path:
+        return self.root / "objects" / sha256[:2] / sha256
+
+    def store(self, url: str, status: int, headers: dict, body: bytes, fetched_at: datetime,
+              error: str | None = None) -> Response:
+        sha = hashlib.sha256(body).hexdigest()
+        obj = self.object_path(sha)
+        if not obj.exists():
+            atomic_write(obj, body)
+        kept = {k: headers[k] for k in KEPT_HEADERS if k in headers}
+        response = Response(url, status, kept, sha, len(body), fetched_at, error, body=body)
+        record = self._record(response)
+        url_key = hashlib.sha256(url.encode()).hexdigest()[:20]
+        stamp = fetched_at.strftime("%Y%m%dT%H%M%S%fZ")
+        atomic_write(self.root / "responses" / fetched_at.strftime("%Y-%m-%d") / f"{stamp}-{url_key}.json", record)
+        if error is None and status == 200:
+            atomic_write(self.root / "latest" / f"{url_key}.json", record)
+        return response
+
+    def latest(self, url: str) -> Response | None:
+        path = self.root / "latest" / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.json"
+        if not path.exists():
+            return None
+        meta = json.loads(path.read_text())
+        meta["fetched_at"] = datetime.fromisoformat(meta["fetched_at"])
+        return Response(**meta)
+
+    def revalidated(self, previous: Response, not_modified: Response) -> Response:
+        """The previous 200 response, served again after a 304 (its body unchanged), with the new fetched_at."""
+        return replace(previous, fetched_at=not_modified.fetched_at, body=self.read(previous.sha256))
+
+    def read(self, sha256: str) -> bytes:
+        return self.object_path(sha256).read_bytes()
+
+    @staticmethod
+    def _record(response: Response) -> bytes:
+        meta = asdict(response)
+        meta.pop("body")
+        meta["fetched_at"] = response.fetched_at.isoformat()
+        return json.dumps(meta, indent=1, sort_keys=True).encode()

@@ -1,0 +1,203 @@
+"""The one way armswatch fetches anything: a requests Session, the raw archive, and the offline mirror.
+
+Every source (UNTC https://treaties.un.org, the SDG API https://unstats.un.org/sdgapi, UNODC
+https://data.unodc.org) goes through `Fetcher.get`: connect/read timeouts; bounded retries with exponential
+backoff and jitter on connection errors, 5xx and 429 (honouring Retry-After, capped), none on other 4xx; a
+User-Agent naming the project; conditional requests from the last archived ETag/Last-Modified; a size cap; and
+every response archived in the raw archive (tasks/archive.py) before anyone parses it. With a mirror directory the
+same Session serves requests from `DIR/manifest.json` through `MirrorAdapter`, a transport adapter, so the code
+path is the one used live. Tables fed: none directly (all, through the parsers).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import mimetypes
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import requests
+from requests.adapters import BaseAdapter, HTTPAdapter
+from urllib3 import HTTPResponse
+from urllib3.util.retry import Retry
+
+from tasks.archive import RawArchive, Response
+from tasks.errors import FetchError
+
+USER_AGENT = "armswatch/0.1 (+https://github.com/armswatch/armswatch; UN arms-control treaty and indicator monitor)"
+RETRY_STATUSES = (429, 500, 502, 503, 504)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a document of one kind must look like before it is handed to a parser."""
+
+    content_types: tuple[str, ...]
+    magic: tuple[bytes, ...]
+
+
+KINDS = {
+    "xml": Kind(("application/xml", "text/xml"), (b"<?xml", b"<")),
+    "json": Kind(("application/json",), (b"{", b"[")),
+    "xlsx": Kind(
+        ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
+        (b"PK\x03\x04",),
+    ),
+    "csv": Kind(("text/csv", "application/octet-stream", "text/plain"), (b"",)),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Fetch limits. Worst case per URL: attempts x (connect + read timeout) + backoff, bounded by these."""
+
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    retries: int = 4
+    backoff_factor: float = 1.0
+    backoff_max: float = 30.0
+    retry_after_max: float = 120.0
+    max_bytes: int = 200 * 1024 * 1024
+
+
+class CappedRetry(Retry):
+    """urllib3 Retry whose Retry-After waits never exceed `retry_after_max` seconds."""
+
+    retry_after_max: float = Settings.retry_after_max
+
+    def parse_retry_after(self, retry_after: str) -> float:
+        return min(super().parse_retry_after(retry_after), self.retry_after_max)
+
+
+class MirrorAdapter(BaseAdapter):
+    """Serves GET requests from a recorded mirror: `DIR/manifest.json` maps each URL to a file below DIR."""
+
+    def __init__(self, directory: Path):
+        super().__init__()
+        self.directory = Path(directory)
+        manifest = self.directory / "manifest.json"
+        try:
+            self.files = {e["url"]: e["file"] for e in json.loads(manifest.read_text())}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise FetchError("mirror", str(manifest), f"unreadable mirror manifest: {exc}") from None
+
+    def send(self, request, **kwargs):
+        file = self.files.get(request.url)
+        if file is None:
+            body, status, ctype = f"not in mirror {self.directory}/manifest.json".encode(), 404, "text/plain"
+        else:
+            body, status = (self.directory / file).read_bytes(), 200
+            ctype = _content_type(file)
+        raw = HTTPResponse(
+            body=io.BytesIO(body), status=status, preload_content=False, decode_content=False,
+            headers={"Content-Type": ctype, "Content-Length": str(len(body))}, reason="OK" if status == 200 else "Not Found",
+        )
+        return HTTPAdapter.build_response(HTTPAdapter(), request, raw)
+
+    def close(self):
+        pass
+
+
+def _content_type(file: str) -> str:
+    if file.endswith(".xlsx"):
+        return KINDS["xlsx"].content_types[0]
+    return mimetypes.guess_type(file)[0] or "application/octet-stream"
+
+
+def session(settings: Settings, mirror: Path | None = None) -> requests.Session:
+    """A Session with the project's User-Agent and retries; with `mirror`, every URL is served from it."""
+    s = requests.Session()
+    s.headers["User-Agent"] = USER_AGENT
+    retry_class = type("Retry", (CappedRetry,), {"retry_after_max": settings.retry_after_max})
+    retry = retry_class(
+        total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
+        backoff_factor=settings.backoff_factor, backoff_max=settings.backoff_max, backoff_jitter=1.0,
+        status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
+        raise_on_status=False, raise_on_redirect=False,
+    )
+    adapter = MirrorAdapter(mirror) if mirror else HTTPAdapter(max_retries=retry)
+    s.mount("http://", adapter)
+    s.mount("https://", adapter)
+    s.max_redirects = 10
+    return s
+
+
+class Fetcher:
+    """Fetch a URL, archive whatever came back, and return it only if it looks like the expected document."""
+
+    def __init__(self, archive: RawArchive, settings: Settings = Settings(), mirror: Path | None = None):
+        self.archive, self.settings = archive, settings
+        self.session = session(settings, mirror)
+
+    def get(self, source: str, url: str, kind: str) -> Response:
+        previous = self.archive.latest(url)
+        headers = {}
+        if previous is not None and previous.status == 200:
+            if previous.headers.get("ETag"):
+                headers["If-None-Match"] = previous.headers["ETag"]
+            if previous.headers.get("Last-Modified"):
+                headers["If-Modified-Since"] = previous.headers["Last-Modified"]
+        fetched_at = datetime.now(timezone.utc)
+        try:
+            resp = self.session.get(
+                url, headers=headers, stream=True,
+                timeout=(self.settings.connect_timeout, self.settings.read_timeout),
+            )
+        except requests.TooManyRedirects as exc:
+            raise FetchError(source, url, f"too many redirects ({exc})") from None
+        except requests.RequestException as exc:
+            raise FetchError(source, url, f"unreachable after {self.settings.retries} retries: {exc}", transient=True) from None
+        body, error = self._read(resp)
+        response = self.archive.store(url, resp.status_code, dict(resp.headers), body, fetched_at, error)
+        if error:
+            raise FetchError(source, url, f"{error}; {len(body)} bytes received were archived as {response.sha256}",
+                             transient=error.startswith("connection"))
+        if resp.status_code == 304 and previous is not None:
+            return self.archive.revalidated(previous, response)
+        if resp.status_code != 200:
+            raise FetchError(source, url, f"HTTP {resp.status_code} {resp.reason}: {_snippet(body)}",
+                             transient=resp.status_code in RETRY_STATUSES)
+        check_kind(source, url, kind, resp.headers.get("Content-Type", ""), body)
+        return response
+
+    def _read(self, resp: requests.Response) -> tuple[bytes, str | None]:
+        """The body, read in chunks up to the size cap; the error that stopped it, if any."""
+        chunks, size = [], 0
+        try:
+            for chunk in resp.iter_content(64 * 1024):
+                size += len(chunk)
+                chunks.append(chunk)
+                if size > self.settings.max_bytes:
+                    return b"".join(chunks), f"body larger than the {self.settings.max_bytes}-byte cap"
+        except requests.exceptions.ContentDecodingError as exc:
+            return b"".join(chunks), f"corrupt compressed body: {exc}"
+        except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
+            return b"".join(chunks), f"connection broke mid-body (truncated): {exc}"
+        except requests.Timeout as exc:
+            return b"".join(chunks), f"connection timed out mid-body: {exc}"
+        finally:
+            resp.close()
+        return b"".join(chunks), None
+
+
+def check_kind(source: str, url: str, kind: str, content_type: str, body: bytes) -> None:
+    """FetchError unless the body is non-empty, of an accepted content type and starts like the expected kind."""
+    expected = KINDS[kind]
+    ctype = content_type.split(";")[0].strip().lower()
+    head = body[:512].lstrip()
+    if not body.strip():
+        raise FetchError(source, url, "empty body")
+    if head[:15].lower().startswith((b"<!doctype html", b"<html")):
+        raise FetchError(source, url, f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {_snippet(body)}")
+    if ctype not in expected.content_types:
+        raise FetchError(source, url, f"wrong content type {ctype or '(none)'} for {kind}; expected one of "
+                                      f"{', '.join(expected.content_types)}")
+    if not head.startswith(expected.magic):
+        raise FetchError(source, url, f"body does not start like {kind}: {_snippet(body)}")
+
+
+def _snippet(body: bytes) -> str:
+    text = body[:200].decode("utf-8", "replace")
+    return " ".join(text.split()) or "(empty body)"

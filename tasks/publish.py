@@ -1,0 +1,193 @@
+"""Write–audit–publish into the warehouse: only validated batches become current data, atomically.
+
+Layout under the warehouse root (see warehouse/README.md):
+- `<table>/<batch>.parquet`: current data, one file per batch (a treaty, an SDG series, the IAFQ file), each with
+  the table's full schema, so `<table>/*.parquet` is one glob for pyarrow, DuckDB and polars;
+- `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: every published change, kept;
+- `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
+- `_staging/<run_id>/`: a publish in progress. A publish stages every file, then writes `COMMIT.json`, then renames.
+  A crash before COMMIT leaves only staging (rolled back on the next run); after it, the next run rolls the
+  renames forward. A batch's files are thus either all old or all new once any run has started;
+- `.lock`: one run at a time (an flock, released by the kernel when its holder dies: stale locks recover).
+A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
+rerun over unchanged sources writes nothing. Tables fed: all (as files).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+import filelock
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.archive import atomic_write
+from tasks.tables import Table
+
+FINGERPRINT = b"armswatch.fingerprint"
+VOLATILE = ("fetched_at",)
+
+
+class WarehouseBusy(RuntimeError):
+    """Another run holds the warehouse lock."""
+
+
+class PublishError(RuntimeError):
+    """Publishing failed (disk full, permission denied, ...); the previously published data is untouched."""
+
+
+@dataclass
+class Published:
+    """What a publish changed: batch key -> names of the tables rewritten for it."""
+
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def fingerprint(data: pa.Table) -> str:
+    """sha256 of the table's content without volatile columns (Arrow IPC bytes are deterministic for equal data)."""
+    stable = data.drop_columns([c for c in VOLATILE if c in data.column_names])
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, stable.schema) as writer:
+        writer.write_table(stable.combine_chunks())
+    return hashlib.sha256(sink.getvalue()).hexdigest()
+
+
+def file_name(key: str) -> str:
+    """A batch key as a file-name stem; anything but letters, digits, '.', '_' and '-' becomes '_'."""
+    return re.sub(r"[^A-Za-z0-9._-]", "_", key)
+
+
+class Warehouse:
+    def __init__(self, root: Path):
+        self.root = Path(root)
+
+    def current(self, table: Table, key: str) -> Path:
+        return self.root / table.name / f"{file_name(key)}.parquet"
+
+    def read(self, table: Table) -> pa.Table:
+        """The current data of a table (every batch), typed by the declared schema."""
+        files = sorted((self.root / table.name).glob("*.parquet"))
+        parts = [pq.read_table(f, schema=table.schema) for f in files]
+        return pa.concat_tables(parts) if parts else table.schema.empty_table()
+
+    def read_batch(self, table: Table, key: str) -> pa.Table | None:
+        path = self.current(table, key)
+        return pq.read_table(path, schema=table.schema) if path.exists() else None
+
+    @contextmanager
+    def locked(self, timeout: float = 0):
+        """Hold the warehouse for one run; WarehouseBusy naming the holder if another run has it."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(self.root / ".lock", timeout=timeout)
+        owner = self.root / ".lock.owner"
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            holder = owner.read_text().strip() if owner.exists() else "unknown process"
+            raise WarehouseBusy(f"warehouse {self.root} is in use by another run ({holder}); "
+                                f"try again when it has finished") from None
+        try:
+            owner.write_text(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
+            self.recover()
+            yield self
+        finally:
+            owner.unlink(missing_ok=True)
+            lock.release()
+
+    def recover(self) -> list[str]:
+        """Finish or undo publishes a crashed run left in _staging; returns what was done."""
+        done = []
+        for run in sorted((self.root / "_staging").glob("*")):
+            journal = run / "COMMIT.json"
+            if journal.exists():
+                self._apply(json.loads(journal.read_text()))
+                done.append(f"rolled forward {run.name}")
+            else:
+                done.append(f"rolled back {run.name}")
+            shutil.rmtree(run)
+        return done
+
+    def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
+                force: bool = False) -> Published:
+        """Publish validated batches: stage changed files, commit the journal, rename into place."""
+        staging = self.root / "_staging" / run_id
+        result, moves = Published(), []
+        try:
+            for key, tables in batches.items():
+                changed = []
+                for table, data in tables.items():
+                    digest = fingerprint(data)
+                    target = self.current(table, key)
+                    if not force and _published_fingerprint(target) == digest:
+                        continue
+                    staged = staging / table.name / target.name
+                    _write_parquet(data, staged, digest)
+                    history = (self.root / "_history" / table.name / f"snapshot_date={snapshot.isoformat()}"
+                               / f"{file_name(key)}.{run_id}.parquet")
+                    moves.append({"staged": str(staged), "current": str(target), "history": str(history)})
+                    changed.append(table.name)
+                if changed:
+                    result.changed[key] = changed
+                else:
+                    result.unchanged.append(key)
+            if moves:
+                atomic_write(staging / "COMMIT.json", json.dumps(moves, indent=1).encode())
+                self._apply(moves)
+        except OSError as exc:
+            raise PublishError(f"publishing to {self.root} failed, published data left as it was: {exc}") from exc
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return result
+
+    @staticmethod
+    def _apply(moves: list[dict]) -> None:
+        """Idempotent: link each staged file into history, then rename it over the current file."""
+        for move in moves:
+            staged, current, history = Path(move["staged"]), Path(move["current"]), Path(move["history"])
+            if not staged.exists():
+                continue
+            history.parent.mkdir(parents=True, exist_ok=True)
+            if not history.exists():
+                os.link(staged, history)
+            current.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(staged, current)
+
+    def quarantine(self, run_id: str, key: str, tables: dict[Table, pa.Table], reason: str,
+                   report: dict | None) -> Path:
+        """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/."""
+        folder = self.root / "_quarantine" / run_id / file_name(key)
+        for table, data in tables.items():
+            _write_parquet(data, folder / f"{table.name}.parquet", fingerprint(data))
+        atomic_write(folder / "reason.txt", (reason + "\n").encode())
+        if report is not None:
+            atomic_write(folder / "validation.json", json.dumps(report, indent=1, default=str).encode())
+        return folder
+
+
+def _published_fingerprint(path: Path) -> str | None:
+    try:
+        metadata = pq.read_schema(path).metadata or {}
+    except (OSError, pa.ArrowInvalid):
+        return None
+    value = metadata.get(FINGERPRINT)
+    return value.decode() if value else None
+
+
+def _write_parquet(data: pa.Table, path: Path, digest: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(data.replace_schema_metadata(metadata), tmp, compression="zstd")
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)

@@ -1,0 +1,118 @@
+"""Great Expectations validation of staged batches, with suites from expectations/<table>.json.
+
+Each table's stacked batch (all treaties, or all series, of one run) is validated once in an ephemeral GX
+context; failures are then attributed to batches through the table's batch-key column (GX's
+unexpected_index_column_names), so one bad treaty fails alone while table-level failures (column drift, row
+counts) fail every batch in the table. The column-drift expectation is derived from the table's pyarrow schema
+(tasks/tables.py), not repeated in the JSON. Tables fed: none; it gates every table.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import great_expectations as gx  # noqa: E402  (analytics must be off before import)
+from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
+
+from tasks.tables import Table  # noqa: E402
+
+SUITES = Path(__file__).resolve().parent.parent / "expectations"
+logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+@dataclass
+class Failure:
+    """One failed expectation, as a person reading an alert needs it."""
+
+    table: str
+    expectation: str
+    kwargs: dict
+    observed: object
+    note: str = ""
+
+    def __str__(self) -> str:
+        note = f" ({self.note})" if self.note else ""
+        column = self.kwargs.get("column") or self.kwargs.get("column_list") or self.kwargs.get("column_A") or ""
+        return f"{self.table}: {self.expectation}{f'[{column}]' if column else ''}{note}; observed {self.observed}"
+
+
+@dataclass
+class TableResult:
+    table: str
+    success: bool
+    report: dict
+    failures: dict[str, list[Failure]] = field(default_factory=dict)  # batch key -> failures
+    table_failures: list[Failure] = field(default_factory=list)  # failures that concern every batch
+
+    def failures_for(self, key: str) -> list[Failure]:
+        return self.table_failures + self.failures.get(key, [])
+
+
+def suite_definition(table: Table) -> dict:
+    """The reviewed JSON suite plus the schema-derived column-drift expectation."""
+    suite = json.loads((SUITES / f"{table.name}.json").read_text())
+    suite["expectations"].append({
+        "type": "expect_table_columns_to_match_ordered_list",
+        "kwargs": {"column_list": list(table.schema.names)},
+        "meta": {"notes": "column set and order must match the declared schema (drift)"},
+    })
+    return suite
+
+
+class Validator:
+    def __init__(self):
+        self.context = gx.get_context(mode="ephemeral")
+        self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
+        self.source = self.context.data_sources.add_pandas("armswatch")
+        self.batches = {}
+
+    def validate(self, table: Table, data: pa.Table, parameters: dict | None = None) -> TableResult:
+        if table.name not in self.batches:
+            asset = self.source.add_dataframe_asset(table.name)
+            self.batches[table.name] = asset.add_batch_definition_whole_dataframe("staged")
+        suite = gx.ExpectationSuite(**suite_definition(table))
+        batch = self.batches[table.name].get_batch(batch_parameters={"dataframe": data.to_pandas()})
+        result = batch.validate(
+            suite,
+            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [table.batch_key]},
+            expectation_parameters=parameters or {},
+        )
+        report = result.to_json_dict()
+        outcome = TableResult(table.name, result.success, report)
+        for res in report["results"]:
+            if res["success"]:
+                continue
+            config = res["expectation_config"]
+            observed = _observed(res)
+            failure = Failure(table.name, config["type"], config["kwargs"], observed, config.get("meta", {}).get("notes", ""))
+            index = res["result"].get("unexpected_index_list")
+            if index and not res["exception_info"].get("raised_exception"):  # row-level: attributable
+                for key in sorted({str(row[table.batch_key]) for row in index}):
+                    rows = [row for row in index if str(row[table.batch_key]) == key]
+                    outcome.failures.setdefault(key, []).append(
+                        Failure(table.name, config["type"], config["kwargs"], _sample(rows, table.batch_key), failure.note))
+            else:
+                outcome.table_failures.append(failure)
+        return outcome
+
+
+def _observed(res: dict) -> object:
+    result = res["result"]
+    if res["exception_info"].get("raised_exception"):
+        return f"error: {res['exception_info'].get('exception_message')}"
+    if "observed_value" in result:
+        return result["observed_value"]
+    return f"{result.get('unexpected_count')} unexpected, e.g. {result.get('partial_unexpected_list', [])[:3]}"
+
+
+def _sample(rows: list[dict], batch_key: str) -> str:
+    shown = [{k: v for k, v in row.items() if k != batch_key} for row in rows[:3]]
+    return f"{len(rows)} unexpected row(s), e.g. {shown}"

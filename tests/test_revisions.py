@@ -1,0 +1,116 @@
+"""tasks.revisions on the recorded IAFQ releases (2022-06-17 -> 2024-08-26) and on small tables."""
+
+import json
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from tasks import revisions, sdg, unodc
+from tasks.tables import INDICATOR_REVISIONS
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def recorded(release: str) -> pa.Table:
+    path = DATA / "unodc" / "iafq" / f"release-{release}" / "data_iafq_firearms_trafficking.xlsx"
+    return unodc.seizures(path.read_bytes(), str(path))
+
+
+@pytest.fixture(scope="module")
+def old():
+    return recorded("2022-06-17")
+
+
+@pytest.fixture(scope="module")
+def new():
+    return recorded("2024-08-26")
+
+
+@pytest.fixture(scope="module")
+def iafq(old, new):
+    return revisions.seizure_revisions(old, new)
+
+
+def test_iafq_labels_alone_are_not_unique(old):
+    with pytest.raises(ValueError, match="release 2022-06-17: 198 keys .* are not unique"):
+        revisions.revisions("firearms_seizures", old, old, list(unodc.OBSERVATION_LABELS), "2022-06-17", "x")
+
+
+def test_iafq_counts(iafq):
+    assert iafq.schema == INDICATOR_REVISIONS.schema
+    assert Counter(iafq["change"].to_pylist()) == {"added": 4785, "removed": 349, "value_changed": 35}
+    assert set(iafq["old_release"].to_pylist()) == {"2022-06-17"}
+    assert set(iafq["new_release"].to_pylist()) == {"2024-08-26"}
+    changed = iafq.filter(pc.equal(iafq["change"], "value_changed"))
+    # The 2022 release held early 2021 figures for two countries; 2024 revised all of them.
+    assert set(zip(changed["iso3"].to_pylist(), changed["year"].to_pylist())) == {("GBR", 2021), ("GRC", 2021)}
+
+
+def test_iafq_revised_example(iafq):
+    # United Kingdom, arms found in 2021: 48 in the 2022 release (partial year), 185 in the 2024 release.
+    key = {"iso3": "GBR", "indicator": "Arms found", "dimension": "by type", "category": "Total", "sex": "na",
+           "age": "na", "year": 2021, "unit": "Counts", "duplicate_rank": 0}
+    rows = iafq.filter(pc.equal(iafq["observation_key"], json.dumps(key))).to_pylist()
+    assert rows == [{
+        "dataset": "firearms_seizures", "old_release": "2022-06-17", "new_release": "2024-08-26",
+        "change": "value_changed", "iso3": "GBR", "year": 2021, "observation_key": json.dumps(key),
+        "old_value": 48.0, "new_value": 185.0,
+    }]
+
+
+def test_iafq_relabelled_categories_are_removed_and_added(iafq):
+    # 2024 renamed "by other suspected offences" categories, e.g. Drugs -> Drug trafficking.
+    keys = {change: Counter(json.loads(k)["category"] for k, c in zip(
+        iafq["observation_key"].to_pylist(), iafq["change"].to_pylist()) if c == change)
+        for change in ("added", "removed")}
+    assert keys["removed"]["Drugs"] == 97 and keys["added"]["Drugs"] == 0
+    assert keys["added"]["Drug trafficking"] == 127
+
+
+def test_iafq_renamed_country_and_source_are_not_revisions(iafq):
+    # 2024 renamed Netherlands and rewrote Source labels; neither is part of the key, so neither shows up here.
+    keys = [json.loads(k) for k in iafq["observation_key"].to_pylist()]
+    assert all(set(k) == set(revisions.SEIZURE_KEY) for k in keys)
+
+
+def test_same_release_has_no_revisions(old):
+    assert revisions.seizure_revisions(old, old).num_rows == 0
+
+
+def test_seizure_revisions_need_one_release_each(old, new):
+    with pytest.raises(ValueError, match="old must hold exactly one IAFQ release"):
+        revisions.seizure_revisions(pa.concat_tables([old, new]), new)
+
+
+def test_rank_duplicates_orders_twins_by_value():
+    table = pa.table({"iso3": ["ALB", "ALB", "ALB", "AND"], "value": [425, 14, None, 5]})
+    ranked = revisions.rank_duplicates(table, ["iso3"])
+    assert ranked["duplicate_rank"].to_pylist() == [1, 0, 2, 0]
+    assert ranked["duplicate_rank"].type == pa.int16()
+
+
+def test_nulls_compare_equal():
+    old = pa.table({"iso3": ["MEX", "FRA", "DEU"], "year": [2020, 2020, 2020], "value": [None, None, 3.0]})
+    new = pa.table({"iso3": ["MEX", "FRA", "DEU"], "year": [2020, 2020, 2020], "value": [None, 4.0, None]})
+    out = revisions.revisions("d", old, new, ["iso3", "year"], "a", "b")
+    assert [(r["iso3"], r["change"], r["old_value"], r["new_value"]) for r in out.to_pylist()] == [
+        ("DEU", "value_changed", 3.0, None), ("FRA", "value_changed", None, 4.0)]
+
+
+def test_sdg_series_keyed_on_dimensions():
+    url = sdg.series_data_url(sdg.BASE, "VC_ARM_SZTRACE", 1, 50)
+    pages = [(url.replace("page=1", f"page={p}"),
+              (DATA / "sdg" / "VC_ARM_SZTRACE" / f"Series_Data_page{p}.json").read_bytes()) for p in (1, 2, 3)]
+    old = sdg.observations(pages, "2026.Q3.G.01", datetime(2026, 10, 10, tzinfo=timezone.utc))
+    mexico_2021 = pc.and_(pc.equal(old["m49"], 484), pc.equal(old["year"], 2021))
+    values = pc.if_else(mexico_2021, 99.6, old["value"])
+    new = old.set_column(old.schema.get_field_index("value"), "value", values).slice(1)
+    out = revisions.revisions("VC_ARM_SZTRACE", old, new, ["m49", "year", "dimensions"], "2026.Q3.G.01", "next")
+    assert [(r["change"], r["iso3"], r["year"], r["old_value"], r["new_value"]) for r in out.to_pylist()] == [
+        ("removed", "ALB", 2024, 0.0, None), ("value_changed", "MEX", 2021, 99.52, 99.6)]
+    assert json.loads(out["observation_key"][1].as_py()) == {
+        "m49": 484, "year": 2021, "dimensions": {"Reporting Type": "G"}}
