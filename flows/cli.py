@@ -1,6 +1,7 @@
 """The `armswatch` command: run the flows once, record a mirror, or describe the tables.
 
-  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--only treaties|indicators] [--force]
+  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources FILE]
+                [--only treaties|indicators] [--force]
   armswatch record DIR [--treaties FILE]
   armswatch docs
 
@@ -29,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
     run.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
     run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
+    run.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
     run.add_argument("--only", choices=["treaties", "indicators"], help="run one flow only (default: all)")
     run.add_argument("--force", action="store_true", help="republish even batches whose content is unchanged")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
@@ -64,12 +66,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
+    from flows.indicators import indicators
     from flows.ratification import ratification
+    from flows.refresh import refresh
 
-    if args.treaties:
-        catalog.load(args.treaties)
+    catalog.load(args.treaties) if args.treaties else catalog.load()
+    catalog.load_indicators(args.sources) if args.sources else catalog.load_indicators()
     params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
-    reports = [ratification(treaties=args.treaties, **params)]
+    if args.only == "treaties":
+        reports = [ratification(treaties=args.treaties, **params)]
+    elif args.only == "indicators":
+        reports = [indicators(sources=args.sources, **params)]
+    else:
+        reports = refresh(treaties=args.treaties, sources=args.sources, **params)
     for report in reports:
         print("\n".join(report.lines()))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED

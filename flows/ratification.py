@@ -11,40 +11,17 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from flows.steps import audit, fetch
 from tasks import catalog, tables, untc
 from tasks.archive import Response
-from tasks.audit import audit_and_publish
-from tasks.errors import ArmswatchError, FetchError
+from tasks.errors import ArmswatchError
 from tasks.run import Report, Run, open_run
-
-
-def transient_only(task, task_run, state) -> bool:
-    """Retry the fetch task only for failures that may pass (unreachable, 5xx, broken connection)."""
-    try:
-        state.result()
-    except FetchError as exc:
-        return exc.transient
-    except Exception:
-        return False
-    return False
-
-
-@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only, cache_policy=NO_CACHE,
-      task_run_name="fetch {treaty.id}")
-def fetch_treaty(run: Run, treaty: catalog.Treaty) -> Response:
-    return run.fetcher.get(untc.SOURCE, treaty.url, "xml")
 
 
 @task(cache_policy=NO_CACHE, task_run_name="parse {treaty.id}")
 def parse_treaty(run: Run, treaty: catalog.Treaty, response: Response):
     doc = untc.parse_document(response.body, treaty.url, treaty.id, treaty.short_name)
     return untc.batch_tables(doc, response.sha256, response.fetched_at, run.today)
-
-
-@task(cache_policy=NO_CACHE)
-def audit(run: Run, staged, errors):
-    return audit_and_publish(run.warehouse, run.validator, run.id, tables.TREATY_TABLES, staged, errors,
-                             run.today, run.force)
 
 
 def counts(batch) -> str:
@@ -61,7 +38,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     entries = catalog.load(treaties) if treaties else catalog.load()
     with open_run(warehouse, mirror, force) as run:
         report = Report("treaties", run.id)
-        fetches = {t.id: fetch_treaty.submit(run, t) for t in entries}
+        fetches = {t.id: fetch.submit(run, untc.SOURCE, t.url, "xml") for t in entries}
         staged, errors, details = {}, {}, {}
         for treaty in entries:
             try:
@@ -72,7 +49,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
             except ArmswatchError as exc:
                 errors[treaty.id] = str(exc)
                 logger.error("%s %s: %s", treaty.id, treaty.short_name, exc)
-        for outcome in audit(run, staged, errors):
+        for outcome in audit(run, tables.TREATY_TABLES, staged, errors):
             outcome.detail = details.get(outcome.key, "")
             report.outcomes.append(outcome)
         order = [t.id for t in entries]

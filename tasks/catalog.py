@@ -1,7 +1,9 @@
-"""The treaty catalog (treaties.yaml): which MTDSG documents to follow, under which short names.
+"""The catalogs: treaties.yaml (which MTDSG documents to follow) and indicators.yaml (which SDG series and
+UNODC IAFQ releases).
 
-Each entry is `{id: XVIII-12-c, short_name: Firearms Protocol, url: <optional>}`; without `url` the UNTC
-status XML URL is derived from the id. Tables fed: treaties.short_name, and the treaty columns of the panel.
+A treaty entry is `{id: XVIII-12-c, short_name: Firearms Protocol, url: <optional>}`; without `url` the UNTC
+status XML URL is derived from the id. Tables fed: treaties.short_name, the treaty columns of the panel, and
+(through the indicator sources) indicator_observations and firearms_seizures.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ import yaml
 from tasks.untc import mtdsg_url
 
 DEFAULT = Path(__file__).resolve().parent.parent / "treaties.yaml"
+DEFAULT_INDICATORS = DEFAULT.with_name("indicators.yaml")
 _ID = re.compile(r"^[IVXL]+-\d+(?:-[a-z])?$")
 
 
 class CatalogError(ValueError):
-    """The catalog file is missing or malformed (a configuration error: exit code 2)."""
+    """A catalog file is missing or malformed (a configuration error: exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -46,3 +49,27 @@ def load(path: Path = DEFAULT) -> list[Treaty]:
         treaties.append(Treaty(entry["id"], str(entry.get("short_name") or entry["id"]),
                                entry.get("url") or mtdsg_url(entry["id"])))
     return treaties
+
+
+@dataclass(frozen=True)
+class Series:
+    code: str
+    indicator: str
+    page_size: int
+
+
+@dataclass(frozen=True)
+class IndicatorSources:
+    sdg_base: str
+    series: tuple[Series, ...]
+    iafq_releases: tuple[str, ...]
+
+
+def load_indicators(path: Path = DEFAULT_INDICATORS) -> IndicatorSources:
+    try:
+        config = yaml.safe_load(Path(path).read_text())
+        series = tuple(Series(str(s["code"]), str(s["indicator"]), int(s["page_size"])) for s in config["sdg"]["series"])
+        return IndicatorSources(str(config["sdg"]["base"]).rstrip("/"), series,
+                                tuple(str(u) for u in config["iafq"]["releases"]))
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
+        raise CatalogError(f"indicator sources {path}: {type(exc).__name__}: {exc}") from None

@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pycountry
 
 from tasks.countries import by_iso3
+from tasks.tables import Table
 
 #: SDG series feeding the panel: column -> (series, dimensions an observation must carry). The recorded
 #: VC_ARM_SZTRACE has one row per country and year, all Reporting Type G. VC_IHR_PSRC is published by sex; its
@@ -113,7 +114,7 @@ def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str])
     return _unique(
         (((iso3, year), value) for iso3, year, value, dims in zip(
             rows["iso3"].to_pylist(), rows["year"].to_pylist(), rows["value"].to_pylist(),
-            rows["dimensions"].to_pylist()) if dimensions.items() <= dict(dims).items()),
+            rows["dimensions"].to_pylist()) if dimensions.items() <= dict(dims or []).items()),
         f"{series} {dimensions}",
     )
 
@@ -177,3 +178,15 @@ def build_panel(participation: pa.Table, treaty_ids: list[str], observations: pa
         columns[column] = [values.get(key) for key in keys]
     schema = panel_schema(treaty_ids)
     return pa.table([columns[name] for name in schema.names], schema=schema)
+
+
+def panel_table(treaty_ids: list[str]) -> Table:
+    """The country_year_panel as a published table: its columns follow the treaty catalog; one batch."""
+    return Table("country_year_panel", panel_schema(treaty_ids), None,
+                 "One row per state x year: treaty status at year end and the illicit-arms indicators.")
+
+
+def latest_year(observations: pa.Table, seizures: pa.Table, today: date) -> int:
+    """The latest year any indicator has data for (not after today's year); today's year when there is none."""
+    years = observations["year"].to_pylist() + seizures["year"].to_pylist()
+    return min(max(years), today.year) if years else today.year

@@ -40,19 +40,19 @@ def rank_duplicates(table: pa.Table, label_columns: list[str], value_column: str
     return table.append_column(DUPLICATE_RANK, pa.array(ranks, pa.int16()))
 
 
-def _jsonable(value):
-    if isinstance(value, list) and all(isinstance(v, tuple) and len(v) == 2 for v in value):
-        return dict(sorted(value))
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return value
+def _key_values(table: pa.Table, column: str) -> list:
+    """A key column's values as JSON-ready Python values: maps as sorted objects, dates as ISO strings."""
+    values = table[column].to_pylist()
+    if pa.types.is_map(table.schema.field(column).type):
+        return [None if v is None else dict(sorted(v)) for v in values]
+    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
 
 
 def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: str) -> dict[str, dict]:
     """Rows by their key as JSON; ValueError naming the first repeated keys when the key is not unique."""
     keys = [
-        json.dumps({c: _jsonable(v) for c, v in zip(key_columns, values)}, ensure_ascii=False)
-        for values in zip(*(table[c].to_pylist() for c in key_columns))
+        json.dumps(dict(zip(key_columns, values)), ensure_ascii=False)
+        for values in zip(*(_key_values(table, c) for c in key_columns))
     ]
     repeated = [k for k, n in Counter(keys).items() if n > 1]
     if repeated:
@@ -110,3 +110,32 @@ def seizure_revisions(old: pa.Table, new: pa.Table) -> pa.Table:
         _only_release(old, "old"),
         _only_release(new, "new"),
     )
+
+
+def accumulate(existing: pa.Table | None, new: pa.Table) -> pa.Table:
+    """A dataset's revision history: `existing` rows of other release pairs, then the `new` pair's rows."""
+    if existing is None or existing.num_rows == 0:
+        return new
+    pairs = set(zip(new["old_release"].to_pylist(), new["new_release"].to_pylist()))
+    keep = [(o, n) not in pairs for o, n in zip(existing["old_release"].to_pylist(), existing["new_release"].to_pylist())]
+    return pa.concat_tables([existing.filter(pa.array(keep, pa.bool_())), new.cast(existing.schema)])
+
+
+def release_pairs_revisions(seizures: pa.Table) -> pa.Table | None:
+    """Revisions between every consecutive pair of IAFQ releases in `seizures`; None with fewer than two."""
+    dates = sorted(set(seizures["release_date"].to_pylist()))
+    if len(dates) < 2:
+        return None
+    parts = [seizures.filter(pc.equal(seizures["release_date"], pa.scalar(d, pa.date32()))) for d in dates]
+    return pa.concat_tables([seizure_revisions(old, new) for old, new in zip(parts, parts[1:])])
+
+
+SERIES_KEY = ["m49", "year", "dimensions"]
+
+
+def series_revisions(series: str, old: pa.Table, new: pa.Table, existing: pa.Table | None) -> pa.Table | None:
+    """A series' revision history after `new` replaced `old`; None when both are the same release."""
+    old_release, new_release = old["release"][0].as_py(), new["release"][0].as_py()
+    if old_release == new_release:
+        return None
+    return accumulate(existing, revisions(series, old, new, SERIES_KEY, old_release, new_release))

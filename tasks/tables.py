@@ -20,11 +20,13 @@ def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Fie
 
 @dataclass(frozen=True, repr=False)
 class Table:
-    """A published table: its schema and the column whose value names the batch a row belongs to."""
+    """A published table: its schema and the column whose value names the batch a row belongs to.
+
+    A table whose batch_key is None is published as one batch (the panel, built from the whole warehouse)."""
 
     name: str
     schema: pa.Schema
-    batch_key: str
+    batch_key: str | None
     doc: str
 
     def __repr__(self) -> str:

@@ -79,12 +79,12 @@ class Validator:
             asset = self.source.add_dataframe_asset(table.name)
             self.batches[table.name] = asset.add_batch_definition_whole_dataframe("staged")
         suite = gx.ExpectationSuite(**suite_definition(table))
-        batch = self.batches[table.name].get_batch(batch_parameters={"dataframe": data.to_pandas()})
-        result = batch.validate(
-            suite,
-            result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [table.batch_key]},
-            expectation_parameters=parameters or {},
-        )
+        frame = flatten_nested(data).to_pandas()
+        batch = self.batches[table.name].get_batch(batch_parameters={"dataframe": frame})
+        result_format = {"result_format": "COMPLETE"}
+        if table.batch_key:
+            result_format["unexpected_index_column_names"] = [table.batch_key]
+        result = batch.validate(suite, result_format=result_format, expectation_parameters=parameters or {})
         report = result.to_json_dict()
         outcome = TableResult(table.name, result.success, report)
         for res in report["results"]:
@@ -93,7 +93,7 @@ class Validator:
             config = res["expectation_config"]
             observed = _observed(res)
             failure = Failure(table.name, config["type"], config["kwargs"], observed, config.get("meta", {}).get("notes", ""))
-            index = res["result"].get("unexpected_index_list")
+            index = res["result"].get("unexpected_index_list") if table.batch_key else None
             if index and not res["exception_info"].get("raised_exception"):  # row-level: attributable
                 for key in sorted({str(row[table.batch_key]) for row in index}):
                     rows = [row for row in index if str(row[table.batch_key]) == key]
@@ -102,6 +102,17 @@ class Validator:
             else:
                 outcome.table_failures.append(failure)
         return outcome
+
+
+def flatten_nested(data: pa.Table) -> pa.Table:
+    """Map and list columns as canonical JSON text, so that pandas-backed expectations can compare them."""
+    for i, f in enumerate(data.schema):
+        if pa.types.is_map(f.type) or pa.types.is_list(f.type):
+            values = data.column(i).to_pylist()
+            text = [None if v is None else json.dumps(sorted(v) if pa.types.is_map(f.type) else v, default=str)
+                    for v in values]
+            data = data.set_column(i, pa.field(f.name, pa.string()), pa.array(text, pa.string()))
+    return data
 
 
 def _observed(res: dict) -> object:

@@ -1,0 +1,107 @@
+"""The treaty flow end to end through the CLI, on the recorded mirror and on broken copies of it."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from conftest import MTDSG, SHARED
+from flows.cli import main
+from tasks import untc
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+FIREARMS_URL = untc.mtdsg_url("XVIII-12-c")
+
+
+def published_files(warehouse: Path) -> dict[str, bytes]:
+    """Every published and history file with its bytes (raw responses and quarantine excluded)."""
+    return {str(p.relative_to(warehouse)): p.read_bytes() for p in sorted(warehouse.rglob("*.parquet"))
+            if p.relative_to(warehouse).parts[0] not in ("_quarantine", "_raw")}
+
+
+def test_recorded_mirror_end_to_end(tmp_path, capsys):
+    warehouse = tmp_path / "wh"
+    assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(warehouse)]) == 1
+    out = capsys.readouterr().out
+    assert "XVIII-12-c" in out and "parties 115/115 stated, signatories 52/52 stated" in out
+
+    published = {p.stem for p in (warehouse / "participation").glob("*.parquet")}
+    assert published == {"XVIII-12-a", "XVIII-12-b", "XVIII-12-c", "XXVI-8", "XXVI-2"}
+    quarantine = next((warehouse / "_quarantine").glob("*/XVIII-12"))
+    reason = (quarantine / "reason.txt").read_text()
+    assert "participant table missing although the document states parties" in reason
+    assert "'stated_parties': 189" in reason
+    report = json.loads((quarantine / "validation.json").read_text())
+    assert report["treaties"]["success"] is False
+    assert not (warehouse / "treaties" / "XVIII-12.parquet").exists()
+
+    con = duckdb.connect()
+    types = dict(con.sql(f"describe select * from '{warehouse}/participation/*.parquet'").fetchall()[i][:2]
+                 for i in range(12))
+    assert types["signature_date"] == types["consent_date"] == "DATE"
+    mexico = con.sql(f"select consent_date, is_party from '{warehouse}/participation/*.parquet' "
+                     "where mtdsg_no = 'XVIII-12-c' and iso3 = 'MEX'").fetchall()
+    assert str(mexico[0][0]) == "2003-04-10" and mexico[0][1] is True
+    assert pq.read_schema(warehouse / "participation" / "XXVI-8.parquet").field("consent_date").type == pa.date32()
+
+    sha = hashlib.sha256((MTDSG / "XVIII-12-c.en.xml").read_bytes()).hexdigest()
+    assert (warehouse / "_raw" / "objects" / sha[:2] / sha).exists()
+
+    before = published_files(warehouse)
+    assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(warehouse)]) == 1
+    assert "unchanged, nothing written" in capsys.readouterr().out
+    assert published_files(warehouse) == before, "a rerun over unchanged sources publishes nothing new"
+
+
+def broken_mirror(tmp_path: Path, name: str, body: bytes) -> Path:
+    """A mirror serving `body` (from a file called `name`) for the Firearms Protocol, the real XXVI-8 otherwise."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (mirror / name).write_bytes(body)
+    manifest = [{"url": FIREARMS_URL, "file": name},
+                {"url": untc.mtdsg_url("XXVI-8"), "file": str(MTDSG / "XXVI-8.en.xml")}]
+    (mirror / "manifest.json").write_text(json.dumps(manifest))
+    return mirror
+
+
+GOOD = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
+
+
+@pytest.mark.parametrize("name, body, problem", [
+    ("maintenance.html", b"<!DOCTYPE html><html><body>Scheduled maintenance</body></html>", "got an HTML page"),
+    ("truncated.xml", GOOD[: len(GOOD) // 2], "malformed or truncated XML"),
+    ("empty.xml", b"", "empty body"),
+    ("status.txt", GOOD, "wrong content type text/plain"),
+])
+def test_a_bad_body_is_archived_and_never_published(tmp_path, capsys, name, body, problem):
+    warehouse, catalog = tmp_path / "wh", tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: ATT}\n")
+    args = ["run", "--only", "treaties", "--warehouse", str(warehouse), "--treaties", str(catalog)]
+    assert main([*args, "--mirror", str(SHARED)]) == 0
+    last_good = published_files(warehouse)
+
+    assert main([*args, "--mirror", str(broken_mirror(tmp_path, name, body))]) == 1
+    out = capsys.readouterr().out
+    assert f"untc: {FIREARMS_URL}: {problem}" in out
+    assert published_files(warehouse) == last_good, "the last good data stays untouched"
+    sha = hashlib.sha256(body).hexdigest()
+    assert (warehouse / "_raw" / "objects" / sha[:2] / sha).read_bytes() == body, "the raw response is kept"
+    reason = next((warehouse / "_quarantine").glob("*/XVIII-12-c/reason.txt")).read_text()
+    assert problem in reason
+
+
+def test_usage_and_configuration_errors_exit_2(tmp_path, capsys):
+    assert main(["run", "--only", "nonsense"]) == 2
+    bad = tmp_path / "catalog.yaml"
+    bad.write_text("- {short_name: no id}\n")
+    assert main(["run", "--treaties", str(bad), "--warehouse", str(tmp_path / "wh")]) == 2
+    assert "needs an MTDSG id" in capsys.readouterr().err
+    assert main(["run", "--only", "treaties", "--mirror", str(tmp_path / "nowhere"),
+                 "--warehouse", str(tmp_path / "wh")]) == 2
+    assert "unreadable mirror manifest" in capsys.readouterr().err
