@@ -21,6 +21,7 @@ from pathlib import Path
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
 from urllib3 import HTTPResponse
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
 from urllib3.util.retry import Retry
 
 from tasks.archive import RawArchive, Response
@@ -62,15 +63,6 @@ class Settings:
     max_bytes: int = 200 * 1024 * 1024
 
 
-class CappedRetry(Retry):
-    """urllib3 Retry whose Retry-After waits never exceed `retry_after_max` seconds."""
-
-    retry_after_max: float = Settings.retry_after_max
-
-    def parse_retry_after(self, retry_after: str) -> float:
-        return min(super().parse_retry_after(retry_after), self.retry_after_max)
-
-
 class MirrorAdapter(BaseAdapter):
     """Serves GET requests from a recorded mirror: `DIR/manifest.json` maps each URL to a file below DIR."""
 
@@ -110,12 +102,11 @@ def session(settings: Settings, mirror: Path | None = None) -> requests.Session:
     """A Session with the project's User-Agent and retries; with `mirror`, every URL is served from it."""
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
-    retry_class = type("Retry", (CappedRetry,), {"retry_after_max": settings.retry_after_max})
-    retry = retry_class(
+    retry = Retry(
         total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
         backoff_factor=settings.backoff_factor, backoff_max=settings.backoff_max, backoff_jitter=1.0,
         status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
-        raise_on_status=False, raise_on_redirect=False,
+        retry_after_max=settings.retry_after_max, raise_on_status=False, raise_on_redirect=False,
     )
     adapter = MirrorAdapter(mirror) if mirror else HTTPAdapter(max_retries=retry)
     s.mount("http://", adapter)
@@ -150,6 +141,8 @@ class Fetcher:
         except requests.RequestException as exc:
             raise FetchError(source, url, f"unreachable after {self.settings.retries} retries: {exc}", transient=True) from None
         body, error = self._read(resp)
+        if error is None and resp.status_code == 200:
+            error = kind_problem(kind, resp.headers.get("Content-Type", ""), body)
         response = self.archive.store(url, resp.status_code, dict(resp.headers), body, fetched_at, error)
         if error:
             raise FetchError(source, url, f"{error}; {len(body)} bytes received were archived as {response.sha256}",
@@ -159,43 +152,45 @@ class Fetcher:
         if resp.status_code != 200:
             raise FetchError(source, url, f"HTTP {resp.status_code} {resp.reason}: {_snippet(body)}",
                              transient=resp.status_code in RETRY_STATUSES)
-        check_kind(source, url, kind, resp.headers.get("Content-Type", ""), body)
         return response
 
     def _read(self, resp: requests.Response) -> tuple[bytes, str | None]:
-        """The body, read in chunks up to the size cap; the error that stopped it, if any."""
+        """The body, read as it arrives up to the size cap; the error that stopped it, if any.
+
+        `read1` hands over every byte received before a break (requests' iter_content drops a partial last
+        chunk), so a truncated body is archived as far as it came."""
         chunks, size = [], 0
         try:
-            for chunk in resp.iter_content(64 * 1024):
+            while chunk := resp.raw.read1(64 * 1024, decode_content=True):
                 size += len(chunk)
                 chunks.append(chunk)
                 if size > self.settings.max_bytes:
                     return b"".join(chunks), f"body larger than the {self.settings.max_bytes}-byte cap"
-        except requests.exceptions.ContentDecodingError as exc:
+        except DecodeError as exc:
             return b"".join(chunks), f"corrupt compressed body: {exc}"
-        except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError) as exc:
-            return b"".join(chunks), f"connection broke mid-body (truncated): {exc}"
-        except requests.Timeout as exc:
+        except ReadTimeoutError as exc:
             return b"".join(chunks), f"connection timed out mid-body: {exc}"
+        except (ProtocolError, SSLError) as exc:
+            return b"".join(chunks), f"connection broke mid-body (truncated): {exc}"
         finally:
             resp.close()
         return b"".join(chunks), None
 
 
-def check_kind(source: str, url: str, kind: str, content_type: str, body: bytes) -> None:
-    """FetchError unless the body is non-empty, of an accepted content type and starts like the expected kind."""
+def kind_problem(kind: str, content_type: str, body: bytes) -> str | None:
+    """Why the body is not a document of `kind` (empty, HTML, wrong content type or start); None if it is."""
     expected = KINDS[kind]
     ctype = content_type.split(";")[0].strip().lower()
     head = body[:512].lstrip()
     if not body.strip():
-        raise FetchError(source, url, "empty body")
+        return "empty body"
     if head[:15].lower().startswith((b"<!doctype html", b"<html")):
-        raise FetchError(source, url, f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {_snippet(body)}")
+        return f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {_snippet(body)}"
     if ctype not in expected.content_types:
-        raise FetchError(source, url, f"wrong content type {ctype or '(none)'} for {kind}; expected one of "
-                                      f"{', '.join(expected.content_types)}")
+        return f"wrong content type {ctype or '(none)'} for {kind}; expected one of {', '.join(expected.content_types)}"
     if not head.startswith(expected.magic):
-        raise FetchError(source, url, f"body does not start like {kind}: {_snippet(body)}")
+        return f"body does not start like {kind}: {_snippet(body)}"
+    return None
 
 
 def _snippet(body: bytes) -> str:

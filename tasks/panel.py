@@ -28,9 +28,12 @@ from tasks.tables import Table
 #: VC_ARM_SZTRACE has one row per country and year, all Reporting Type G. VC_IHR_PSRC is published by sex; its
 #: both-sexes row (BOTHSEX) is the national rate. The recorded 2020 extract holds FEMALE and MALE rows only, so
 #: homicide_rate is null there: the mean of two rates is not the total rate (male and female populations differ).
+#: The by-sex rates are carried in homicide_rate_female and homicide_rate_male so that they are not lost.
 SDG_COLUMNS = {
     "arms_traced_pct": ("VC_ARM_SZTRACE", {"Reporting Type": "G"}),
     "homicide_rate": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "BOTHSEX"}),
+    "homicide_rate_female": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "FEMALE"}),
+    "homicide_rate_male": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "MALE"}),
 }
 
 #: IAFQ national totals: column -> (Indicator, Dimension, Category), from the latest release in the input. Arms
@@ -77,6 +80,8 @@ def panel_schema(treaty_ids: list[str]) -> pa.Schema:
     fields += [
         _field("arms_traced_pct", pa.float64(), "VC_ARM_SZTRACE (16.4.2), Reporting Type G, percent"),
         _field("homicide_rate", pa.float64(), "VC_IHR_PSRC (16.1.1), both sexes, per 100,000 population"),
+        _field("homicide_rate_female", pa.float64(), "VC_IHR_PSRC (16.1.1), female victims per 100,000 females"),
+        _field("homicide_rate_male", pa.float64(), "VC_IHR_PSRC (16.1.1), male victims per 100,000 males"),
         _field("arms_seized", pa.int64(), "IAFQ Arms seized, Total/Total, latest release"),
         _field("arms_found", pa.int64(), "IAFQ Arms found, by type/Total, latest release"),
         _field("arms_surrendered", pa.int64(), "IAFQ Arms surrendered, by type/Total, latest release"),

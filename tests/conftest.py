@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -20,3 +21,17 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = None, drop=()) -> Path:
+    """A mirror of ../shared/data in which some URLs serve other bytes (from a file of the given name, whose
+    extension sets the content type) and some URLs are missing."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir(exist_ok=True)
+    entries = [{"url": e["url"], "file": str(SHARED / e["file"])}
+               for e in json.loads((SHARED / "manifest.json").read_text()) if e["url"] not in drop]
+    for url, (name, body) in (replace or {}).items():
+        (mirror / name).write_bytes(body)
+        entries = [e for e in entries if e["url"] != url] + [{"url": url, "file": name}]
+    (mirror / "manifest.json").write_text(json.dumps(entries))
+    return mirror

@@ -8,7 +8,9 @@ Faults (`Step.fault`):
 - "delay": wait `delay` seconds before sending anything (the client's read timeout fires);
 - "truncate": announce Content-Length len(body) + 1000, send the body, close (a truncated body);
 - "stall": send the headers and the first half of the body, then wait `delay` seconds (a timeout mid-body);
-- "reset": SO_LINGER 0 then close before answering (the client sees ECONNRESET).
+- "reset": SO_LINGER 0 then close before answering (the client sees ECONNRESET);
+- "chunked": the body in three chunks (Transfer-Encoding: chunked); "chunked_cut": the first chunk, then half of
+  the second, then close (a truncated chunked body).
 Plain steps cover the rest: `redirect_loop`, `corrupt_gzip`, `huge`, `retry_after`, `maintenance_page`, ...
 
 Everything is bounded: handler sockets time out after 5 s, waits never exceed `MAX_WAIT` and end at once when the
@@ -78,6 +80,10 @@ def corrupt_gzip(content_type: str = XML) -> Step:
     """A body announced as gzip that is not: a valid gzip header followed by garbage."""
     garbage = gzip.compress(b"<?xml")[:10] + b"\x00garbage, not deflate data\xff" * 8
     return Step(200, {"Content-Type": content_type, "Content-Encoding": "gzip"}, garbage)
+
+
+def gzipped(body: bytes, content_type: str = XML) -> Step:
+    return Step(200, {"Content-Type": content_type, "Content-Encoding": "gzip"}, gzip.compress(body))
 
 
 def huge(size: int, content_type: str = XML) -> Step:
@@ -163,6 +169,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, step: Step) -> None:
         if step.fault == "reset":
             return self._reset()
+        if step.fault in ("chunked", "chunked_cut"):
+            return self._chunked(step)
         if step.fault == "delay":
             self.server.wait(step.delay)
         length = len(step.body) + (1000 if step.fault == "truncate" else 0)
@@ -179,6 +187,23 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(step.body)
         self.wfile.flush()
+
+    def _chunked(self, step: Step) -> None:
+        third = len(step.body) // 3
+        pieces = [step.body[:third], step.body[third:2 * third], step.body[2 * third:]]
+        self.send_response(step.status)
+        for name, value in step.headers.items():
+            self.send_header(name, value)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        if step.fault == "chunked_cut":
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(pieces[0]), pieces[0]))
+            self.wfile.write(b"%x\r\n%s" % (len(pieces[1]), pieces[1][: len(pieces[1]) // 2]))
+            return
+        for piece in pieces:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
 
     def _reset(self) -> None:
         """Abort the connection: with SO_LINGER 0 a close sends RST instead of FIN."""

@@ -43,9 +43,10 @@ def server():
 class Case:
     """One row of the matrix.
 
-    `archived`: what the raw archive must hold for the final response — "body" (the whole body), "prefix" (a
-    non-empty part of it, received before the break), "capped" (more than the cap, a prefix), "empty" (a record
-    with the error but no bytes), or None (no response arrived: nothing archived)."""
+    `archived`: what the raw archive must hold for the final response — "body" (every byte sent; for a truncated
+    body that is all that came before the close), "prefix" (a non-empty part of the body, what arrived before the
+    break), "capped" (more than the cap, a prefix), "empty" (a record with the error but no bytes), or None (no
+    response arrived: nothing archived)."""
 
     id: str
     steps: tuple[Step, ...]
@@ -55,6 +56,7 @@ class Case:
     transient: bool | None = None
     archived: str | None = "body"
     record_error: str | None = None
+    delivered: bytes | None = None  # the body after content decoding, when it differs from the bytes sent
 
 
 SUCCEEDED, FAILED = "retried_and_succeeded", "failed_clearly"
@@ -78,7 +80,7 @@ CASES = [
          r"unreachable after 3 retries: .*Connection reset by peer", transient=True, archived=None),
     Case("truncated_body", (faults.fault("truncate", DOC),), FAILED, 1,
          rf"connection broke mid-body \(truncated\).*; {len(DOC)} bytes received were archived as [0-9a-f]{{64}}",
-         transient=True, archived="prefix", record_error="truncated"),
+         transient=True, record_error="truncated"),
     Case("stall_mid_body", (faults.fault("stall", DOC, delay=3),), FAILED, 1,
          rf"connection timed out mid-body.*; {len(DOC) // 2} bytes received were archived", transient=True,
          archived="prefix", record_error="timed out mid-body"),
@@ -98,6 +100,10 @@ CASES = [
          archived="empty", record_error="corrupt compressed body"),
     Case("not_found_404", (faults.status(404),), FAILED, 1, r"HTTP 404 Not Found: status 404", transient=False),
     Case("header_only_document", (faults.ok(HEADER_ONLY),), SUCCEEDED, 1),
+    Case("gzip_encoded", (faults.gzipped(DOC),), SUCCEEDED, 1, delivered=DOC),
+    Case("chunked", (faults.fault("chunked", DOC),), SUCCEEDED, 1),
+    Case("chunked_cut", (faults.fault("chunked_cut", DOC),), FAILED, 1,
+         r"connection broke mid-body \(truncated\)", transient=True, archived="prefix", record_error="truncated"),
 ]
 
 
@@ -110,7 +116,7 @@ def objects(root: Path) -> dict[str, bytes]:
 
 
 def final_body(case: Case) -> bytes:
-    return case.steps[-1].body
+    return case.steps[-1].body if case.delivered is None else case.delivered
 
 
 @pytest.mark.timeout(30)

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import MTDSG, SHARED
+from conftest import MTDSG, SHARED, make_mirror
 from flows.cli import main
 from tasks import untc
 
@@ -59,17 +59,6 @@ def test_recorded_mirror_end_to_end(tmp_path, capsys):
     assert published_files(warehouse) == before, "a rerun over unchanged sources publishes nothing new"
 
 
-def broken_mirror(tmp_path: Path, name: str, body: bytes) -> Path:
-    """A mirror serving `body` (from a file called `name`) for the Firearms Protocol, the real XXVI-8 otherwise."""
-    mirror = tmp_path / "mirror"
-    mirror.mkdir()
-    (mirror / name).write_bytes(body)
-    manifest = [{"url": FIREARMS_URL, "file": name},
-                {"url": untc.mtdsg_url("XXVI-8"), "file": str(MTDSG / "XXVI-8.en.xml")}]
-    (mirror / "manifest.json").write_text(json.dumps(manifest))
-    return mirror
-
-
 GOOD = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
 
 
@@ -86,7 +75,7 @@ def test_a_bad_body_is_archived_and_never_published(tmp_path, capsys, name, body
     assert main([*args, "--mirror", str(SHARED)]) == 0
     last_good = published_files(warehouse)
 
-    assert main([*args, "--mirror", str(broken_mirror(tmp_path, name, body))]) == 1
+    assert main([*args, "--mirror", str(make_mirror(tmp_path, {FIREARMS_URL: (name, body)}))]) == 1
     out = capsys.readouterr().out
     assert f"untc: {FIREARMS_URL}: {problem}" in out
     assert published_files(warehouse) == last_good, "the last good data stays untouched"
