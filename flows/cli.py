@@ -36,6 +36,8 @@ def parser() -> argparse.ArgumentParser:
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
     rec.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
+    rec.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
+    rec.add_argument("--mirror", help="record from another mirror instead of the live URLs (for testing)")
     sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
     return p
 
@@ -49,10 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "run":
             return _run(args)
         if args.command == "record":
-            from tasks.mirror import record
-
-            record(args.dir, catalog.load(args.treaties) if args.treaties else catalog.load())
-            return EXIT_OK
+            return _record(args)
         from tasks.dictionary import markdown
 
         print(markdown())
@@ -82,6 +81,22 @@ def _run(args) -> int:
     for report in reports:
         print("\n".join(report.lines()))
     return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
+
+
+def _record(args) -> int:
+    """A full run into a scratch warehouse, then its raw archive exported as a mirror: the same fetch code."""
+    import tempfile
+    from pathlib import Path
+
+    from flows.refresh import refresh
+    from tasks.archive import RawArchive
+    from tasks.mirror import export
+
+    with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch:
+        refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources)
+        entries = export(RawArchive(Path(scratch) / "_raw"), Path(args.dir), "recorded by armswatch record")
+    print(f"recorded {len(entries)} URLs into {args.dir}/manifest.json")
+    return EXIT_OK
 
 
 if __name__ == "__main__":

@@ -74,11 +74,18 @@ class RawArchive:
 
     def latest(self, url: str) -> Response | None:
         path = self.root / "latest" / f"{hashlib.sha256(url.encode()).hexdigest()[:20]}.json"
-        if not path.exists():
-            return None
+        return self._load(path) if path.exists() else None
+
+    @staticmethod
+    def _load(path: Path) -> Response:
         meta = json.loads(path.read_text())
         meta["fetched_at"] = datetime.fromisoformat(meta["fetched_at"])
         return Response(**meta)
+
+    def latest_all(self):
+        """The newest 200 response of every URL fetched into this archive."""
+        for path in sorted((self.root / "latest").glob("*.json")):
+            yield self._load(path)
 
     def revalidated(self, previous: Response, not_modified: Response) -> Response:
         """The previous 200 response, served again after a 304 (its body unchanged), with the new fetched_at."""

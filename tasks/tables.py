@@ -198,3 +198,5 @@ INDICATOR_REVISIONS = Table(
     "dataset",
     "What a new release changed: one row per added, removed or revised observation.",
 )
+
+INDICATOR_TABLES = (INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES, INDICATOR_REVISIONS)

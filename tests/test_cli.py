@@ -1,0 +1,43 @@
+"""The CLI's other commands: record a mirror, print the data dictionary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED
+from flows.cli import main
+from tasks.dictionary import markdown
+
+PROJECT = Path(__file__).resolve().parents[1]
+
+
+def test_warehouse_readme_is_the_generated_data_dictionary():
+    assert (PROJECT / "warehouse" / "README.md").read_text() == markdown() + "\n", "run: armswatch docs > warehouse/README.md"
+
+
+def test_docs_documents_every_column(capsys):
+    assert main(["docs"]) == 0
+    out = capsys.readouterr().out
+    assert "| `consent_kind` | `string` |" in out and "## country_year_panel" in out and "party__xviii_12_c" in out
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_record_writes_a_mirror_in_the_shared_manifest_format(tmp_path, capsys):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n")
+    recorded = tmp_path / "recorded"
+    assert main(["record", str(recorded), "--mirror", str(SHARED), "--treaties", str(catalog)]) == 0
+    entries = json.loads((recorded / "manifest.json").read_text())
+    shared = {e["url"]: e for e in json.loads((SHARED / "manifest.json").read_text())}
+    assert len(entries) == 1 + 2 + 3 + 6 + 2  # treaty, SDG series lists, pages of both series, IAFQ releases
+    for entry in entries:
+        assert set(entry) == set(shared[entry["url"]]), "same fields as ../shared/data/manifest.json"
+        assert entry["sha256"] == shared[entry["url"]]["sha256"]
+        assert (recorded / entry["file"]).read_bytes() == (SHARED / shared[entry["url"]]["file"]).read_bytes()
+    capsys.readouterr()
+    code = main(["run", "--only", "treaties", "--mirror", str(recorded), "--treaties", str(catalog),
+                 "--warehouse", str(tmp_path / "wh")])
+    assert code == 0 and "XVIII-12-c     published" in capsys.readouterr().out
