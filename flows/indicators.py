@@ -13,7 +13,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch
+from flows.steps import audit, fetch, finish
 from tasks import catalog, revisions, sdg, unodc
 from tasks.errors import ArmswatchError
 from tasks.run import Report, Run, open_run
@@ -56,7 +56,7 @@ def derive_revisions(run: Run, previous: dict, published: set[str]) -> dict:
 
 @flow(name="armswatch-indicators")
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
-               force: bool = False) -> Report:
+               force: bool = False, notify: bool = True, alert_block: str | None = None) -> Report:
     """Fetch, parse, validate and publish the SDG series and IAFQ releases, then their revisions."""
     logger = get_run_logger()
     config = catalog.load_indicators(sources) if sources else catalog.load_indicators()
@@ -86,6 +86,8 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
 
         published = {o.key for o in report.outcomes if o.ok}
         report.outcomes += audit(run, (INDICATOR_REVISIONS,), derive_revisions(run, previous, published), {})
+    if notify:
+        finish([report], alert_block)
     return report
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch
-from tasks import catalog, tables, untc
+from flows.steps import audit, fetch, finish
+from tasks import alerts, catalog, tables, untc
 from tasks.archive import Response
 from tasks.errors import ArmswatchError
 from tasks.run import Report, Run, open_run
@@ -32,8 +32,9 @@ def counts(batch) -> str:
 
 @flow(name="armswatch-treaties")
 def ratification(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
-                 force: bool = False) -> Report:
-    """Fetch, parse, validate and publish every treaty of the catalog."""
+                 force: bool = False, notify: bool = True, alert_block: str | None = None,
+                 news_block: str | None = None) -> Report:
+    """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties."""
     logger = get_run_logger()
     entries = catalog.load(treaties) if treaties else catalog.load()
     with open_run(warehouse, mirror, force) as run:
@@ -49,11 +50,15 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
             except ArmswatchError as exc:
                 errors[treaty.id] = str(exc)
                 logger.error("%s %s: %s", treaty.id, treaty.short_name, exc)
+        before = run.warehouse.read(tables.PARTICIPATION)
         for outcome in audit(run, tables.TREATY_TABLES, staged, errors):
             outcome.detail = details.get(outcome.key, "")
             report.outcomes.append(outcome)
         order = [t.id for t in entries]
         report.outcomes.sort(key=lambda o: order.index(o.key))
+        report.new_parties = alerts.new_parties(before, run.warehouse.read(tables.PARTICIPATION))
+    if notify:
+        finish([report], alert_block, news_block, report.new_parties)
     return report
 
 

@@ -12,7 +12,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.indicators import indicators
 from flows.ratification import ratification
-from flows.steps import audit
+from flows.steps import audit, finish
 from tasks import catalog, panel
 from tasks.run import Report, Run, open_run
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION
@@ -26,25 +26,31 @@ def build_panel(run: Run, treaty_ids: list[str]):
 
 
 @flow(name="armswatch-panel")
-def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False) -> Report:
+def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
+                       notify: bool = True, alert_block: str | None = None) -> Report:
     """Join the published treaty status and indicators into country_year_panel."""
     ids = [t.id for t in (catalog.load(treaties) if treaties else catalog.load())]
     table = panel.panel_table(ids)
     with open_run(warehouse, None, force) as run:
         report = Report("panel", run.id)
         report.outcomes = audit(run, (table,), {table.name: {table: build_panel(run, ids)}}, {})
+    if notify:
+        finish([report], alert_block)
     return report
 
 
 @flow(name="armswatch-refresh")
 def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
-            sources: str | None = None, force: bool = False) -> list[Report]:
-    """Everything: treaties, indicators, then the panel."""
-    return [
-        ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force),
-        indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force),
-        country_year_panel(warehouse=warehouse, treaties=treaties, force=force),
+            sources: str | None = None, force: bool = False, alert_block: str | None = None,
+            news_block: str | None = None) -> list[Report]:
+    """Everything: treaties, indicators, then the panel; one alert for the whole run."""
+    reports = [
+        ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force, notify=False),
+        indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force, notify=False),
+        country_year_panel(warehouse=warehouse, treaties=treaties, force=force, notify=False),
     ]
+    finish(reports, alert_block, news_block, reports[0].new_parties)
+    return reports
 
 
 if __name__ == "__main__":

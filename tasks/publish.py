@@ -6,8 +6,8 @@ Layout under the warehouse root (see warehouse/README.md):
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: every published change, kept;
 - `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
 - `_staging/<run_id>/`: a publish in progress. A publish stages every file, then writes `COMMIT.json`, then renames.
-  A crash before COMMIT leaves only staging (rolled back on the next run); after it, the next run rolls the
-  renames forward. A batch's files are thus either all old or all new once any run has started;
+  A crash or error before COMMIT leaves only staging (rolled back on the next run); after it, the next run rolls
+  the renames forward. A batch's files are thus either all old or all new once any run has started;
 - `.lock`: one run at a time (an flock, released by the kernel when its holder dies: stale locks recover).
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
 rerun over unchanged sources writes nothing. Tables fed: all (as files).
@@ -42,7 +42,8 @@ class WarehouseBusy(RuntimeError):
 
 
 class PublishError(RuntimeError):
-    """Publishing failed (disk full, permission denied, ...); the previously published data is untouched."""
+    """Publishing failed (disk full, permission denied, ...): before the commit the previously published data is
+    untouched; after it the journal is kept and the next run's recover() completes the publish."""
 
 
 @dataclass
@@ -121,7 +122,8 @@ class Warehouse:
                 force: bool = False) -> Published:
         """Publish validated batches: stage changed files, commit the journal, rename into place."""
         staging = self.root / "_staging" / run_id
-        result, moves = Published(), []
+        journal = staging / "COMMIT.json"
+        result, moves, applied = Published(), [], False
         try:
             for key, tables in batches.items():
                 changed = []
@@ -141,12 +143,17 @@ class Warehouse:
                 else:
                     result.unchanged.append(key)
             if moves:
-                atomic_write(staging / "COMMIT.json", json.dumps(moves, indent=1).encode())
+                atomic_write(journal, json.dumps(moves, indent=1).encode())
                 self._apply(moves)
+            applied = True
         except OSError as exc:
+            if journal.exists():
+                raise PublishError(f"publishing to {self.root} failed after the commit: {exc}; the next run completes "
+                                   f"it from {journal}") from exc
             raise PublishError(f"publishing to {self.root} failed, published data left as it was: {exc}") from exc
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            if applied or not journal.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return result
 
     @staticmethod

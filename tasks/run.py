@@ -37,6 +37,7 @@ class Report:
     flow: str
     run_id: str
     outcomes: list[Outcome] = field(default_factory=list)
+    new_parties: list[dict] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -71,4 +72,4 @@ def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeo
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:
         fetcher = Fetcher(RawArchive(root / "_raw"), Settings(), mirror_dir(mirror))
-        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, fetcher, Validator(), date.today(), force)
+        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, fetcher, Validator(root / "_docs"), date.today(), force)

@@ -68,39 +68,53 @@ def suite_definition(table: Table) -> dict:
 
 
 class Validator:
-    def __init__(self):
+    """An ephemeral GX context; with `docs`, every validation also updates static Data Docs in that folder."""
+
+    def __init__(self, docs: Path | None = None):
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("armswatch")
-        self.batches = {}
+        self.actions = []
+        if docs is not None:
+            self.context.add_data_docs_site(site_name="armswatch", site_config={
+                "class_name": "SiteBuilder", "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+                "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs)},
+            })
+            self.actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["armswatch"])]
+        self.checkpoints = {}
+
+    def _checkpoint(self, table: Table) -> gx.Checkpoint:
+        if table.name not in self.checkpoints:
+            batches = self.source.add_dataframe_asset(table.name).add_batch_definition_whole_dataframe("staged")
+            suite = self.context.suites.add(gx.ExpectationSuite(**suite_definition(table)))
+            definition = self.context.validation_definitions.add(
+                gx.ValidationDefinition(name=table.name, data=batches, suite=suite))
+            result_format = {"result_format": "COMPLETE"}
+            if table.batch_key:
+                result_format["unexpected_index_column_names"] = [table.batch_key]
+            self.checkpoints[table.name] = self.context.checkpoints.add(gx.Checkpoint(
+                name=table.name, validation_definitions=[definition], actions=self.actions,
+                result_format=result_format))
+        return self.checkpoints[table.name]
 
     def validate(self, table: Table, data: pa.Table, parameters: dict | None = None) -> TableResult:
-        if table.name not in self.batches:
-            asset = self.source.add_dataframe_asset(table.name)
-            self.batches[table.name] = asset.add_batch_definition_whole_dataframe("staged")
-        suite = gx.ExpectationSuite(**suite_definition(table))
-        frame = flatten_nested(data).to_pandas()
-        batch = self.batches[table.name].get_batch(batch_parameters={"dataframe": frame})
-        result_format = {"result_format": "COMPLETE"}
-        if table.batch_key:
-            result_format["unexpected_index_column_names"] = [table.batch_key]
-        result = batch.validate(suite, result_format=result_format, expectation_parameters=parameters or {})
-        report = result.to_json_dict()
-        outcome = TableResult(table.name, result.success, report)
+        run = self._checkpoint(table).run(batch_parameters={"dataframe": flatten_nested(data).to_pandas()},
+                                          expectation_parameters=parameters or {})
+        report = next(iter(run.run_results.values())).to_json_dict()
+        outcome = TableResult(table.name, report["success"], report)
         for res in report["results"]:
             if res["success"]:
                 continue
             config = res["expectation_config"]
-            observed = _observed(res)
-            failure = Failure(table.name, config["type"], config["kwargs"], observed, config.get("meta", {}).get("notes", ""))
+            note = config.get("meta", {}).get("notes", "")
             index = res["result"].get("unexpected_index_list") if table.batch_key else None
             if index and not res["exception_info"].get("raised_exception"):  # row-level: attributable
                 for key in sorted({str(row[table.batch_key]) for row in index}):
                     rows = [row for row in index if str(row[table.batch_key]) == key]
                     outcome.failures.setdefault(key, []).append(
-                        Failure(table.name, config["type"], config["kwargs"], _sample(rows, table.batch_key), failure.note))
+                        Failure(table.name, config["type"], config["kwargs"], _sample(rows, table.batch_key), note))
             else:
-                outcome.table_failures.append(failure)
+                outcome.table_failures.append(Failure(table.name, config["type"], config["kwargs"], _observed(res), note))
         return outcome
 
 

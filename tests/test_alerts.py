@@ -1,0 +1,68 @@
+"""Alerts: one per flow run when a batch fails, none when all passed; new parties as an opt-in notice."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from conftest import MTDSG, SHARED, make_mirror
+from flows.cli import main
+from tasks import alerts, tables, untc
+from webhook import Receiver
+
+FIREARMS_URL = untc.mtdsg_url("XVIII-12-c")
+
+
+def participation(mtdsg_no: str) -> pa.Table:
+    doc = untc.parse_document((MTDSG / f"{mtdsg_no}.en.xml").read_bytes(), "u", mtdsg_no, None)
+    return pa.Table.from_pylist(doc.participation, schema=tables.PARTICIPATION.schema)
+
+
+def test_new_parties_are_participants_that_became_party():
+    after = participation("XVIII-12-c")
+    rows = after.to_pylist()
+    for row in rows:
+        if row["participant"] == "Mexico":
+            row["is_party"], row["consent_date"], row["consent_kind"] = False, None, None
+    before = pa.Table.from_pylist(rows, schema=tables.PARTICIPATION.schema)
+    new = alerts.new_parties(before, pa.concat_tables([after, participation("XXVI-8")]))
+    assert [(p["mtdsg_no"], p["participant"], p["consent_kind"]) for p in new] == [
+        ("XVIII-12-c", "Mexico", "ratification")], "a treaty seen for the first time (XXVI-8) announces nothing"
+    subject, body = alerts.ratification_notice(new)
+    assert "1 new party" in subject and "Mexico became party to XVIII-12-c (ratification, 2003-04-10)" in body
+    assert alerts.ratification_notice([]) is None
+
+
+@pytest.fixture
+def webhook_block(prefect_harness):
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock
+
+    with Receiver() as receiver:
+        CustomWebhookNotificationBlock(
+            name="armswatch", url=receiver.url, json_data={"subject": "{{subject}}", "text": "{{body}}"},
+        ).save("armswatch-test-alerts", overwrite=True)
+        yield receiver
+
+
+def test_one_alert_per_failing_run_naming_the_expectation_and_none_when_clean(tmp_path, webhook_block):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: ATT}\n")
+    args = ["run", "--only", "treaties", "--warehouse", str(tmp_path / "wh"), "--treaties", str(catalog)]
+    env = pytest.MonkeyPatch()
+    env.setenv("ARMSWATCH_ALERT_BLOCK", "custom-webhook/armswatch-test-alerts")
+    try:
+        assert main([*args, "--mirror", str(SHARED)]) == 0
+        assert webhook_block.bodies == [], "no alert when everything passed"
+
+        good = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
+        lying = good.replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
+        assert main([*args, "--mirror", str(make_mirror(tmp_path, {FIREARMS_URL: ("XVIII-12-c.xml", lying)}))]) == 1
+    finally:
+        env.undo()
+    assert len(webhook_block.bodies) == 1, "exactly one alert for the flow run"
+    alert = webhook_block.bodies[0]
+    assert "XVIII-12-c" in alert["subject"] and "armswatch-treaties" in alert["subject"]
+    assert "expect_column_pair_values_to_be_equal[parsed_parties]" in alert["text"]
+    assert "'parsed_parties': 115, 'stated_parties': 116" in alert["text"]
+    assert "validation report: " in alert["text"] and "validation.json" in alert["text"]
+    assert webhook_block.url not in alert["text"], "the webhook URL (a secret) is never in the message"

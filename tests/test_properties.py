@@ -1,0 +1,219 @@
+"""Property tests for the UNTC parser's pure helpers and for parse_document on arbitrary bytes.
+
+Examples are derandomized (the same every run, so no flaky reds) and capped at 200 per property. Three defects
+of tasks/untc.py found here are pinned by strict xfail tests at the end (they turn red once fixed, so the marker
+and the matching `assume` filter can go); the properties skip exactly those inputs until then.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from tasks.errors import ParseError
+from tasks.untc import clean_name, parse_cell, parse_document, sanitize
+
+settings.register_profile("armswatch", max_examples=200, derandomize=True, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("armswatch")
+
+DOC = (Path(__file__).parent / "fixtures" / "mtdsg-5rows.xml").read_bytes()
+SUFFIXES = ("a", "A", "AA", "d", "n", "P", "s")
+ALLOWED_C0 = {0x09, 0x0A, 0x0D}
+ENTITY = re.compile(rb"&(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);")
+#: tasks/untc.py parse_date recurses forever on a "sept" month spelled other than "Sept" (see the xfail below).
+SEPT_RECURSION = re.compile(r"(?<![A-Za-z])(?!Sept(?![A-Za-z]))[Ss][Ee][Pp][Tt](?![A-Za-z])")
+
+
+# --- parse_cell ---------------------------------------------------------------------------------------------------
+
+def month_words() -> st.SearchStrategy[str]:
+    names = [n for n in calendar.month_name[1:]] + [a for a in calendar.month_abbr[1:]] + ["Sept", "Mai", "Fevr"]
+    return st.one_of(st.sampled_from(names), st.sampled_from(names).map(str.lower),
+                     st.sampled_from(names).map(str.upper), st.text("abcdefghijklmnopqrstuvwxyzAZ", max_size=10))
+
+
+@st.composite
+def cell_like(draw) -> str:
+    """Strings shaped like cells, valid or not: brackets, day, month word, dot, year, suffix, odd spacing."""
+    space = st.sampled_from(["", " ", "  ", "\t", "\u00a0"])
+    parts = [
+        draw(st.sampled_from(["", "["])), draw(space),
+        str(draw(st.integers(-3, 45))), draw(space), draw(month_words()), draw(st.sampled_from(["", "."])),
+        draw(space), str(draw(st.integers(0, 12000))), draw(st.sampled_from(["", "]"])), draw(space),
+        draw(st.one_of(st.sampled_from(("",) + SUFFIXES), st.text("aAdnPsxZ", max_size=3))),
+    ]
+    return "".join(parts)
+
+
+@given(st.one_of(st.none(), st.text(max_size=40), cell_like()))
+def test_parse_cell_raises_only_value_error(text):
+    assume(text is None or not SEPT_RECURSION.search(text))
+    try:
+        result = parse_cell(text)
+    except ValueError:
+        return
+    assert result is None or (isinstance(result[0], date) and (result[1] is None or result[1].isalpha()))
+
+
+@st.composite
+def valid_cell(draw) -> tuple[str, date, str | None]:
+    when = draw(st.dates(date(1900, 1, 1), date(2100, 12, 31)))
+    month = draw(st.sampled_from([calendar.month_abbr[when.month], calendar.month_name[when.month]]
+                                 + (["Sept"] if when.month == 9 else [])))
+    suffix = draw(st.sampled_from((None,) + SUFFIXES))
+    gap = st.sampled_from([" ", "  "])
+    core = f"{when.day}{draw(gap)}{month}{draw(st.sampled_from(['', '.']))}{draw(gap)}{when.year}"
+    if draw(st.booleans()):
+        core = f"[{core}]"
+    text = core if suffix is None else f"{core}{draw(gap)}{suffix}"
+    return draw(st.sampled_from(["", " "])) + text + draw(st.sampled_from(["", " "])), when, suffix
+
+
+@given(valid_cell())
+def test_parse_cell_round_trips_valid_cells(case):
+    text, when, suffix = case
+    assert parse_cell(text) == (when, suffix)
+
+
+@pytest.mark.parametrize("text", [None, "", "   ", "\t\n"])
+def test_parse_cell_empty_is_none(text):
+    assert parse_cell(text) is None
+
+
+# --- clean_name ---------------------------------------------------------------------------------------------------
+
+NAME_TEXT = st.text(st.characters(blacklist_characters="<>", blacklist_categories=("Cs",)), max_size=15)
+
+
+@st.composite
+def marked_name(draw) -> tuple[str, str, list[int]]:
+    """A name with footnote markers spliced in: (raw, expected clean name, expected footnote numbers)."""
+    pieces, raw, notes = draw(st.lists(NAME_TEXT, min_size=1, max_size=4)), [], []
+    for i, piece in enumerate(pieces):
+        raw.append(piece)
+        if i < len(pieces) - 1 or draw(st.booleans()):
+            numbers = draw(st.lists(st.integers(0, 9999), min_size=1, max_size=3))
+            tag = draw(st.sampled_from(["superscript", "SUPERSCRIPT", "SuperScript"]))
+            sep = draw(st.sampled_from([",", ", ", " ", ",\n"]))
+            pad = draw(st.sampled_from(["", " "]))
+            raw.append(f"<{tag}>{pad}{sep.join(map(str, numbers))}{pad}</{tag}>")
+            notes += numbers
+    expected = re.sub(r"\s+", " ", "".join(pieces)).strip()
+    return "".join(raw), expected, notes
+
+
+@given(marked_name())
+def test_clean_name_removes_markers_and_returns_footnotes(case):
+    raw, expected, notes = case
+    name, footnotes = clean_name(raw)
+    assert (name, footnotes) == (expected, notes)
+    assert "<" not in name and "superscript" not in name.lower().replace(expected.lower(), "")
+
+
+@given(st.text(max_size=60))
+def test_clean_name_never_crashes_and_leaves_no_marker(raw):
+    name, footnotes = clean_name(raw)
+    assert "<superscript>" not in name.lower() and "</superscript>" not in name.lower()
+    assert all(isinstance(n, int) for n in footnotes)
+    assert name == name.strip()
+
+
+# --- sanitize -----------------------------------------------------------------------------------------------------
+
+TRICKY_BYTES = st.lists(st.sampled_from([b"&", b"&amp;", b"&#x19;", b"&#25;", b"&lt;", b"&nbsp;", b"\x19", b"\x00",
+                                         b"\x1c", b"\x1f", b"\x7f", b"\t", b"\n", b"\r", b"a", b";", b"#", b"x",
+                                         b"&#", b"&#x", b"<", b"\xe9"]), max_size=30).map(b"".join)
+
+
+def bare_ampersands(data: bytes) -> list[int]:
+    return [m.start() for m in re.finditer(rb"&", data) if not ENTITY.match(data, m.start())]
+
+
+@given(st.one_of(st.binary(max_size=200), TRICKY_BYTES))
+def test_sanitize_leaves_no_c0_byte_and_no_bare_ampersand(body):
+    out = sanitize(body)
+    assert not [b for b in out if b < 0x20 and b not in ALLOWED_C0]
+    assert bare_ampersands(out) == []
+    assert sanitize(out) == out
+
+
+@given(st.binary(max_size=200))
+def test_sanitize_changes_nothing_in_a_clean_body(body):
+    assume(not [b for b in body if b < 0x20 and b not in ALLOWED_C0] and not bare_ampersands(body))
+    assert sanitize(body) == body
+
+
+# --- parse_document -----------------------------------------------------------------------------------------------
+
+def only_parse_errors(body: bytes) -> None:
+    try:
+        parse_document(body, "https://example.test/fuzz.xml", "XCIX-7-z", None)
+    except ParseError as exc:
+        assert str(exc).startswith("untc: https://example.test/fuzz.xml: ")
+
+
+@given(st.binary(max_size=3000))
+def test_parse_document_on_arbitrary_bytes_raises_only_parse_error(body):
+    only_parse_errors(body)
+
+
+@st.composite
+def mutated_document(draw) -> bytes:
+    """The 5-row fixture, truncated, with bytes replaced, deleted, duplicated or inserted."""
+    body = bytearray(DOC)
+    for _ in range(draw(st.integers(1, 4))):
+        i = draw(st.integers(0, len(body)))
+        op = draw(st.sampled_from(["cut", "replace", "delete", "duplicate", "insert"]))
+        if op == "cut":
+            del body[i:]
+        elif op == "replace" and i < len(body):
+            body[i] = draw(st.integers(0, 255))
+        elif op == "delete":
+            del body[i:i + draw(st.integers(1, 40))]
+        elif op == "duplicate":
+            body[i:i] = body[i:i + draw(st.integers(1, 200))]
+        else:
+            body[i:i] = draw(st.sampled_from([b"&", b"<", b"</Row>", b"<Row><Entry>X</Entry></Row>", b"\x00",
+                                              b"<Entry>31 Feb 2001</Entry>", b"]]>", b"<!--", b"\xff\xfe"]))
+    return bytes(body)
+
+
+@given(mutated_document())
+def test_parse_document_on_mutated_documents_raises_only_parse_error(body):
+    assume(not SEPT_RECURSION.search(body.decode("latin-1")))
+    only_parse_errors(body)
+
+
+# --- defects found in tasks/untc.py (not ours to edit): pinned until fixed ------------------------------------------
+
+@pytest.mark.xfail(strict=True, raises=RecursionError,
+                   reason="untc.parse_date: 'sept' in any case but 'Sept' recurses forever (replace('Sept', 'Sep') "
+                          "changes nothing); should raise ValueError or parse it")
+@pytest.mark.parametrize("text", ["1 sept 2000", "1 SEPT 2000"])
+def test_parse_cell_lowercase_sept(text):
+    try:
+        parse_cell(text)
+    except ValueError:
+        pass
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="untc.clean_name: int() of a footnote marker over 4300 digits raises ValueError "
+                          "(Python's int string limit) out of parse_document instead of a ParseError")
+def test_huge_footnote_marker_is_a_parse_error():
+    huge = b"Albania&lt;superscript&gt;" + b"1" * 5000 + b"&lt;/superscript&gt;"
+    only_parse_errors(DOC.replace(b"<Entry>Albania</Entry>", b"<Entry>" + huge + b"</Entry>", 1))
+
+
+@pytest.mark.xfail(strict=True, raises=ValueError,
+                   reason="untc._int: str.isdigit() accepts '\u00b2' (superscript two) but int() refuses it, so a "
+                          "ValueError escapes parse_document instead of a ParseError")
+def test_superscript_digit_in_status_count_is_a_parse_error():
+    only_parse_errors(DOC.replace(b"<Signatories>3</Signatories>", b"<Signatories>\xb2</Signatories>"))

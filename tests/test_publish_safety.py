@@ -1,0 +1,354 @@
+"""Warehouse crash safety and concurrency: SIGKILLed publishes, two runs at once, disk full, idempotence.
+
+The killed publishes run in child processes (`warehouse_batches.CHILD`) over a warehouse holding version N and
+publishing version N + 1 of three batches x two tables. After each kill, `Warehouse(root).locked()` (which runs
+recover()) must leave every table file a complete Parquet file holding exactly version N or N + 1, the same version
+for every file of the publish, and nothing in _staging.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+import warehouse_batches as wb
+from tasks.publish import PublishError, Warehouse, WarehouseBusy, fingerprint
+
+TESTS = Path(__file__).parent
+KILLS = 25
+SEED = 20261128
+
+
+def fingerprints(version: int) -> dict[tuple[str, str], str]:
+    return {(t.name, key): fingerprint(data) for key, batch in wb.batches(version).items()
+            for t, data in batch.items()}
+
+
+def state(root: Path) -> dict[tuple[str, str], str]:
+    """Fingerprint of every current table file, each read back completely with its declared schema."""
+    warehouse = Warehouse(root)
+    return {(t.name, key): fingerprint(warehouse.read_batch(t, key)) for key in wb.KEYS for t in wb.TABLES}
+
+
+def version_of(root: Path, old: int, new: int) -> int:
+    """old or new when every file of the publish holds that version; fails on a mixed or foreign state."""
+    current = state(root)
+    versions = {v for v in (old, new) if current == fingerprints(v)}
+    assert versions, f"files hold neither all version {old} nor all version {new}: {describe(current, old, new)}"
+    return versions.pop()
+
+
+def describe(current: dict, old: int, new: int) -> dict:
+    names = {fp: f"v{old}" for fp in fingerprints(old).values()} | {fp: f"v{new}" for fp in fingerprints(new).values()}
+    return {f"{t}/{k}": names.get(fp, "other") for (t, k), fp in current.items()}
+
+
+def staging_runs(root: Path) -> list[Path]:
+    return sorted((root / "_staging").glob("*"))
+
+
+def assert_clean(root: Path) -> None:
+    """No staged run, no temporary file next to current data, every history file a readable Parquet."""
+    assert staging_runs(root) == []
+    for table in wb.TABLES:
+        assert sorted(p.name for p in (root / table.name).iterdir()) == [f"{k}.parquet" for k in sorted(wb.KEYS)]
+    for path in (root / "_history").rglob("*.parquet"):
+        pq.read_table(path)
+
+
+def child(root: Path, version: int, run_id: str, mode: str = "publish", kill_at: int = 0) -> subprocess.Popen:
+    env = dict(os.environ, KILL_AT=str(kill_at))
+    return subprocess.Popen([sys.executable, "-c", wb.CHILD, str(TESTS), str(root), str(version), run_id, mode],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def finish(proc: subprocess.Popen) -> list[str]:
+    out, _ = proc.communicate(timeout=30)
+    return out.splitlines()
+
+
+@pytest.fixture
+def warehouse_v1(tmp_path) -> Path:
+    root = tmp_path / "warehouse"
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-v1", wb.batches(1), wb.SNAPSHOT)
+    return root
+
+
+def test_calibration_child_publishes_completely(warehouse_v1):
+    lines = finish(child(warehouse_v1, 2, "run-v2"))
+    assert lines[0] == "ready" and lines[-1] == "done"
+    with Warehouse(warehouse_v1).locked():
+        assert version_of(warehouse_v1, 1, 2) == 2
+    assert_clean(warehouse_v1)
+
+
+@pytest.mark.timeout(120)
+def test_sigkill_at_random_points_never_leaves_a_mixed_batch(warehouse_v1):
+    root, rng, landed = warehouse_v1, random.Random(SEED), Counter()
+    publish_seconds = min(calibrate(root, 2), calibrate(root, 3))
+    version = 3
+    for kill in range(KILLS):
+        new = version + 1
+        proc = child(root, new, f"run-{kill:02d}")
+        assert proc.stdout.readline().strip() == "ready"
+        try:
+            proc.wait(timeout=rng.uniform(0, 1.2 * publish_seconds))
+        except subprocess.TimeoutExpired:
+            pass
+        proc.send_signal(signal.SIGKILL)
+        lines = (proc.stdout.read() or "").splitlines()
+        proc.wait(timeout=10)
+        where = classify(root, lines, version, new)
+        landed[where] += 1
+        with Warehouse(root).locked():
+            pass
+        after = version_of(root, version, new)
+        assert after == (version if where in ("before publish", "mid-publish, staged: rolled back") else new), where
+        assert_clean(root)
+        version = after
+    print(f"\n{KILLS} SIGKILLs: {dict(sorted(landed.items()))}")
+    assert sum(landed.values()) == KILLS
+
+
+def calibrate(root: Path, version: int) -> float:
+    """Seconds from the child's "ready" to its "done" on an unkilled publish of `version` over the one before."""
+    proc = child(root, version, f"run-calibrate-{version}")
+    assert proc.stdout.readline().strip() == "ready"
+    start = time.monotonic()
+    while (line := proc.stdout.readline().strip()) != "done":
+        assert line.startswith("step "), line
+    seconds = time.monotonic() - start
+    finish(proc)
+    with Warehouse(root).locked():
+        assert version_of(root, version - 1, version) == version
+    return seconds
+
+
+def classify(root: Path, lines: list[str], old: int, new: int) -> str:
+    """Where a kill landed, from the child's output and the state it left (before recovery)."""
+    runs = staging_runs(root)
+    if runs:
+        if (runs[0] / "COMMIT.json").exists():
+            return "mid-publish, committed: rolled forward"
+        before = version_of(root, old, new)
+        return "mid-publish, staged: rolled back" if before == old else "mid-publish, cleanup: nothing to do"
+    if "done" in lines or version_of(root, old, new) == new:
+        return "after publish"
+    return "before publish"
+
+
+def kill_points(root: Path) -> list[str]:
+    """The file-system steps of one publish (version 2 over 1), in order, from an unkilled child."""
+    lines = finish(child(root, 2, "run-points"))
+    with Warehouse(root).locked():
+        assert version_of(root, 1, 2) == 2
+    return [line.removeprefix("step ") for line in lines if line.startswith("step ")]
+
+
+@pytest.mark.timeout(180)
+def test_sigkill_before_every_step_of_a_publish(warehouse_v1):
+    """Deterministic complement: a kill just before each os.replace / os.link / rmtree of the publish (fsync and
+    mkdir steps fall between those). Before the journal's rename the old version stays; after it, the new one."""
+    root = warehouse_v1
+    steps = kill_points(root)
+    commit = steps.index("replace COMMIT.json") + 1
+    points = [i for i, s in enumerate(steps, 1) if s.split()[0] in ("replace", "link", "rmtree")]
+    assert len(points) == 2 * len(wb.KEYS) * len(wb.TABLES) + len(wb.KEYS) * len(wb.TABLES) + 2
+    version = 2
+    for k in points:
+        new = version + 1
+        proc = child(root, new, f"run-kill-{k:02d}", kill_at=k)
+        finish(proc)
+        assert proc.returncode == -signal.SIGKILL, (k, steps[k - 1])
+        with Warehouse(root).locked():
+            pass
+        version = version_of(root, version, new)
+        assert version == (new if k > commit else new - 1), (k, steps[k - 1])
+        assert_clean(root)
+
+
+def test_second_run_is_refused_while_the_first_holds_the_lock_and_recovers_after_sigkill(tmp_path):
+    root = tmp_path / "warehouse"
+    holder = child(root, 1, "run-holder", mode="hold")
+    try:
+        assert holder.stdout.readline().split() == ["locked", str(holder.pid)]
+        for timeout in (0, 0.2):
+            with pytest.raises(WarehouseBusy, match=rf"warehouse {re.escape(str(root))} is in use by another run "
+                                                    rf"\(pid {holder.pid} since .*\); try again when it has finished"):
+                with Warehouse(root).locked(timeout=timeout):
+                    pytest.fail("a second run entered the locked warehouse")
+        assert (root / ".lock.owner").read_text().startswith(f"pid {holder.pid} ")
+    finally:
+        holder.kill()
+        holder.wait(timeout=10)
+    with Warehouse(root).locked(timeout=0):
+        assert (root / ".lock.owner").read_text().startswith(f"pid {os.getpid()} ")
+    assert not (root / ".lock.owner").exists()
+
+
+# --- failures while publishing ---------------------------------------------------------------------------------
+
+STEPS = (("os", "replace"), ("os", "link"), ("os", "mkdir"), ("os", "fsync"), ("pq", "write_table"))
+
+
+def disk_full_at(monkeypatch, k: int) -> list[str]:
+    """Make the k-th file-system step of the next publish raise ENOSPC; returns the steps seen so far.
+
+    A mkdir of a folder that exists is no step: it fails with EEXIST whatever the free space."""
+    seen: list[str] = []
+    modules = {"os": os, "pq": pq}
+    for module_name, name in STEPS:
+        module = modules[module_name]
+        real = getattr(module, name)
+
+        def step(*args, _real=real, _name=name, **kwargs):
+            if _name == "mkdir" and Path(args[0]).exists():
+                return _real(*args, **kwargs)
+            seen.append(_name)
+            if len(seen) == k:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, step)
+    return seen
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
+            and not p.name.startswith(".lock")}
+
+
+def test_disk_full_at_every_step_fails_clearly_and_never_mixes(warehouse_v1, monkeypatch):
+    """ENOSPC at each file-system step of a publish (tests run as root, so chmod cannot deny; the failure is
+    injected). Before the journal is committed: PublishError, files byte-identical, nothing staged. After it:
+    PublishError saying the next run completes it, and the next run's recover() does."""
+    root = warehouse_v1
+    with monkeypatch.context() as patch:
+        total = disk_full_at(patch, 0)
+        Warehouse(root).publish("run-count", wb.batches(2), wb.SNAPSHOT)
+    steps = list(total)
+    commit = max(i for i, s in enumerate(steps[: steps.index("link")], 1) if s == "replace")
+    version = 2
+    for k in range(1, len(steps) + 1):
+        new = version + 1
+        before = snapshot(root)
+        with monkeypatch.context() as patch:
+            disk_full_at(patch, k)
+            with pytest.raises(PublishError) as info:
+                Warehouse(root).publish(f"run-full-{k:02d}", wb.batches(new), wb.SNAPSHOT)
+        message = str(info.value)
+        assert f"publishing to {root} failed" in message and "No space left on device" in message, message
+        if k <= commit:
+            assert "published data left as it was" in message
+            assert snapshot(root) == before, (k, steps[k - 1])
+            assert staging_runs(root) == []
+        else:
+            assert "the next run completes it" in message, message
+        with Warehouse(root).locked():
+            pass
+        version = version_of(root, version, new)
+        assert version == (new if k > commit else new - 1), (k, steps[k - 1])
+        assert_clean(root)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="runs as root: chmod does not deny root (see the disk-full test)")
+def test_permission_denied_while_staging_fails_clearly(warehouse_v1):
+    root = warehouse_v1
+    before = snapshot(root)
+    (root / "_staging").mkdir(exist_ok=True)
+    (root / "_staging").chmod(0o555)
+    try:
+        with pytest.raises(PublishError, match=rf"publishing to {re.escape(str(root))} failed, published data left as it was: "
+                                               r".*Permission denied"):
+            Warehouse(root).publish("run-denied", wb.batches(2), wb.SNAPSHOT)
+    finally:
+        (root / "_staging").chmod(0o755)
+    assert snapshot(root) == before
+    assert staging_runs(root) == []
+
+
+# --- idempotence ------------------------------------------------------------------------------------------------
+
+def inventory(root: Path) -> dict[str, tuple[int, bytes | None]]:
+    """Every path under root (files and folders) with its inode and, for files, its bytes."""
+    return {str(p.relative_to(root)): (p.stat().st_ino, p.read_bytes() if p.is_file() else None)
+            for p in sorted(root.rglob("*")) if not p.name.startswith(".lock")}
+
+
+def history(root: Path) -> set[str]:
+    return {str(p.relative_to(root / "_history")) for p in (root / "_history").rglob("*.parquet")}
+
+
+def test_publishing_the_same_data_twice_writes_nothing(warehouse_v1):
+    from datetime import date, datetime, timezone
+
+    root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
+    before = inventory(root)
+    again = warehouse.publish("run-again", wb.batches(1), date(2027, 1, 1))
+    assert (again.changed, sorted(again.unchanged)) == ({}, sorted(wb.KEYS))
+    later = {k: wb.batch(k, 1, fetched_at=datetime(2027, 1, 1, tzinfo=timezone.utc)) for k in wb.KEYS}
+    refetched = warehouse.publish("run-refetched", later, date(2027, 1, 2))
+    assert refetched.changed == {}, "fetched_at alone is volatile: not a change"
+    assert inventory(root) == before
+    assert not list((root / "_history").rglob("snapshot_date=2027-*"))
+
+
+def test_force_republishes_everything(warehouse_v1):
+    root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
+    before, old_history = inventory(root), history(root)
+    forced = warehouse.publish("run-forced", wb.batches(1), wb.SNAPSHOT, force=True)
+    assert forced.changed == {k: [t.name for t in wb.TABLES] for k in wb.KEYS}
+    after = inventory(root)
+    for table in wb.TABLES:
+        for key in wb.KEYS:
+            name = f"{table.name}/{key}.parquet"
+            assert after[name][0] != before[name][0], f"{name} was not rewritten"
+            assert after[name][1] == before[name][1], "same data, same bytes"
+    assert history(root) - old_history == {
+        f"{t.name}/snapshot_date={wb.SNAPSHOT}/{k}.run-forced.parquet" for t in wb.TABLES for k in wb.KEYS}
+    assert_clean(root)
+
+
+def test_changing_one_batch_rewrites_only_that_batch(warehouse_v1):
+    root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
+    changed_key = wb.KEYS[1]
+    data = wb.batches(1)
+    data[changed_key][wb.PARTICIPATION] = wb.batch(changed_key, 9)[wb.PARTICIPATION]
+    before, old_history = inventory(root), history(root)
+    result = warehouse.publish("run-one", data, wb.SNAPSHOT)
+    assert result.changed == {changed_key: [wb.PARTICIPATION.name]}
+    assert sorted(result.unchanged) == sorted(k for k in wb.KEYS if k != changed_key)
+    after = inventory(root)
+    rewritten = f"{wb.PARTICIPATION.name}/{changed_key}.parquet"
+    assert after[rewritten] != before[rewritten]
+    assert {k: v for k, v in after.items() if k != rewritten and k in before} == {
+        k: v for k, v in before.items() if k != rewritten}
+    assert history(root) - old_history == {f"participation/snapshot_date={wb.SNAPSHOT}/{changed_key}.run-one.parquet"}
+    assert set(after) - set(before) == {f"_history/{h}" for h in history(root) - old_history}
+    assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed_key)) == fingerprint(
+        wb.batch(changed_key, 9)[wb.PARTICIPATION])
+
+
+def test_quarantine_keeps_the_batch_and_reason_without_touching_published_data(warehouse_v1):
+    root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
+    before = inventory(root)
+    folder = warehouse.quarantine("run-q", "XCIX-2/bad key", wb.batch("XCIX-2", 5), "failed validation: x",
+                                  {"treaties": {"success": False}})
+    assert folder == root / "_quarantine" / "run-q" / "XCIX-2_bad_key"
+    assert (folder / "reason.txt").read_text() == "failed validation: x\n"
+    assert sorted(p.name for p in folder.iterdir()) == ["participation.parquet", "reason.txt", "treaties.parquet",
+                                                         "validation.json"]
+    assert {k: v for k, v in inventory(root).items() if not k.startswith("_quarantine")} == before
+    assert pq.read_table(folder / "treaties.parquet").num_rows == 1
