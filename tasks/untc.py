@@ -88,14 +88,13 @@ def sanitize(body: bytes) -> bytes:
 
 def parse_date(text: str) -> date:
     """'8 Feb 2008' or '31 May 2001' → date; ValueError otherwise."""
-    text = re.sub(r"\s+", " ", text.strip().rstrip("."))
+    text = re.sub(r"\s+", " ", re.sub(r"(?<=[A-Za-z])\.", "", text)).strip()
+    text = re.sub(r"\bsept\b", "Sep", text, flags=re.IGNORECASE)
     for fmt in ("%d %b %Y", "%d %B %Y"):
         try:
             return datetime.strptime(text, fmt).date()
         except ValueError:
             pass
-    if text[:-5].split(" ")[-1].lower() == "sept":
-        return parse_date(text.replace("Sept", "Sep"))
     raise ValueError(f"not a date: {text!r}")
 
 
@@ -111,7 +110,7 @@ def parse_cell(text: str | None) -> tuple[date, str | None] | None:
 
 def clean_name(raw: str) -> tuple[str, list[int]]:
     """'Denmark<superscript>1,2</superscript>' → ('Denmark', [1, 2]); other markup removed."""
-    notes = [int(n) for mark in _FOOTNOTE_MARK.findall(raw) for n in re.findall(r"\d+", mark)]
+    notes = [int(n) for mark in _FOOTNOTE_MARK.findall(raw) for n in re.findall(r"[0-9]{1,4}", mark)]
     name = _TAG.sub("", _FOOTNOTE_MARK.sub("", raw))
     return re.sub(r"\s+", " ", name).strip(), notes
 
@@ -209,7 +208,7 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None)
 
 def _int(text: str | None) -> int | None:
     text = (text or "").strip()
-    return int(text) if text.isdigit() else None
+    return int(text) if re.fullmatch(r"[0-9]{1,9}", text) else None
 
 
 def _leading_date(text: str) -> date | None:

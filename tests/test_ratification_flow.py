@@ -94,3 +94,25 @@ def test_usage_and_configuration_errors_exit_2(tmp_path, capsys):
     assert main(["run", "--only", "treaties", "--mirror", str(tmp_path / "nowhere"),
                  "--warehouse", str(tmp_path / "wh")]) == 2
     assert "unreadable mirror manifest" in capsys.readouterr().err
+
+
+def test_changing_one_document_changes_only_that_treaty(tmp_path, capsys):
+    warehouse, catalog = tmp_path / "wh", tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: ATT}\n")
+    args = ["run", "--only", "treaties", "--warehouse", str(warehouse), "--treaties", str(catalog)]
+    assert main([*args, "--mirror", str(SHARED)]) == 0
+    before = published_files(warehouse)
+    # Mexico's ratification moves by one day: a real-world correction of one cell.
+    edited = GOOD.replace(b"<Entry>10 Apr 2003</Entry>", b"<Entry>11 Apr 2003</Entry>", 1)
+    assert edited != GOOD
+    assert main([*args, "--mirror", str(make_mirror(tmp_path, {FIREARMS_URL: ("XVIII-12-c.xml", edited)}))]) == 0
+    after = published_files(warehouse)
+    changed = {path for path in after if before.get(path) != after[path]}
+    current = {p for p in changed if not p.startswith("_history")}
+    history = {p for p in changed if p.startswith("_history")}
+    assert current == {"participation/XVIII-12-c.parquet", "treaty_events/XVIII-12-c.parquet",
+                       "treaties/XVIII-12-c.parquet"}, "only that treaty's tables whose rows changed"
+    assert len(history) == 3 and all("/XVIII-12-c." in p for p in history)
+    assert all(after[p] == before[p] for p in before if p.startswith("_history")), "history is append-only"
+    assert main([*args, "--force", "--mirror", str(SHARED)]) == 0
+    assert "published (treaties, participation" in capsys.readouterr().out.split("XXVI-8")[-1]
