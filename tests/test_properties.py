@@ -1,8 +1,7 @@
 """Property tests for the UNTC parser's pure helpers and for parse_document on arbitrary bytes.
 
-Examples are derandomized (the same every run, so no flaky reds) and capped at 200 per property. Three defects
-of tasks/untc.py found here are pinned by strict xfail tests (the 'sept' month words, and the two at the end):
-they turn red once fixed, so the markers and the matching `assume` filters can go.
+Examples are derandomized (the same every run, so no flaky reds) and capped at 200 per property. The regression
+tests at the end pin three defects these properties found in tasks/untc.py (fixed in a5ddba5).
 """
 
 from __future__ import annotations
@@ -25,8 +24,6 @@ DOC = (Path(__file__).parent / "fixtures" / "mtdsg-5rows.xml").read_bytes()
 SUFFIXES = ("a", "A", "AA", "d", "n", "P", "s")
 ALLOWED_C0 = {0x09, 0x0A, 0x0D}
 ENTITY = re.compile(rb"&(?:amp|lt|gt|quot|apos|#[0-9]+|#x[0-9A-Fa-f]+);")
-#: tasks/untc.py parse_date recurses forever on a "sept" month spelled other than "Sept" (see the xfail below).
-SEPT_RECURSION = re.compile(r"(?<![A-Za-z])(?!Sept(?![A-Za-z]))[Ss][Ee][Pp][Tt](?![A-Za-z])")
 
 
 # --- parse_cell ---------------------------------------------------------------------------------------------------
@@ -58,7 +55,6 @@ def cell_like(draw) -> str:
 @FAST
 @given(st.one_of(st.none(), st.text(max_size=40), cell_like()))
 def test_parse_cell_raises_only_value_error(text):
-    assume(text is None or not SEPT_RECURSION.search(text))
     try:
         result = parse_cell(text)
     except ValueError:
@@ -88,13 +84,7 @@ def test_parse_cell_round_trips_valid_cells(case):
     assert parse_cell(text) == (when, suffix)
 
 
-SEPT_BUG = pytest.mark.xfail(
-    strict=True, raises=RecursionError,
-    reason="untc.parse_date: 'sept' in any case but 'Sept' recurses forever (replace('Sept', 'Sep') changes nothing)")
-
-
-@pytest.mark.parametrize("word", [pytest.param(w, marks=SEPT_BUG) if SEPT_RECURSION.fullmatch(w) else w
-                                  for w in MONTH_WORDS])
+@pytest.mark.parametrize("word", MONTH_WORDS)
 def test_parse_cell_month_word_in_any_case_parses_or_raises_value_error(word):
     """Every month word in every case, exhaustively (random examples rarely hit one exact spelling)."""
     for text in (f"1 {word} 2000", f"[30 {word}. 1999] a"):
@@ -216,22 +206,23 @@ def mutated_document(draw) -> bytes:
 @FAST
 @given(mutated_document())
 def test_parse_document_on_mutated_documents_raises_only_parse_error(body):
-    assume(not SEPT_RECURSION.search(body.decode("latin-1")))
     only_parse_errors(body)
 
 
-# --- defects found in tasks/untc.py (not ours to edit): pinned until fixed ------------------------------------------
+# --- regressions: defects these properties found in tasks/untc.py -------------------------------------------------
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="untc.clean_name: int() of a footnote marker over 4300 digits raises ValueError "
-                          "(Python's int string limit) out of parse_document instead of a ParseError")
-def test_huge_footnote_marker_is_a_parse_error():
+@pytest.mark.parametrize("word", ["sept", "SEPT", "sEPT", "Sept", "Sept."])
+def test_parse_cell_sept_in_any_case(word):
+    """Once a RecursionError: parse_date retried with replace('Sept', 'Sep'), which changes no other spelling."""
+    assert parse_cell(f"1 {word} 2000 a") == (date(2000, 9, 1), "a")
+
+
+def test_huge_footnote_marker_does_not_escape_as_value_error():
+    """Once a ValueError out of parse_document: int() of a marker over 4300 digits (Python's limit)."""
     huge = b"Albania&lt;superscript&gt;" + b"1" * 5000 + b"&lt;/superscript&gt;"
     only_parse_errors(DOC.replace(b"<Entry>Albania</Entry>", b"<Entry>" + huge + b"</Entry>", 1))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="untc._int: str.isdigit() accepts '\u00b2' (superscript two) but int() refuses it, so a "
-                          "ValueError escapes parse_document instead of a ParseError")
-def test_superscript_digit_in_status_count_is_a_parse_error():
+def test_superscript_digit_in_status_count_does_not_escape_as_value_error():
+    """Once a ValueError out of parse_document: str.isdigit() accepts '\u00b2' but int() refuses it."""
     only_parse_errors(DOC.replace(b"<Signatories>3</Signatories>", b"<Signatories>\xb2</Signatories>"))
