@@ -136,10 +136,12 @@ class Fetcher:
                 url, headers=headers, stream=True,
                 timeout=(self.settings.connect_timeout, self.settings.read_timeout),
             )
-        except requests.TooManyRedirects as exc:
-            raise FetchError(source, url, f"too many redirects ({exc})") from None
         except requests.RequestException as exc:
-            raise FetchError(source, url, f"unreachable after {self.settings.retries} retries: {exc}", transient=True) from None
+            redirects = isinstance(exc, requests.TooManyRedirects)
+            problem = (f"too many redirects ({exc})" if redirects
+                       else f"unreachable after {self.settings.retries} retries: {exc}")
+            self.archive.store(url, 0, {}, b"", fetched_at, problem)  # status 0: the attempt, with no response
+            raise FetchError(source, url, problem, transient=not redirects) from None
         body, error = self._read(resp)
         if error is None and resp.status_code == 200:
             error = kind_problem(kind, resp.headers.get("Content-Type", ""), body)

@@ -46,7 +46,7 @@ class Case:
     `archived`: what the raw archive must hold for the final response — "body" (every byte sent; for a truncated
     body that is all that came before the close), "prefix" (a non-empty part of the body, what arrived before the
     break), "capped" (more than the cap, a prefix), "empty" (a record with the error but no bytes), or None (no
-    response arrived: nothing archived)."""
+    response arrived: only the attempt is on record, status 0 with the error)."""
 
     id: str
     steps: tuple[Step, ...]
@@ -143,10 +143,10 @@ def test_fault(case: Case, server, tmp_path):
 
 
 def assert_archived(case: Case, root: Path) -> None:
-    """The archive holds one record for the final response (none if no response arrived) and its bytes."""
+    """The archive holds one record for the final response (an attempt record if none arrived) and its bytes."""
     kept, stored = records(root), objects(root)
     if case.archived is None:
-        assert kept == [] and stored == {}
+        assert_attempt_only(root, case.problem)
         return
     assert len(kept) == 1, kept
     record = kept[0]
@@ -170,6 +170,14 @@ def assert_archived(case: Case, root: Path) -> None:
     assert len(latest) == (1 if case.expected == SUCCEEDED else 0), "only accepted responses become `latest`"
 
 
+def assert_attempt_only(root: Path, problem: str) -> None:
+    """No response arrived: one status-0 record carrying the error, no bytes, and nothing becomes `latest`."""
+    kept = records(root)
+    assert [(r["status"], r["bytes"]) for r in kept] == [(0, 0)]
+    assert re.search(problem, kept[0]["error"])
+    assert set(objects(root).values()) <= {b""} and not list((root / "latest").glob("*.json"))
+
+
 def test_header_only_document_parses_without_participant_table(server, tmp_path):
     url = server.script("/header-only.xml", faults.ok(HEADER_ONLY))
     response = Fetcher(RawArchive(tmp_path), SETTINGS).get(SOURCE, url, "xml")
@@ -181,7 +189,7 @@ def test_header_only_document_parses_without_participant_table(server, tmp_path)
 
 @pytest.mark.timeout(30)
 def test_connect_timeout(tmp_path):
-    """No response at all: FetchError (transient) after retries + 1 connect attempts, nothing archived."""
+    """No response at all: FetchError (transient) after retries + 1 connect attempts; only the attempt recorded."""
     with faults.unaccepting_port() as port:
         if port is None:
             pytest.skip("could not fill a loopback accept queue here, so connects are not left unanswered")
@@ -190,7 +198,7 @@ def test_connect_timeout(tmp_path):
             Fetcher(RawArchive(tmp_path), SETTINGS).get(SOURCE, url, "xml")
     assert info.value.url == url and info.value.transient is True
     assert re.search(r"unreachable after 3 retries: .*ConnectTimeoutError.*connect timeout=0\.5", info.value.problem)
-    assert records(tmp_path) == [] and objects(tmp_path) == {}
+    assert_attempt_only(tmp_path, "ConnectTimeoutError")
 
 
 @pytest.mark.parametrize("value", ["3600", faults.http_date(3600)], ids=["seconds", "http_date"])
