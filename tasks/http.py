@@ -46,7 +46,6 @@ KINDS = {
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
         (b"PK\x03\x04",),
     ),
-    "csv": Kind(("text/csv", "application/octet-stream", "text/plain"), (b"",)),
 }
 
 

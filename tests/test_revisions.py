@@ -114,3 +114,27 @@ def test_sdg_series_keyed_on_dimensions():
         ("removed", "ALB", 2024, 0.0, None), ("value_changed", "MEX", 2021, 99.52, 99.6)]
     assert json.loads(out["observation_key"][1].as_py()) == {
         "m49": 484, "year": 2021, "dimensions": {"Reporting Type": "G"}}
+
+
+def traced(release: str, edit=lambda rows: rows) -> pa.Table:
+    pages = sorted((DATA / "sdg" / "VC_ARM_SZTRACE").glob("Series_Data_page*.json"))
+    table = sdg.observations([(str(p), p.read_bytes()) for p in pages], release, datetime.now(timezone.utc))
+    return pa.Table.from_pylist(edit(table.to_pylist()), schema=table.schema)
+
+
+def test_a_new_sdg_release_accumulates_a_revision_history():
+    def revise_mexico(rows):
+        for row in rows:
+            if row["iso3"] == "MEX" and row["year"] == 2021:
+                row["value"] = 98.0
+        return [row for row in rows if not (row["iso3"] == "MEX" and row["year"] == 2024)]
+
+    first, second = traced("2026.Q3.G.01"), traced("2027.Q1.G.01", revise_mexico)
+    assert revisions.series_revisions("VC_ARM_SZTRACE", first, first, None) is None, "same release: nothing"
+    history = revisions.series_revisions("VC_ARM_SZTRACE", first, second, None)
+    assert sorted((r["change"], r["iso3"], r["year"], r["old_value"], r["new_value"]) for r in history.to_pylist()) == [
+        ("removed", "MEX", 2024, 67.0, None), ("value_changed", "MEX", 2021, 99.52, 98.0)]
+    third = traced("2027.Q2.G.01", revise_mexico)
+    later = revisions.series_revisions("VC_ARM_SZTRACE", second, third, history)
+    assert later.num_rows == history.num_rows, "an unchanged release pair adds no rows but keeps the history"
+    assert set(later["new_release"].to_pylist()) == {"2027.Q1.G.01"}
