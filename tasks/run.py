@@ -68,7 +68,7 @@ def mirror_dir(mirror: str | None) -> Path | None:
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
     """Lock the warehouse (finishing any crashed publish) and yield a Run; released on exit."""
-    root = Path(warehouse)
+    root = Path(warehouse).resolve()
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:
         fetcher = Fetcher(RawArchive(root / "_raw"), Settings(), mirror_dir(mirror))

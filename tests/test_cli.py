@@ -41,3 +41,13 @@ def test_record_writes_a_mirror_in_the_shared_manifest_format(tmp_path, capsys):
     code = main(["run", "--only", "treaties", "--mirror", str(recorded), "--treaties", str(catalog),
                  "--warehouse", str(tmp_path / "wh")])
     assert code == 0 and "XVIII-12-c     published" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_default_relative_warehouse(tmp_path, monkeypatch, capsys):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--treaties", str(catalog)]) == 0
+    assert (tmp_path / "warehouse" / "participation" / "XXVI-8.parquet").exists()
+    assert (tmp_path / "warehouse" / "_docs" / "index.html").exists()
