@@ -69,8 +69,8 @@ def _run(args) -> int:
     from flows.ratification import ratification
     from flows.refresh import refresh
 
-    catalog.load(args.treaties) if args.treaties else catalog.load()
-    catalog.load_indicators(args.sources) if args.sources else catalog.load_indicators()
+    catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
+    catalog.load_indicators(args.sources)
     params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
     if args.only == "treaties":
         reports = [ratification(treaties=args.treaties, **params)]

@@ -59,7 +59,7 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
                force: bool = False, notify: bool = True, alert_block: str | None = None) -> Report:
     """Fetch, parse, validate and publish the SDG series and IAFQ releases, then their revisions."""
     logger = get_run_logger()
-    config = catalog.load_indicators(sources) if sources else catalog.load_indicators()
+    config = catalog.load_indicators(sources)
     with open_run(warehouse, mirror, force) as run:
         report = Report("indicators", run.id)
         series, series_errors = {}, {}

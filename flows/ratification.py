@@ -36,7 +36,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
                  news_block: str | None = None) -> Report:
     """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties."""
     logger = get_run_logger()
-    entries = catalog.load(treaties) if treaties else catalog.load()
+    entries = catalog.load(treaties)
     with open_run(warehouse, mirror, force) as run:
         report = Report("treaties", run.id)
         fetches = {t.id: fetch.submit(run, untc.SOURCE, t.url, "xml") for t in entries}

@@ -29,7 +29,7 @@ def build_panel(run: Run, treaty_ids: list[str]):
 def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
                        notify: bool = True, alert_block: str | None = None) -> Report:
     """Join the published treaty status and indicators into country_year_panel."""
-    ids = [t.id for t in (catalog.load(treaties) if treaties else catalog.load())]
+    ids = [t.id for t in catalog.load(treaties)]
     table = panel.panel_table(ids)
     with open_run(warehouse, None, force) as run:
         report = Report("panel", run.id)

@@ -32,7 +32,9 @@ class Treaty:
     url: str
 
 
-def load(path: Path = DEFAULT) -> list[Treaty]:
+def load(path: Path | str | None = None) -> list[Treaty]:
+    """The treaty catalog at `path` (default: the project's treaties.yaml)."""
+    path = path or DEFAULT
     try:
         entries = yaml.safe_load(Path(path).read_text())
     except (OSError, yaml.YAMLError) as exc:
@@ -65,7 +67,9 @@ class IndicatorSources:
     iafq_releases: tuple[str, ...]
 
 
-def load_indicators(path: Path = DEFAULT_INDICATORS) -> IndicatorSources:
+def load_indicators(path: Path | str | None = None) -> IndicatorSources:
+    """The indicator sources at `path` (default: the project's indicators.yaml)."""
+    path = path or DEFAULT_INDICATORS
     try:
         config = yaml.safe_load(Path(path).read_text())
         series = tuple(Series(str(s["code"]), str(s["indicator"]), int(s["page_size"])) for s in config["sdg"]["series"])

@@ -40,7 +40,7 @@ class Kind:
 
 
 KINDS = {
-    "xml": Kind(("application/xml", "text/xml"), (b"<?xml", b"<")),
+    "xml": Kind(("application/xml", "text/xml"), (b"<",)),
     "json": Kind(("application/json",), (b"{", b"[")),
     "xlsx": Kind(
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
