@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tasks.publish import Warehouse
+from tasks.publish import PublishError, Warehouse
 from tasks.tables import Table
 from tasks.validate import Failure, Validator
 
@@ -59,7 +59,13 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
     for key, reason in errors.items():
         folder = warehouse.quarantine(run_id, key, {}, reason, None)
         outcomes.append(Outcome(key, "failed", reason=reason, quarantine=folder))
-    published = warehouse.publish(run_id, passing, today, force=force)
+    try:
+        published = warehouse.publish(run_id, passing, today, force=force)
+    except PublishError as exc:  # disk full, permission denied: the batches failed, the run goes on to report it
+        for outcome in outcomes:
+            if outcome.status == "published":
+                outcome.status, outcome.reason = "failed", str(exc)
+        return outcomes
     for outcome in outcomes:
         if outcome.status == "published":
             outcome.tables_changed = published.changed.get(outcome.key, [])

@@ -51,7 +51,7 @@ class Report:
                 "published": f"published ({', '.join(o.tables_changed)})",
                 "unchanged": "unchanged, nothing written",
                 "quarantined": f"QUARANTINED in {o.quarantine}",
-                "failed": f"FAILED, kept in {o.quarantine}",
+                "failed": f"FAILED{f', kept in {o.quarantine}' if o.quarantine else ''}",
             }[o.status]
             out.append(f"  {o.key:<14} {what}; {o.detail + '; ' if o.detail else ''}{rows}")
             if o.reason:

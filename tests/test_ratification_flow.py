@@ -116,3 +116,19 @@ def test_changing_one_document_changes_only_that_treaty(tmp_path, capsys):
     assert all(after[p] == before[p] for p in before if p.startswith("_history")), "history is append-only"
     assert main([*args, "--force", "--mirror", str(SHARED)]) == 0
     assert "published (treaties, participation" in capsys.readouterr().out.split("XXVI-8")[-1]
+
+
+def test_a_failed_publish_is_reported_per_batch_and_exits_1(tmp_path, capsys, monkeypatch):
+    from tasks.publish import PublishError, Warehouse
+
+    def disk_full(self, *args, **kwargs):
+        raise PublishError(f"publishing to {self.root} failed, published data left as it was: [Errno 28] disk full")
+
+    monkeypatch.setattr(Warehouse, "publish", disk_full)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    args = ["run", "--only", "treaties", "--mirror", str(SHARED), "--treaties", str(catalog)]
+    assert main([*args, "--warehouse", str(tmp_path / "wh")]) == 1
+    out = capsys.readouterr().out
+    assert "XXVI-8         FAILED;" in out and "[Errno 28] disk full" in out
+    assert not (tmp_path / "wh" / "participation").exists()
