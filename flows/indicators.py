@@ -19,6 +19,7 @@ from tasks.errors import ArmswatchError
 from tasks.run import Report, Run, open_run
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, INDICATOR_REVISIONS
 
+
 @task(cache_policy=NO_CACHE, task_run_name="SDG series {series.code}")
 def sdg_series(run: Run, base: str, series: catalog.Series):
     """Every page of one series, checked against totalPages/totalElements, typed with its release."""
@@ -34,8 +35,9 @@ def sdg_series(run: Run, base: str, series: catalog.Series):
 
 @task(cache_policy=NO_CACHE, task_run_name="IAFQ {url}")
 def iafq_release(run: Run, url: str):
+    """(release date as ISO text, the release as a firearms_seizures table)."""
     response = fetch(run, unodc.SOURCE, url, "xlsx")
-    return unodc.seizures(response.body, url)
+    return unodc.release_date(response.body, url).isoformat(), unodc.seizures(response.body, url)
 
 
 @task(cache_policy=NO_CACHE)
@@ -76,8 +78,8 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
         seizures, seizure_errors = {}, {}
         for url in config.iafq_releases:
             try:
-                table = iafq_release(run, url)
-                seizures[table["release_date"][0].as_py().isoformat()] = {FIREARMS_SEIZURES: table}
+                release, table = iafq_release(run, url)
+                seizures[release] = {FIREARMS_SEIZURES: table}
                 logger.info("IAFQ %s: %d rows", url, table.num_rows)
             except ArmswatchError as exc:
                 seizure_errors[url] = str(exc)
