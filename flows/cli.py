@@ -1,7 +1,7 @@
 """The `armswatch` command: run the flows once, record a mirror, or describe the tables.
 
   armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources FILE]
-                [--only treaties|indicators] [--force]
+                [--only treaties|indicators|<source>] [--force]
   armswatch record DIR [--treaties FILE]
   armswatch docs
 
@@ -16,7 +16,7 @@ import argparse
 import sys
 
 import flows  # noqa: F401  (analytics off before Prefect loads)
-from tasks import catalog
+from tasks import catalog, registry
 from tasks.errors import FetchError
 from tasks.publish import WarehouseBusy
 
@@ -30,13 +30,14 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
     run.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
     run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    run.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
-    run.add_argument("--only", choices=["treaties", "indicators"], help="run one flow only (default: all)")
+    run.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
+    run.add_argument("--only", choices=["treaties", "indicators", *registry.names()],
+                     help="run one flow or one source only (default: all)")
     run.add_argument("--force", action="store_true", help="republish even batches whose content is unchanged")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
     rec.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    rec.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
+    rec.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
     rec.add_argument("--mirror", help="record from another mirror instead of the live URLs (for testing)")
     sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
     return p
@@ -70,12 +71,14 @@ def _run(args) -> int:
     from flows.refresh import refresh
 
     catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
-    catalog.load_indicators(args.sources)
+    registry.load(args.sources)
     params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
     if args.only == "treaties":
         reports = [ratification(treaties=args.treaties, **params)]
     elif args.only == "indicators":
         reports = [indicators(sources=args.sources, **params)]
+    elif args.only in registry.names():
+        reports = [indicators(sources=args.sources, only=args.only, **params)]
     else:
         reports = refresh(treaties=args.treaties, sources=args.sources, **params)
     for report in reports:

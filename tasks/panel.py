@@ -125,11 +125,12 @@ def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str])
 
 
 def _iafq_values(seizures: pa.Table, labels: tuple[str, str, str]) -> dict[tuple[str, int], int]:
-    """Values of the latest release's rows with these (indicator, dimension, category), by (iso3, year)."""
+    """Values of the latest release's national rows with these (indicator, dimension, category), by (iso3, year);
+    sub-national rows (GBR_E_W, ...) stay out of the country totals."""
     if seizures.num_rows == 0:
         return {}
     latest = pc.max(seizures["release_date"])
-    rows = seizures.filter(pc.equal(seizures["release_date"], latest))
+    rows = seizures.filter(pc.and_(pc.equal(seizures["release_date"], latest), pc.invert(seizures["is_subnational"])))
     for column, label in zip(("indicator", "dimension", "category"), labels):
         rows = rows.filter(pc.equal(rows[column], label))
     return _unique(

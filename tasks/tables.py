@@ -154,6 +154,8 @@ INDICATOR_OBSERVATIONS = Table(
         _f("dimensions", pa.map_(pa.string(), pa.string()), "Every dimension of the observation, as published"),
         _f("footnotes", pa.list_(pa.string()), "Footnotes, empty strings dropped"),
         _f("fetched_at", TS, "When the first page of the series was fetched (UTC)"),
+        _f("is_latest_release", pa.bool_(), "True for the newest release published of the series (a series file "
+           "holds one release, so true in current data; false in superseded history snapshots)", False),
     ]),
     "series",
     "SDG Global Database observations, one row per series x area x year x dimensions.",
@@ -163,8 +165,13 @@ FIREARMS_SEIZURES = Table(
     "firearms_seizures",
     pa.schema([
         _f("release_date", pa.date32(), "Release date printed in row 2 of the IAFQ file", False),
-        _f("iso3", pa.string(), "ISO3 code as published (Iso3_code)"),
-        _f("m49", pa.int16(), "UN M49 code resolved from iso3"),
+        _f("iso3", pa.string(), "ISO3 code as published (Iso3_code); the parent state's ISO3 for a sub-national "
+           "row"),
+        _f("subnational_code", pa.string(), "Sub-national pseudo-code as published (GBR_E_W, GBR_NI, GBR_S, "
+           "IRQ_KRI, ...); null for a national row"),
+        _f("is_subnational", pa.bool_(), "True when the row is for part of a state (subnational_code); such rows "
+           "stay out of country totals", False),
+        _f("m49", pa.int16(), "UN M49 code resolved from iso3 (the parent state for a sub-national row)"),
         _f("country", pa.string(), "Country as published"),
         _f("region", pa.string(), "Region as published"),
         _f("subregion", pa.string(), "Subregion as published"),
@@ -174,9 +181,15 @@ FIREARMS_SEIZURES = Table(
         _f("sex", pa.string(), "Sex as published"),
         _f("age", pa.string(), "Age as published"),
         _f("year", pa.int16(), "Year", False),
-        _f("value", pa.int64(), "VALUE (counts)"),
+        _f("value", pa.int64(), "VALUE (counts); null when blank or not a usable count (see value_flag)"),
+        _f("value_text", pa.string(), "VALUE as published when it was not a plain number ('<5', '1,234', '..')"),
+        _f("value_flag", pa.string(), "null for a plain number; censored ('<5': value null), formatted ('1,234': "
+           "value 1234), text (other text: value null), not_integer (a fraction: value null), out_of_range "
+           "(beyond int64: quarantined)"),
         _f("unit", pa.string(), "Unit of measurement"),
         _f("source", pa.string(), "Source as published"),
+        _f("is_latest_release", pa.bool_(), "True for the rows of the newest published release: filter on it "
+           "to read one release (every release stays published)", False),
     ]),
     "release_date",
     "UNODC firearms trafficking (IAFQ) bulk file, one row per published observation.",
@@ -191,12 +204,20 @@ INDICATOR_REVISIONS = Table(
         _f("change", pa.string(), "added | removed | value_changed", False),
         _f("iso3", pa.string(), "ISO3 of the observation"),
         _f("year", pa.int16(), "Year of the observation"),
-        _f("observation_key", pa.string(), "The observation's identifying columns, as JSON", False),
+        _f("m49", pa.int16(), "SDG key: M49 code of the area (null for IAFQ)"),
+        _f("dimensions", pa.map_(pa.string(), pa.string()), "SDG key: the observation's dimensions (null for IAFQ)"),
+        _f("subnational_code", pa.string(), "IAFQ key: sub-national code (null for SDG and national rows)"),
+        _f("indicator", pa.string(), "IAFQ key: Indicator (null for SDG)"),
+        _f("dimension", pa.string(), "IAFQ key: Dimension (null for SDG)"),
+        _f("category", pa.string(), "IAFQ key: Category (null for SDG)"),
+        _f("sex", pa.string(), "IAFQ key: Sex (null for SDG)"),
+        _f("age", pa.string(), "IAFQ key: Age (null for SDG)"),
+        _f("unit", pa.string(), "IAFQ key: Unit of measurement (null for SDG)"),
+        _f("duplicate_rank", pa.int16(), "IAFQ key: rank by value among rows sharing every other key column "
+           "(IAFQ publishes such twins; null for SDG)"),
         _f("old_value", pa.float64(), "Value in old_release; null when added"),
         _f("new_value", pa.float64(), "Value in new_release; null when removed"),
     ]),
     "dataset",
     "What a new release changed: one row per added, removed or revised observation.",
 )
-
-INDICATOR_TABLES = (INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES, INDICATOR_REVISIONS)

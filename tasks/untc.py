@@ -26,6 +26,7 @@ from tasks.countries import resolve_name
 from tasks.errors import ParseError
 
 SOURCE = "untc"
+MTDSG_ID = re.compile(r"^[IVXL]+-\d+(?:-[a-z])?$")
 MTDSG_BASE = "https://treaties.un.org/doc/Publication/MTDSG"
 
 _ROMAN = {"I": 1, "V": 5, "X": 10, "L": 50}

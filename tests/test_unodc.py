@@ -115,6 +115,8 @@ def test_recorded_row(tables):
         "release_date": date(2024, 8, 26), "iso3": "ALB", "m49": 8, "country": "Albania", "region": "Europe",
         "subregion": "Southern Europe", "indicator": "Ammunition seized", "dimension": "Total", "category": "Total",
         "sex": "na", "age": "na", "year": 2022, "value": 27806, "unit": "Counts", "source": "IAFQ",
+        "subnational_code": None, "is_subnational": False, "value_text": None, "value_flag": None,
+        "is_latest_release": True,
     }
 
 
@@ -166,11 +168,111 @@ def test_bad_layout_cells():
         unodc.release_date(xlsx([["Data"], ["26/08/2024"]]), "u")
 
 
+HEAD = [["UNODC"], ["26/08/2024"], list(unodc.EXPECTED_COLUMNS)]
+
+
+def row(iso3="MEX", year="2021", value=20637.0, indicator="Arms seized") -> list:
+    return [iso3, "Mexico", "Americas", "Latin America and the Caribbean", indicator, "Total", "Total", "na", "na",
+            year, "Counts", value, "IAFQ"]
+
+
 def test_value_cells():
-    rows = [["UNODC"], ["26/08/2024"], list(unodc.EXPECTED_COLUMNS),
-            [*MEXICO_2021[:11], "", "IAFQ"], [*MEXICO_2021[:11], "15", "IAFQ"], [], MEXICO_2021]
+    rows = [*HEAD, row(value=""), row(value="15"), [], row()]
     assert unodc.seizures(xlsx(rows), "u")["value"].to_pylist() == [None, 15, 20637]
-    with pytest.raises(ParseError, match=r"row 4: VALUE 2\.5 is not a whole number"):
-        unodc.seizures(xlsx([*rows[:3], [*MEXICO_2021[:11], 2.5, "IAFQ"]]), "u")
     with pytest.raises(ParseError, match="row 4: Year '2021/22' is not a whole number"):
-        unodc.seizures(xlsx([*rows[:3], [*MEXICO_2021[:9], "2021/22", *MEXICO_2021[10:]]]), "u")
+        unodc.seizures(xlsx([*HEAD, row(year="2021/22")]), "u")
+
+
+@pytest.mark.parametrize("cell, value, text, flag", [
+    ("<5", None, "<5", "censored"),
+    ("< 10", None, "< 10", "censored"),
+    ("1,234", 1234, "1,234", "formatted"),
+    ("12\u00a0345", 12345, "12\u00a0345", "formatted"),
+    ("..", None, "..", "text"),
+    ("n.a.", None, "n.a.", "text"),
+    (2.5, None, "2.5", "not_integer"),
+    ("1e19", None, "1e19", "out_of_range"),
+    (1e19, None, "1e+19", "out_of_range"),
+    (" 42 ", 42, None, None),
+    (7.0, 7, None, None),
+    ("", None, None, None),
+])
+def test_value_as_published_now(cell, value, text, flag):
+    assert unodc.value_cell(cell) == (value, text, flag)
+
+
+def test_a_workbook_as_published_now():
+    """Year as text and number, censored and formatted values, sub-national pseudo-codes: one release, no error."""
+    rows = [*HEAD, row(year=2021, value="<5"), row(year="2022", value="1,234"), row("GBR_E_W", 2021, 5.0),
+            row("GBR_NI", "2021", "<3"), row("GBR_S", 2021.0, 7.0), row("IRQ_KRI", "2020", 3.0), row("GBR", 2021, 12.0)]
+    table = unodc.seizures(xlsx(rows), URL.format("2025-11"))
+    assert table.schema == FIREARMS_SEIZURES.schema
+    got = [(r["iso3"], r["subnational_code"], r["is_subnational"], r["m49"], r["year"], r["value"], r["value_text"],
+            r["value_flag"]) for r in table.to_pylist()]
+    assert got == [
+        ("MEX", None, False, 484, 2021, None, "<5", "censored"),
+        ("MEX", None, False, 484, 2022, 1234, "1,234", "formatted"),
+        ("GBR", "GBR_E_W", True, 826, 2021, 5, None, None),
+        ("GBR", "GBR_NI", True, 826, 2021, None, "<3", "censored"),
+        ("GBR", "GBR_S", True, 826, 2021, 7, None, None),
+        ("IRQ", "IRQ_KRI", True, 368, 2020, 3, None, None),
+        ("GBR", None, False, 826, 2021, 12, None, None),
+    ]
+
+
+def test_over_long_cell_is_refused():
+    with pytest.raises(ParseError, match=r"row 4: a cell of 5000 characters, over the 1000-character cap"):
+        unodc.seizures(xlsx([*HEAD, row(indicator="A" * 5000)]), "u")
+
+
+def bomb(sheet_bytes: int) -> bytes:
+    """A workbook whose sheet is `sheet_bytes` of XML padding: compresses about 1000:1."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in _XLSX_PARTS.items():
+            archive.writestr(name, text)
+        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
+            sheet.write(f"<worksheet {_NS}><sheetData>".encode())
+            chunk = b" " * (1024 * 1024)
+            for _ in range(sheet_bytes // len(chunk)):
+                sheet.write(chunk)
+            sheet.write(b"</sheetData></worksheet>")
+    return out.getvalue()
+
+
+def test_decompression_bomb_is_refused_from_the_zip_directory():
+    body = bomb(64 * 1024 * 1024)
+    assert len(body) < 200_000
+    with pytest.raises(ParseError, match=r"xl/worksheets/sheet1.xml expands \d+:1 .* over the 100:1 cap") as error:
+        unodc.seizures(body, URL.format("2025-11"))
+    assert error.value.url == URL.format("2025-11")
+
+
+def test_total_uncompressed_size_is_capped():
+    body = xlsx([*HEAD, row()])
+    with pytest.raises(ParseError, match=r"workbook expands to \d+ bytes, over the 1000-byte cap"):
+        unodc.seizures(body, "u", xlsx_limits(max_uncompressed_bytes=1000))
+
+
+def xlsx_limits(**caps):
+    from tasks.xlsx import Limits
+
+    return Limits(**caps)
+
+
+def test_release_links_on_a_data_report_page():
+    page = b"""<!DOCTYPE html><html><body>
+      <a href="/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx">2024</a>
+      <a href="https://data.unodc.org/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking.xlsx">old</a>
+      <a href="https://data.unodc.org/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking_0.xlsx">
+        Download (xlsx)</a>
+      <a href="/sites/dataportal.unodc.org/files/2025-11/data_iafq_homicide.xlsx">other dataset</a>
+      <a href="/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking.xlsx.zip">not xlsx</a>
+      <a href="/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx#x">twice</a>
+      <a>no link</a></body></html>"""
+    links = unodc.release_links(page, "https://data.unodc.org/datareport/firearm-seizures",
+                                "data_iafq_firearms_trafficking")
+    assert links == [
+        "https://data.unodc.org/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx",
+        "https://data.unodc.org/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking_0.xlsx",
+    ]
