@@ -21,20 +21,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pycountry
 
+from tasks import registry
 from tasks.countries import by_iso3
 from tasks.tables import Table
 
-#: SDG series feeding the panel: column -> (series, dimensions an observation must carry). The recorded
-#: VC_ARM_SZTRACE has one row per country and year, all Reporting Type G. VC_IHR_PSRC is published by sex; its
-#: both-sexes row (BOTHSEX) is the national rate. The recorded 2020 extract holds FEMALE and MALE rows only, so
-#: homicide_rate is null there: the mean of two rates is not the total rate (male and female populations differ).
-#: The by-sex rates are carried in homicide_rate_female and homicide_rate_male so that they are not lost.
-SDG_COLUMNS = {
-    "arms_traced_pct": ("VC_ARM_SZTRACE", {"Reporting Type": "G"}),
-    "homicide_rate": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "BOTHSEX"}),
-    "homicide_rate_female": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "FEMALE"}),
-    "homicide_rate_male": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "MALE"}),
-}
+
+def sdg_columns() -> dict[str, tuple[str, dict[str, str], str]]:
+    """SDG series feeding the panel: column -> (series, dimensions an observation must carry, meaning), from the
+    `panel` entries of sources/sdg.yaml (adding a series to the panel is one entry there)."""
+    return registry.load(only="sdg")[0].panel_columns()
+
 
 #: IAFQ national totals: column -> (Indicator, Dimension, Category), from the latest release in the input. Arms
 #: seized has a headline Total/Total row. Arms found and Arms surrendered have none, so their total is the
@@ -78,10 +74,7 @@ def panel_schema(treaty_ids: list[str]) -> pa.Schema:
                                                        "a party"),
         ]
     fields += [
-        _field("arms_traced_pct", pa.float64(), "VC_ARM_SZTRACE (16.4.2), Reporting Type G, percent"),
-        _field("homicide_rate", pa.float64(), "VC_IHR_PSRC (16.1.1), both sexes, per 100,000 population"),
-        _field("homicide_rate_female", pa.float64(), "VC_IHR_PSRC (16.1.1), female victims per 100,000 females"),
-        _field("homicide_rate_male", pa.float64(), "VC_IHR_PSRC (16.1.1), male victims per 100,000 males"),
+        *(_field(column, pa.float64(), doc) for column, (_, _, doc) in sdg_columns().items()),
         _field("arms_seized", pa.int64(), "IAFQ Arms seized, Total/Total, latest release"),
         _field("arms_found", pa.int64(), "IAFQ Arms found, by type/Total, latest release"),
         _field("arms_surrendered", pa.int64(), "IAFQ Arms surrendered, by type/Total, latest release"),
@@ -176,7 +169,7 @@ def build_panel(participation: pa.Table, treaty_ids: list[str], observations: pa
     }
     for mtdsg_no in treaty_ids:
         columns.update(_treaty_columns(participation, mtdsg_no, keys))
-    for column, (series, dimensions) in SDG_COLUMNS.items():
+    for column, (series, dimensions, _) in sdg_columns().items():
         values = _sdg_values(observations, series, dimensions)
         columns[column] = [values.get(key) for key in keys]
     for column, labels in IAFQ_COLUMNS.items():

@@ -22,6 +22,7 @@ import math
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from typing import Annotated
 from urllib.parse import quote
 
 import pyarrow as pa
@@ -301,12 +302,22 @@ def observations(pages: list[tuple[str, bytes]], release: str, fetched_at: datet
     return pa.Table.from_pylist(rows, schema=INDICATOR_OBSERVATIONS.schema)
 
 
+class PanelColumn(Strict):
+    """A country_year_panel column fed by a series: the dimensions an observation must carry, and its meaning."""
+
+    dimensions: dict[StrictStr, StrictStr] = Field(min_length=1)
+    doc: StrictStr = Field(min_length=1)
+
+
 class SeriesEntry(Strict):
-    """One SDG series: `code`, the `indicator` whose Series/List carries its release, and rows per page."""
+    """One SDG series: `code`, the `indicator` whose Series/List carries its release, rows per page, and the
+    panel columns it feeds (column name -> PanelColumn)."""
 
     code: StrictStr = Field(pattern=r"^[A-Z][A-Z0-9_]{1,39}$")
     indicator: StrictStr = Field(pattern=r"^\d{1,2}\.[a-z0-9]{1,2}\.\d{1,2}$")
     page_size: StrictInt = Field(gt=0, le=10_000)
+    panel: dict[Annotated[StrictStr, Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")], PanelColumn] = Field(
+        default_factory=dict)
 
 
 class SdgConfig(SourceConfig):
@@ -322,10 +333,11 @@ class SdgConfig(SourceConfig):
     @field_validator("series")
     @classmethod
     def _unique_codes(cls, series: list[SeriesEntry]) -> list[SeriesEntry]:
-        codes = [s.code for s in series]
-        repeated = sorted({c for c in codes if codes.count(c) > 1})
-        if repeated:
-            raise ValueError(f"series listed twice: {repeated}")
+        for what, names in (("series", [s.code for s in series]),
+                            ("panel columns", [c for s in series for c in s.panel])):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            if repeated:
+                raise ValueError(f"{what} listed twice: {repeated}")
         return series
 
 
@@ -346,6 +358,11 @@ class SdgSource(Source):
     def limits(self) -> Limits:
         c = self.config
         return Limits(c.max_page_bytes, c.max_json_depth, c.max_number_chars, c.max_pages)
+
+    def panel_columns(self) -> dict[str, tuple[str, dict[str, str], str]]:
+        """Panel column -> (series, dimensions an observation must carry, meaning), in configuration order."""
+        return {column: (s.code, dict(spec.dimensions), spec.doc)
+                for s in self.config.series for column, spec in s.panel.items()}
 
     def _series(self, code: str) -> SeriesEntry:
         return next(s for s in self.config.series if s.code == code)
