@@ -47,9 +47,10 @@ def genuine(path: Path, rows: int) -> None:
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in _XLSX_PARTS.items():
-            archive.writestr(name, text.replace('<Default Extension="xml"', '<Override PartName="/xl/sharedStrings.xml" '
-                             'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings'
-                             '+xml"/><Default Extension="xml"') if name == "[Content_Types].xml" else text)
+            shared = ('<Override PartName="/xl/sharedStrings.xml" ContentType="application/'
+                      'vnd.openxmlformats-officedocument.spreadsheetml.sharedStrings+xml"/><Default Extension="xml"')
+            archive.writestr(name, text.replace('<Default Extension="xml"', shared)
+                             if name == "[Content_Types].xml" else text)
         archive.writestr("xl/sharedStrings.xml", f'<sst {_NS} count="{len(strings)}" uniqueCount="{len(strings)}">'
                          + "".join(f"<si><t>{escape(t)}</t></si>" for t in strings) + "</sst>")
         with archive.open("xl/worksheets/sheet1.xml", "w", force_zip64=True) as sheet:
@@ -62,7 +63,8 @@ def genuine(path: Path, rows: int) -> None:
                 iso3, country, region, subregion = COUNTRIES[n % len(COUNTRIES)]
                 indicator, dimension, category = INDICATORS[n % len(INDICATORS)]
                 value = s(f"L{n}", "<5") if n % 97 == 0 else f'<c r="L{n}"><v>{n % 5000}</v></c>'
-                year = f'<c r="J{n}"><v>{2000 + n % 24}</v></c>' if n % 2 else f'<c r="J{n}" t="inlineStr"><is><t>{2000 + n % 24}</t></is></c>'
+                year = (f'<c r="J{n}"><v>{2000 + n % 24}</v></c>' if n % 2  # Year as number or as text
+                        else f'<c r="J{n}" t="inlineStr"><is><t>{2000 + n % 24}</t></is></c>')
                 batch.append(f'<row r="{n}">{s(f"A{n}", iso3)}{s(f"B{n}", country)}{s(f"C{n}", region)}'
                              f'{s(f"D{n}", subregion)}{s(f"E{n}", indicator)}{s(f"F{n}", dimension)}'
                              f'{s(f"G{n}", category)}{s(f"H{n}", "na")}{s(f"I{n}", "na")}{year}'
@@ -96,10 +98,12 @@ body = Path({path!r}).read_bytes()
 start = time.perf_counter()
 try:
     table = unodc.seizures(body, {path!r})
-    outcome = f"{{table.num_rows}} rows, {{table['value_flag'].null_count}} plain values, {{table.nbytes / 2**20:.0f}} MiB as Arrow"
+    outcome = (f"{{table.num_rows}} rows, {{table['value_flag'].null_count}} plain values, "
+               f"{{table.nbytes / 2**20:.0f}} MiB as Arrow")
 except ParseError as exc:
     outcome = f"refused: {{exc.problem}}"
-print(f"{{time.perf_counter() - start:.1f}} s; peak RSS {{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}} MiB; {{outcome}}")
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(f"{{time.perf_counter() - start:.1f}} s; peak RSS {{peak:.0f}} MiB; {{outcome}}")
 """
 
 
@@ -117,8 +121,8 @@ def main() -> None:
         genuine(path, rows)
         with zipfile.ZipFile(path) as archive:
             sheet = archive.getinfo("xl/worksheets/sheet1.xml")
-        print(f"generated {rows:,} rows in {time.perf_counter() - start:.0f} s: sheet {sheet.file_size / 2**20:.0f} MiB,"
-              f" {sheet.file_size / sheet.compress_size:.0f}:1")
+        print(f"generated {rows:,} rows in {time.perf_counter() - start:.0f} s: sheet "
+              f"{sheet.file_size / 2**20:.0f} MiB, {sheet.file_size / sheet.compress_size:.0f}:1")
         measure(f"genuine {rows:,}-row workbook", path)
         path.unlink()
         for size in (250 * 2**20, 2500 * 2**20):

@@ -283,7 +283,8 @@ class IafqSource(Source):
         latest = max(published | set(staged), default=None)
         relabelled = {key: {FIREARMS_SEIZURES: _flagged(tables[FIREARMS_SEIZURES], key == latest)}
                       for key, tables in staged.items()}
-        notes = {key: "not among the releases read this run (no longer linked upstream, or failed above); kept as published" for key in sorted(published - set(staged))}
+        note = "not among the releases read this run (no longer linked upstream, or failed above); kept as published"
+        notes = {key: note for key in sorted(published - set(staged))}
         return relabelled, notes
 
     def derive(self, reader: Reader, before: Staged, published: set[str]) -> list[tuple[tuple, Staged]]:

@@ -138,11 +138,12 @@ def test_a_new_release_is_found_on_the_report_page_and_supersedes_the_latest(tmp
     # UNODC uploads a new release in November 2025, then re-uploads it the same month as _0; the page links both.
     page = report_page("2024-08", "2025-11").replace(b"</ul>", (
         f'<li><a href="{NEW_URL}">Firearms trafficking data (revised)</a></li></ul>').encode())
-    second = make_mirror(tmp_path, {REPORT_PAGE: ("report2.html", page), NEW_URL: ("new.xlsx", new_release("14/11/2025"))})
+    second = make_mirror(tmp_path, {REPORT_PAGE: ("report2.html", page),
+                                    NEW_URL: ("new.xlsx", new_release("14/11/2025"))})
     capsys.readouterr()
     assert main([*run, "--mirror", str(second)]) == 0, capsys.readouterr().out
-    assert sql(warehouse, "select release_date::varchar, count(*), bool_and(is_latest_release), "
-                          "bool_or(is_latest_release) from '{wh}/firearms_seizures/*.parquet' group by 1 order by 1") == [
+    assert sql(warehouse, "select release_date::varchar, count(*), bool_and(is_latest_release), bool_or("
+                          "is_latest_release) from '{wh}/firearms_seizures/*.parquet' group by 1 order by 1") == [
         ("2022-06-17", 11032, False, False), ("2024-08-26", 15468, False, False), ("2025-11-14", 8, True, True)]
     assert sql(warehouse, "select iso3, subnational_code, is_subnational, value, value_text, value_flag "
                           "from '{wh}/firearms_seizures/*.parquet' where is_latest_release order by all") == [
@@ -216,12 +217,15 @@ def test_an_infinite_rate_and_a_new_dimension_are_quarantined(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("edit, problem", [
-    (("iafq", "releases:\n  - https", "releases: https://x\nold:\n  - https"), "key releases: Input should be a valid list"),
+    (("iafq", "releases:\n  - https", "releases: https://x\nold:\n  - https"),
+     "key releases: Input should be a valid list"),
     (("iafq", "report_pages:", "report_pagse:"), "key report_pagse: Extra inputs are not permitted"),
-    (("sdg", "page_size: 50", "page_size: 0"), "series[1] (VC_ARM_SZTRACE), key page_size: Input should be greater than 0"),
+    (("sdg", "page_size: 50", "page_size: 0"),
+     "series[1] (VC_ARM_SZTRACE), key page_size: Input should be greater than 0"),
     (("sdg", "code: VC_IHR_PSRC", "code: {a: b}"), "series[2], key code: Input should be a valid string"),
     (("sdg", "base: https://unstats.un.org/sdgapi/v1/sdg", "base: ''"), "key base: Input should be a valid URL"),
-    (("iafq", "  producer: United Nations Office on Drugs and Crime (UNODC)\n", ""), "origin, key producer: Field required"),
+    (("iafq", "  producer: United Nations Office on Drugs and Crime (UNODC)\n", ""),
+     "origin, key producer: Field required"),
 ])
 def test_a_bad_sources_configuration_is_a_usage_error_naming_file_entry_and_key(tmp_path, capsys, edit, problem):
     folder = sources_folder(tmp_path, edit)

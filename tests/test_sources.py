@@ -57,12 +57,19 @@ def project_config(name: str) -> dict:
     ("iafq", lambda c: c.update(releases=c["releases"][0]), "key releases: Input should be a valid list"),
     ("iafq", lambda c: c.update(relaeses=c.pop("releases")), "key relaeses: Extra inputs are not permitted"),
     ("iafq", lambda c: c.update(file_name=""), "key file_name: String should have at least 1 character"),
-    ("iafq", lambda c: c.update(max_compression_ratio="100"), "key max_compression_ratio: Input should be a valid number"),
+    ("iafq", lambda c: c.update(max_compression_ratio="100"),
+     "key max_compression_ratio: Input should be a valid number"),
     ("sdg", lambda c: c["series"][0].update(page_size=0), "series[1] (VC_ARM_SZTRACE), key page_size"),
-    ("sdg", lambda c: c["series"][1].update(page_size="1000"), "series[2] (VC_IHR_PSRC), key page_size: Input should be a valid integer"),
-    ("sdg", lambda c: c["series"][0].update(code="VC_ARM_SZTRACE\n"), "series[1] (VC_ARM_SZTRACE), key code: String should match"),
-    ("sdg", lambda c: c["series"][1].update(ulr="x"), "series[2] (VC_IHR_PSRC), key ulr: Extra inputs are not permitted"),
-    ("sdg", lambda c: c["series"].append(dict(c["series"][0])), "key series: Value error, series listed twice: ['VC_ARM_SZTRACE']"),
+    ("sdg", lambda c: c["series"][1].update(page_size="1000"),
+     "series[2] (VC_IHR_PSRC), key page_size: Input should be a valid integer"),
+    ("sdg", lambda c: c["series"][0].update(code="VC_ARM_SZTRACE\n"),
+     "series[1] (VC_ARM_SZTRACE), key code: String should match"),
+    ("sdg", lambda c: c["series"][1].update(ulr="x"),
+     "series[2] (VC_IHR_PSRC), key ulr: Extra inputs are not permitted"),
+    ("sdg", lambda c: c["series"].append(dict(c["series"][0])),
+     "key series: Value error, series listed twice: ['VC_ARM_SZTRACE']"),
+    ("sdg", lambda c: c["series"][0]["panel"]["arms_traced_pct"].update(dimensions={}),
+     "series[1] (VC_ARM_SZTRACE).panel.arms_traced_pct, key dimensions: Dictionary should have at least 1 item"),
     ("sdg", lambda c: c.update(series=[]), "key series: List should have at least 1 item"),
     ("sdg", lambda c: c["origin"]["license"].pop("url"), "origin.license, key url: Field required"),
 ])
@@ -127,7 +134,8 @@ def test_a_maintenance_page_that_clears_after_two_attempts(tmp_path):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}/sdgapi/v1/sdg"
     recorded = SHARED / "sdg" / "VC_ARM_SZTRACE"
-    files = {sdg.series_data_url(base, "VC_ARM_SZTRACE", n, 50): recorded / f"Series_Data_page{n}.json" for n in (1, 2, 3)}
+    files = {sdg.series_data_url(base, "VC_ARM_SZTRACE", n, 50): recorded / f"Series_Data_page{n}.json"
+             for n in (1, 2, 3)}
     files[sdg.series_list_url(base, "16.4.2")] = recorded / "Indicator_Series_List.json"
     Maintenance.files = {url.removeprefix(f"http://127.0.0.1:{server.server_port}"): path.read_bytes()
                          for url, path in files.items()}
