@@ -90,7 +90,6 @@ def bomb(path: Path, sheet_bytes: int) -> None:
 CHILD = """
 import resource, sys, time
 from pathlib import Path
-from xml.sax.saxutils import escape
 sys.path.insert(0, {project!r})
 from tasks import unodc
 from tasks.errors import ParseError

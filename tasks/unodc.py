@@ -274,8 +274,9 @@ class IafqSource(Source):
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses
         table = seizures(response.body, response.url, self.limits)
-        return table["release_date"][0].as_py().isoformat() if table.num_rows else release_date(
-            response.body, response.url, self.limits).isoformat(), {FIREARMS_SEIZURES: table}
+        released = (table["release_date"][0].as_py() if table.num_rows
+                    else release_date(response.body, response.url, self.limits))
+        return released.isoformat(), {FIREARMS_SEIZURES: table}
 
     def relate(self, staged: Staged, reader: Reader) -> tuple[Staged, Notes]:
         """Flag the newest release (staged or published) as the latest; note published releases no longer found."""

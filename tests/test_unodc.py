@@ -276,3 +276,15 @@ def test_release_links_on_a_data_report_page():
         "https://data.unodc.org/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx",
         "https://data.unodc.org/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking_0.xlsx",
     ]
+
+
+def test_the_suite_quarantines_what_a_count_cannot_be():
+    from tasks.validate import Validator
+
+    body = xlsx([*HEAD, row(value="1e19"), row("GBR", value=2e9), row("FRA", value="<5"), row("GBR_S", value=3.0)])
+    result = Validator().validate(FIREARMS_SEIZURES, unodc.seizures(body, "u"), {"current_year": 2026})
+    failed = {(f.expectation, f.kwargs.get("column")): f.observed for f in result.failures_for("2024-08-26")}
+    assert set(failed) == {("expect_column_values_to_be_in_set", "value_flag"),
+                           ("expect_column_values_to_be_between", "value")}
+    assert "out_of_range" in str(failed[("expect_column_values_to_be_in_set", "value_flag")])
+    assert "2000000000" in str(failed[("expect_column_values_to_be_between", "value")])
