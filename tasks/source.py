@@ -11,6 +11,8 @@ validated by its `config_model`. A flow drives every source the same way, one ba
     relate(staged, reader)   -> the staged batches seen together (e.g. which release is the latest), and notes
     derive(reader, before, published) -> batches derived from what is now published (revisions)
 
+The treaty source fits the same shape (a batch per treaties.yaml entry, one URL each, parsed by tasks/untc.py),
+and so does a single-URL source such as the UN M49 list (one batch, one URL, one table).
 Upstream: whatever each source names. Tables fed: those each source declares.
 """
 
