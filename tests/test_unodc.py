@@ -1,10 +1,11 @@
 """tasks.unodc against the recorded IAFQ releases in ../shared/data/unodc and small workbooks built here."""
 
 import io
+import subprocess
+import sys
 import zipfile
 from datetime import date
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 import pyarrow.compute as pc
 import pytest
@@ -12,59 +13,13 @@ import pytest
 from tasks import unodc
 from tasks.errors import ParseError
 from tasks.tables import FIREARMS_SEIZURES
+from workbooks import bomb, genuine, xlsx
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/{}/data_iafq_firearms_trafficking.xlsx"
 RELEASES = {"2022-06-17": 11_032, "2024-08-26": 15_468}
 MEXICO_2021 = ["MEX", "Mexico", "Americas", "Latin America and the Caribbean", "Arms seized", "Total", "Total", "na",
                "na", "2021", "Counts", 20637.0, "IAFQ"]
-
-_NS = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
-_REL = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
-_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
-_XLSX_PARTS = {
-    "[Content_Types].xml": (
-        '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
-        '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
-        '<Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/xl/workbook.xml" '
-        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-        '<Override PartName="/xl/worksheets/sheet1.xml" '
-        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
-        '<Override PartName="/xl/styles.xml" '
-        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/></Types>'),
-    "_rels/.rels": (f'<Relationships xmlns="{_PKG_REL}">'
-                    f'<Relationship Id="rId1" Type="{_REL}/officeDocument" Target="xl/workbook.xml"/></Relationships>'),
-    "xl/workbook.xml": (f'<workbook {_NS} xmlns:r="{_REL}"><sheets>'
-                        '<sheet name="data_iafq_firearms_trafficking" sheetId="1" r:id="rId1"/></sheets></workbook>'),
-    "xl/_rels/workbook.xml.rels": (
-        f'<Relationships xmlns="{_PKG_REL}">'
-        f'<Relationship Id="rId1" Type="{_REL}/worksheet" Target="worksheets/sheet1.xml"/>'
-        f'<Relationship Id="rId2" Type="{_REL}/styles" Target="styles.xml"/></Relationships>'),
-    "xl/styles.xml": (f'<styleSheet {_NS}><cellXfs count="2"><xf numFmtId="0"/>'
-                      '<xf numFmtId="14" applyNumberFormat="1"/></cellXfs></styleSheet>'),
-}
-
-
-def xlsx(rows: list[list]) -> bytes:
-    """A one-sheet workbook: str cells inline, int/float cells numbers, date cells numbers in date format 14."""
-    def cell(ref: str, value) -> str:
-        if isinstance(value, date):
-            return f'<c r="{ref}" s="1"><v>{(value - date(1899, 12, 30)).days}</v></c>'
-        if isinstance(value, (int, float)):
-            return f'<c r="{ref}"><v>{value}</v></c>'
-        return f'<c r="{ref}" t="inlineStr"><is><t>{escape(value)}</t></is></c>'
-
-    sheet = "".join(
-        f'<row r="{r}">' + "".join(cell(f"{chr(65 + c)}{r}", v) for c, v in enumerate(row)) + "</row>"
-        for r, row in enumerate(rows, start=1))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w") as archive:
-        for name, text in _XLSX_PARTS.items():
-            archive.writestr(name, text)
-        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {_NS}><sheetData>{sheet}</sheetData></worksheet>")
-    return out.getvalue()
-
 
 def recorded(release: str) -> bytes:
     return (DATA / "unodc" / "iafq" / f"release-{release}" / "data_iafq_firearms_trafficking.xlsx").read_bytes()
@@ -225,23 +180,10 @@ def test_over_long_cell_is_refused():
         unodc.seizures(xlsx([*HEAD, row(indicator="A" * 5000)]), "u")
 
 
-def bomb(sheet_bytes: int) -> bytes:
-    """A workbook whose sheet is `sheet_bytes` of XML padding: compresses about 1000:1."""
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, text in _XLSX_PARTS.items():
-            archive.writestr(name, text)
-        with archive.open("xl/worksheets/sheet1.xml", "w") as sheet:
-            sheet.write(f"<worksheet {_NS}><sheetData>".encode())
-            chunk = b" " * (1024 * 1024)
-            for _ in range(sheet_bytes // len(chunk)):
-                sheet.write(chunk)
-            sheet.write(b"</sheetData></worksheet>")
-    return out.getvalue()
-
-
 def test_decompression_bomb_is_refused_from_the_zip_directory():
-    body = bomb(64 * 1024 * 1024)
+    out = io.BytesIO()
+    bomb(out, 64 * 1024 * 1024)
+    body = out.getvalue()
     assert len(body) < 200_000
     with pytest.raises(ParseError, match=r"xl/worksheets/sheet1.xml expands \d+:1 .* over the 100:1 cap") as error:
         unodc.seizures(body, URL.format("2025-11"))
@@ -288,3 +230,28 @@ def test_the_suite_quarantines_what_a_count_cannot_be():
                            ("expect_column_values_to_be_between", "value")}
     assert "out_of_range" in str(failed[("expect_column_values_to_be_in_set", "value_flag")])
     assert "2000000000" in str(failed[("expect_column_values_to_be_between", "value")])
+
+
+MEASURE = """
+import resource, sys
+from pathlib import Path
+from tasks import unodc
+unodc.seizures(Path(sys.argv[2]).read_bytes(), sys.argv[2])  # every lazy import done before measuring
+body = Path(sys.argv[1]).read_bytes()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+table = unodc.seizures(body, sys.argv[1])
+print(table.num_rows, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_a_large_genuine_workbook_is_read_in_bounded_memory(tmp_path):
+    """100,000 rows (a 44 MiB sheet): the process grows by what one chunk of rows and the result take, well below
+    what reading the whole sheet at once took (170 MiB before the first row was even typed)."""
+    path, small = tmp_path / "large.xlsx", tmp_path / "small.xlsx"
+    genuine(path, 100_000)
+    genuine(small, 10)
+    out = subprocess.run([sys.executable, "-c", MEASURE, str(path), str(small)], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    rows, grown_mib = map(int, out.stdout.split())
+    assert rows == 100_000
+    assert grown_mib < 100, f"peak RSS grew by {grown_mib} MiB while reading"
