@@ -216,13 +216,13 @@ def release_links(html: bytes, page_url: str, file_name: str) -> list[str]:
     re-upload `<file_name>_0.xlsx`, `_1`, ...; absolute, deduplicated, oldest first (by month, then revision).
     Only the newest upload of each month is kept: a re-upload replaces the file of the same month."""
     try:
-        document = lxml.html.document_fromstring(html)
+        document = lxml.html.document_fromstring(html, base_url=page_url)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise ParseError(SOURCE, page_url, f"data report page is not readable HTML: {exc}") from None
     pattern = re.compile(rf"/files/(\d{{4}}-\d{{2}})/{re.escape(file_name)}(?:_(\d{{1,3}}))?\.xlsx")
     newest: dict[str, tuple[int, str]] = {}
-    for href in document.xpath("//a/@href"):
-        url = urljoin(page_url, href.strip())
+    for _, _, link, _ in document.iterlinks():  # a, area, link, iframe, ... wherever the page puts its links
+        url = urljoin(page_url, link.strip())
         match = pattern.search(urlsplit(url).path)
         if match and urlsplit(url).path.endswith(match.group(0)):
             revision = -1 if match.group(2) is None else int(match.group(2))
