@@ -166,7 +166,8 @@ def _chunk_table(data: list[tuple[int, list]], released: date, url: str) -> pa.T
                if name not in ("year", "value")}
     year_at, value_at = EXPECTED_COLUMNS.index("Year"), EXPECTED_COLUMNS.index("VALUE")
     columns["year"] = [_year(row[year_at] if year_at < len(row) else "", n, url) for n, row in data]
-    values = [value_cell(row[value_at] if value_at < len(row) else "") for _, row in data]
+    cells = [(n, row[value_at] if value_at < len(row) else "") for n, row in data]
+    values = [value_cell(_text(cell, n, url) or "" if isinstance(cell, str) else cell) for n, cell in cells]
     for at, name in enumerate(("value", "value_text", "value_flag")):
         columns[name] = [value[at] for value in values]
     codes = [_iso3(code) for code in columns["iso3"]]
