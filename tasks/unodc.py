@@ -258,7 +258,8 @@ class IafqSource(Source):
 
     @property
     def limits(self) -> xlsx.Limits:
-        return xlsx.Limits(self.config.max_uncompressed_bytes, self.config.max_compression_ratio)
+        return xlsx.Limits(max_uncompressed_bytes=self.config.max_uncompressed_bytes,
+                           max_compression_ratio=self.config.max_compression_ratio)
 
     def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:
         """Releases linked from the report pages plus the configured ones, oldest upload first; a page that

@@ -36,6 +36,8 @@ class Limits:
 
     max_uncompressed_bytes: int = 1024 * 1024 * 1024
     max_compression_ratio: float = 100.0
+    #: The shared-strings table is held in memory whole (the IAFQ one is 18 kB).
+    max_shared_strings_bytes: int = 64 * 1024 * 1024
 
 
 def _open(body: bytes, source: str, url: str, limits: Limits) -> zipfile.ZipFile:
@@ -95,9 +97,13 @@ def _text(item: etree._Element) -> str:
     return "".join(t.text or "" for t in item.iterfind(f"{NS}r/{NS}t"))
 
 
-def _shared_strings(archive: zipfile.ZipFile, source: str, url: str) -> list[str]:
+def _shared_strings(archive: zipfile.ZipFile, source: str, url: str, limits: Limits) -> list[str]:
     if "xl/sharedStrings.xml" not in archive.namelist():
         return []
+    size = archive.getinfo("xl/sharedStrings.xml").file_size
+    if size > limits.max_shared_strings_bytes:
+        raise ParseError(source, url, f"workbook shared strings of {size} bytes, over the "
+                                      f"{limits.max_shared_strings_bytes}-byte cap; not read")
     strings = []
     with archive.open("xl/sharedStrings.xml") as stream:
         try:
@@ -155,7 +161,7 @@ def rows(body: bytes, source: str, url: str, limits: Limits = Limits()) -> Itera
     empty cell is "". Raises ParseError (naming `source` and `url`) for a workbook over `limits`, bytes that are
     not an xlsx workbook, or XML that is not well-formed."""
     archive = _open(body, source, url, limits)
-    strings = _shared_strings(archive, source, url)
+    strings = _shared_strings(archive, source, url, limits)
     sheet = _first_sheet(archive, source, url)
     columns: dict[str, int] = {}
     try:

@@ -13,7 +13,7 @@ import pytest
 from tasks import unodc
 from tasks.errors import ParseError
 from tasks.tables import FIREARMS_SEIZURES
-from workbooks import bomb, genuine, xlsx
+from workbooks import NS, bomb, genuine, xlsx
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/{}/data_iafq_firearms_trafficking.xlsx"
@@ -195,6 +195,17 @@ def test_total_uncompressed_size_is_capped():
     body = xlsx([*HEAD, row()])
     with pytest.raises(ParseError, match=r"workbook expands to \d+ bytes, over the 1000-byte cap"):
         unodc.seizures(body, "u", xlsx_limits(max_uncompressed_bytes=1000))
+
+
+def test_shared_strings_are_capped():
+    body = xlsx([*HEAD, row()])
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(body)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, source.read(item))
+        target.writestr("xl/sharedStrings.xml", f'<sst {NS}>' + "<si><t>x</t></si>" * 1000 + "</sst>")
+    with pytest.raises(ParseError, match=r"shared strings of \d+ bytes, over the 1000-byte cap"):
+        unodc.seizures(out.getvalue(), "u", xlsx_limits(max_shared_strings_bytes=1000))
 
 
 def xlsx_limits(**caps):
