@@ -15,6 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, fetch, finish
 from tasks import registry
+from tasks.archive import Response
 from tasks.audit import Outcome
 from tasks.errors import ArmswatchError
 from tasks.run import Report, Run, open_run
@@ -35,10 +36,15 @@ def find_batches(run: Run, source: Source) -> tuple[list[Batch], dict[str, str]]
     return source.batches(client(run, source))
 
 
-@task(cache_policy=NO_CACHE, task_run_name="{source.name} {batch.name}")
-def fetch_and_parse(run: Run, source: Source, batch: Batch):
-    """The batch's raw responses, fetched and archived, then parsed: (key, tables)."""
-    responses = source.fetch(batch, client(run, source))
+@task(cache_policy=NO_CACHE, task_run_name="fetch {source.name} {batch.name}")
+def fetch_batch(run: Run, source: Source, batch: Batch) -> list[Response]:
+    """The batch's raw responses, fetched and archived (their sha256s tell whether anything changed)."""
+    return source.fetch(batch, client(run, source))
+
+
+@task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
+def parse_batch(source: Source, batch: Batch, responses: list[Response]):
+    """(batch key, {table: rows}) from the raw responses."""
     return source.parse(batch, responses)
 
 
@@ -48,7 +54,7 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
     staged = {}
     for batch in batches:
         try:
-            key, tables = fetch_and_parse(run, source, batch)
+            key, tables = parse_batch(source, batch, fetch_batch(run, source, batch))
         except ArmswatchError as exc:
             errors[batch.name] = str(exc)
             logger.error("%s %s: %s", source.name, batch.name, exc)
