@@ -33,6 +33,7 @@ def client(run: Run, source: Source) -> Client:
 
 @task(cache_policy=NO_CACHE, task_run_name="{source.name} batches")
 def find_batches(run: Run, source: Source) -> tuple[list[Batch], dict[str, str]]:
+    """The source's batches, and the discovery steps that failed (e.g. an unreachable release page)."""
     return source.batches(client(run, source))
 
 
@@ -49,6 +50,7 @@ def parse_batch(source: Source, batch: Batch, responses: list[Response]):
 
 
 def run_source(run: Run, source: Source) -> list[Outcome]:
+    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch."""
     logger = get_run_logger()
     batches, errors = find_batches(run, source)
     staged = {}
