@@ -34,15 +34,15 @@ class Strict(BaseModel):
 
 
 class TreatyEntry(Strict):
-    id: StrictStr = Field(description="MTDSG id, e.g. XVIII-12-c")
+    id: StrictStr | None = Field(default=None, validate_default=True, description="MTDSG id, e.g. XVIII-12-c")
     short_name: StrictStr | None = Field(default=None, min_length=1)
     url: HttpUrl | None = Field(default=None, strict=False)
 
     @field_validator("id")
     @classmethod
-    def _mtdsg_id(cls, value: str) -> str:
-        if not MTDSG_ID.fullmatch(value):
-            raise ValueError(f"{value!r} is not an MTDSG id such as XVIII-12-c")
+    def _mtdsg_id(cls, value: str | None) -> str:
+        if value is None or not MTDSG_ID.fullmatch(value):
+            raise ValueError(f"needs an MTDSG id such as XVIII-12-c, not {value!r}")
         return value
 
 

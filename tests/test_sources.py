@@ -26,7 +26,7 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
 
 @pytest.mark.parametrize("text, problem", [
     ('- {id: "XVIII-12-c\\n", short_name: Firearms Protocol}\n',
-     "entry 1 (XVIII-12-c), key id: Value error, 'XVIII-12-c\\n' is not an MTDSG id"),
+     "entry 1 (XVIII-12-c), key id: Value error, needs an MTDSG id such as XVIII-12-c, not 'XVIII-12-c\\n'"),
     ("- {id: XXVI-8, short_name: {en: ATT}}\n", "entry 1 (XXVI-8), key short_name: Input should be a valid string"),
     ("- {id: XXVI-8, short_name: ATT, ulr: https://example.org}\n",
      "entry 1 (XXVI-8), key ulr: Extra inputs are not permitted"),
