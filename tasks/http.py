@@ -42,6 +42,7 @@ class Kind:
 KINDS = {
     "xml": Kind(("application/xml", "text/xml"), (b"<",)),
     "json": Kind(("application/json",), (b"{", b"[")),
+    "csv": Kind(("text/csv", "application/csv"), (b"",)),
     "xlsx": Kind(
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
         (b"PK\x03\x04",),

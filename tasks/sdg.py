@@ -186,6 +186,7 @@ def _row(observation, url: str, release: str, fetched_at: datetime) -> dict:
         "dimensions": list(dimensions.items()),
         "footnotes": _footnotes(observation.get("footnotes"), url),
         "fetched_at": fetched_at,
+        "is_latest_release": True,
     }
 
 

@@ -151,5 +151,7 @@ def seizures(body: bytes, url: str) -> pa.Table:
     countries = {iso3: by_iso3(iso3) for iso3 in set(columns["iso3"]) if iso3}
     columns["m49"] = [countries[iso3].m49 if countries.get(iso3) else None for iso3 in columns["iso3"]]
     columns["release_date"] = [released] * len(data)
+    columns.update(subnational_code=[None] * len(data), is_subnational=[False] * len(data),
+                   value_text=[None] * len(data), value_flag=[None] * len(data), is_latest_release=[True] * len(data))
     return pa.table({field.name: columns[field.name] for field in FIREARMS_SEIZURES.schema},
                     schema=FIREARMS_SEIZURES.schema)
