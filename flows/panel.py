@@ -98,12 +98,18 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 @task(cache_policy=NO_CACHE)
 def analyst_outputs(warehouse: str, reports: list[Report]) -> list[str]:
     """warehouse/armswatch.duckdb and warehouse/report/index.html, under the warehouse lock; [] when not due."""
+    logger = get_run_logger()
     root = Path(warehouse).resolve()
     with Warehouse(root).locked():
         if not analyst_outputs_due(root, reports):
+            logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
             return []
-        database = duckdb_views.build(root, list(PUBLISHED_TABLES))
-        with duckdb_views.connect(root) as con:
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
-    get_run_logger().info("wrote %s and %s", database, page)
+        try:
+            database = duckdb_views.build(root, list(PUBLISHED_TABLES))
+            with duckdb_views.connect(root) as con:
+                page = report.build(root, con, reports, datetime.now(timezone.utc))
+        except Exception as exc:  # the published data stands; the run goes on to report and alert
+            logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+            return []
+    logger.info("wrote %s and %s", database, page)
     return [str(database), str(page)]

@@ -59,6 +59,7 @@ def build(root: Path, tables: list[Table]) -> Path:
                 con.execute(statement)
         with open(tmp, "rb") as fh:
             atomic_write(target, fh.read())
+        target.chmod(0o644)
     finally:
         tmp.unlink(missing_ok=True)
         Path(f"{tmp}.wal").unlink(missing_ok=True)

@@ -73,7 +73,7 @@ def parties_per_year(con, views: set[str]) -> str:
         if "treaty_status" in views else []
     chart = alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
         x=alt.X("year:O", title="Year"), y=alt.Y("parties:Q", title="States party at year end"),
-        color=alt.Color("treaty:N", title="Treaty", legend=alt.Legend(orient="bottom", columns=2)),
+        color=alt.Color("treaty:N", title="Treaty", legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)),
     ).properties(width=900, height=320, title="UN member and observer states party to each catalog treaty")
     note = (f'<p class="note">Not shown, no participant table in UNTC\'s document: {html.escape(", ".join(unknown))}.'
             "</p>" if unknown else "")
@@ -126,12 +126,25 @@ def tracing_rates(con, views: set[str]) -> str:
         SELECT country, year, arms_traced_pct AS pct, array_to_string(arms_traced_pct_footnotes, '; ') AS footnotes
         FROM country_year_panel WHERE len(arms_traced_pct_footnotes) > 0 ORDER BY country, year""")
     return (svg(chart) + f'<p class="note">{len(rows)} observations of {len({r["country"] for r in rows})} states; '
-            "* the observation has a footnote:</p>" + _table(notes, ["country", "year", "pct", "footnotes"]))
+            f"* the observation has a footnote.</p><details><summary>{len(notes)} footnotes</summary>"
+            + _table(notes, ["country", "year", "pct", "footnotes"]) + "</details>")
+
+
+def _releases(con, views: set[str]) -> list[dict]:
+    """The latest release of each dataset: IAFQ release date, SDG release per series."""
+    parts = []
+    if "firearms_seizures_latest" in views:
+        parts.append("SELECT 'firearms_seizures (IAFQ)' AS dataset, CAST(max(release_date) AS VARCHAR) AS release "
+                     "FROM firearms_seizures_latest")
+    if "indicator_observations_latest" in views:
+        parts.append("SELECT DISTINCT series AS dataset, release FROM indicator_observations_latest")
+    return _rows(con, " UNION ALL ".join(parts) + " ORDER BY dataset") if parts else []
 
 
 def revisions(con, views: set[str]) -> str:
+    releases = _table(_releases(con, views), ["dataset", "release"])
     if "indicator_revisions" not in views:
-        return '<p class="note">No revisions yet: each dataset has a single release published.</p>'
+        return ('<p class="note">No revisions yet: each dataset has a single release published.</p>' + releases)
     latest = """
         SELECT * FROM indicator_revisions
         QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)"""
@@ -139,14 +152,18 @@ def revisions(con, views: set[str]) -> str:
         SELECT dataset || ': ' || old_release || ' → ' || new_release AS release, change, count(*) AS observations
         FROM ({latest}) GROUP BY ALL ORDER BY ALL""")
     chart = alt.Chart(alt.Data(values=counts)).mark_bar().encode(
-        y=alt.Y("release:N", title=None), x=alt.X("observations:Q", title="Observations"),
+        y=alt.Y("release:N", title=None, axis=alt.Axis(labelLimit=0)), x=alt.X("observations:Q", title="Observations"),
         color=alt.Color("change:N", title="Change", legend=alt.Legend(orient="bottom")),
     ).properties(width=800, height=alt.Step(30), title="What the latest release of each dataset changed")
     biggest = _rows(con, f"""
         SELECT dataset, iso3, year, old_value, new_value, new_value - old_value AS difference, observation_key
         FROM ({latest}) WHERE change = 'value_changed'
         ORDER BY abs(new_value - old_value) DESC, dataset, iso3, year LIMIT 10""")
+    revised = {r["release"].split(":")[0] for r in counts}
+    unrevised = [r for r in _releases(con, views) if r["dataset"].split(" ")[0] not in revised]
     return (svg(chart) + _table(counts, ["release", "change", "observations"])
+            + ('<p class="note">Latest releases without a previous one to compare with:</p>'
+               + _table(unrevised, ["dataset", "release"]) if unrevised else "")
             + "<p>Largest value revisions:</p>"
             + _table(biggest, ["dataset", "iso3", "year", "old_value", "new_value", "difference", "observation_key"]))
 
@@ -165,8 +182,10 @@ def validation(reports: list[Report], con, views: set[str], generated_at: dateti
                f"{html.escape(', '.join(sorted({r.run_id for r in reports})))}, "
                f"{generated_at.isoformat(timespec='seconds')}.</p>")
     dates = ", ".join(f"{r['mtdsg_no']} {r['as_of']}" for r in as_of)
+    releases = ", ".join(f"{r['dataset']} {r['release']}" for r in _releases(con, views))
     return (summary + _table(rows, ["flow", "batch", "status", "rows", "why", "kept in"])
-            + (f'<p class="note">Treaty status as of: {html.escape(dates)}.</p>' if dates else ""))
+            + (f'<p class="note">Treaty status as of: {html.escape(dates)}.</p>' if dates else "")
+            + (f'<p class="note">Latest releases: {html.escape(releases)}.</p>' if releases else ""))
 
 
 def page(con: duckdb.DuckDBPyConnection, reports: list[Report], generated_at: datetime) -> str:
@@ -194,4 +213,5 @@ def build(root: Path, con: duckdb.DuckDBPyConnection, reports: list[Report], gen
     """Write root/report/index.html atomically; returns its path."""
     target = Path(root) / "report" / "index.html"
     atomic_write(target, page(con, reports, generated_at).encode())
+    target.chmod(0o644)
     return target
