@@ -115,6 +115,8 @@ def test_recorded_row(tables):
         "release_date": date(2024, 8, 26), "iso3": "ALB", "m49": 8, "country": "Albania", "region": "Europe",
         "subregion": "Southern Europe", "indicator": "Ammunition seized", "dimension": "Total", "category": "Total",
         "sex": "na", "age": "na", "year": 2022, "value": 27806, "unit": "Counts", "source": "IAFQ",
+        "subnational_code": None, "is_subnational": False, "value_text": None, "value_flag": None,
+        "is_latest_release": True,
     }
 
 
