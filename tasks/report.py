@@ -156,7 +156,10 @@ def revisions(con, views: set[str]) -> str:
         color=alt.Color("change:N", title="Change", legend=alt.Legend(orient="bottom")),
     ).properties(width=800, height=alt.Step(30), title="What the latest release of each dataset changed")
     biggest = _rows(con, f"""
-        SELECT dataset, iso3, year, old_value, new_value, new_value - old_value AS difference, observation_key
+        SELECT dataset, iso3, year, old_value, new_value, new_value - old_value AS difference,
+               coalesce(nullif(concat_ws(' / ', observation_key.indicator, observation_key.dimension,
+                                         observation_key.category), ''),
+                        CAST(observation_key.dimensions AS VARCHAR)) AS observation
         FROM ({latest}) WHERE change = 'value_changed'
         ORDER BY abs(new_value - old_value) DESC, dataset, iso3, year LIMIT 10""")
     revised = {r["release"].split(":")[0] for r in counts}
@@ -165,7 +168,7 @@ def revisions(con, views: set[str]) -> str:
             + ('<p class="note">Latest releases without a previous one to compare with:</p>'
                + _table(unrevised, ["dataset", "release"]) if unrevised else "")
             + "<p>Largest value revisions:</p>"
-            + _table(biggest, ["dataset", "iso3", "year", "old_value", "new_value", "difference", "observation_key"]))
+            + _table(biggest, ["dataset", "iso3", "year", "observation", "old_value", "new_value", "difference"]))
 
 
 def validation(reports: list[Report], con, views: set[str], generated_at: datetime) -> str:

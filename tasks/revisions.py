@@ -14,7 +14,7 @@ from collections import Counter
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.tables import INDICATOR_REVISIONS
+from tasks.tables import INDICATOR_REVISIONS, OBSERVATION_KEY
 from tasks.unodc import OBSERVATION_LABELS
 
 DUPLICATE_RANK = "duplicate_rank"
@@ -60,9 +60,11 @@ def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: 
                          f"e.g. {repeated[:3]}")
     columns = {c: table[c].to_pylist() if c in table.column_names else [None] * table.num_rows
                for c in ("iso3", "year", value_column)}
+    typed = [dict(zip(key_columns, values)) for values in zip(*(table[c].to_pylist() for c in key_columns))]
     return {
-        key: {"iso3": iso3, "year": year, "value": None if value is None else float(value)}
-        for key, iso3, year, value in zip(keys, columns["iso3"], columns["year"], columns[value_column])
+        key: {"iso3": iso3, "year": year, "value": None if value is None else float(value), "key": typed_key}
+        for key, iso3, year, value, typed_key in zip(keys, columns["iso3"], columns["year"], columns[value_column],
+                                                     typed)
     }
 
 
@@ -74,6 +76,9 @@ def revisions(dataset: str, old: pa.Table, new: pa.Table, key_columns: list[str]
     compare equal to nulls. iso3 and year are taken from those columns when the tables have them. Rows are
     ordered by change, then key.
     """
+    untyped = [c for c in key_columns if OBSERVATION_KEY.get_field_index(c) < 0]
+    if untyped:
+        raise ValueError(f"{dataset}: key columns {untyped} have no field in indicator_revisions.observation_key")
     before = _keyed(old, key_columns, value_column, old_release)
     after = _keyed(new, key_columns, value_column, new_release)
     changes = [("added", key) for key in after.keys() - before.keys()]
@@ -86,7 +91,7 @@ def revisions(dataset: str, old: pa.Table, new: pa.Table, key_columns: list[str]
         row = new_row or old_row
         rows.append({
             "dataset": dataset, "old_release": old_release, "new_release": new_release, "change": change,
-            "iso3": row["iso3"], "year": row["year"], "observation_key": key,
+            "iso3": row["iso3"], "year": row["year"], "observation_key": row["key"],
             "old_value": old_row["value"] if old_row else None,
             "new_value": new_row["value"] if new_row else None,
         })

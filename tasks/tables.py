@@ -195,6 +195,15 @@ FIREARMS_SEIZURES = Table(
     "UNODC firearms trafficking (IAFQ) bulk file, one row per published observation.",
 )
 
+#: The identifying columns of an observation of any dataset; those a dataset does not key on are null.
+OBSERVATION_KEY = pa.struct([
+    pa.field("m49", pa.int16()), pa.field("iso3", pa.string()), pa.field("subnational_code", pa.string()),
+    pa.field("year", pa.int16()), pa.field("indicator", pa.string()), pa.field("dimension", pa.string()),
+    pa.field("category", pa.string()), pa.field("sex", pa.string()), pa.field("age", pa.string()),
+    pa.field("unit", pa.string()), pa.field("dimensions", pa.map_(pa.string(), pa.string())),
+    pa.field("duplicate_rank", pa.int16()),
+])
+
 INDICATOR_REVISIONS = Table(
     "indicator_revisions",
     pa.schema([
@@ -204,7 +213,9 @@ INDICATOR_REVISIONS = Table(
         _f("change", pa.string(), "added | removed | value_changed", False),
         _f("iso3", pa.string(), "ISO3 of the observation"),
         _f("year", pa.int16(), "Year of the observation"),
-        _f("observation_key", pa.string(), "The observation's identifying columns, as JSON", False),
+        _f("observation_key", OBSERVATION_KEY, "The observation's identifying columns, typed: IAFQ iso3, "
+           "indicator, dimension, category, sex, age, year, unit, duplicate_rank; SDG m49, year, dimensions; the "
+           "others null", False),
         _f("old_value", pa.float64(), "Value in old_release; null when added"),
         _f("new_value", pa.float64(), "Value in new_release; null when removed"),
     ]),

@@ -51,6 +51,8 @@ def test_a_view_per_table_and_latest_views(warehouse):
                            "indicator = 'Arms seized' and dimension = 'Total' and category = 'Total'").fetchall() == [
             (7486,)]
         assert con.execute("select count(*) from indicator_observations_latest").fetchall() == [(5144,)]
+        assert con.execute("select count(*) from indicator_revisions where change = 'removed' "
+                           "and observation_key.category = 'Drugs'").fetchall() == [(97,)], "typed revision keys"
 
 
 def test_views_read_relative_paths_so_the_warehouse_can_move(warehouse, tmp_path, monkeypatch):
