@@ -9,6 +9,7 @@ import pytest
 from conftest import SHARED
 from tasks import m49, panel, sdg, unodc
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS
+from tasks.validate import Validator
 
 FETCHED = datetime(2026, 10, 10, tzinfo=timezone.utc)
 NO_SEIZURES = FIREARMS_SEIZURES.schema.empty_table()
@@ -136,3 +137,20 @@ def test_no_un_state_is_an_error(observations):
 
 def test_latest_year():
     assert panel.latest_year(INDICATOR_OBSERVATIONS.schema.empty_table(), NO_SEIZURES, date(2026, 1, 2)) == 2026
+
+
+@pytest.mark.parametrize("column, value", [
+    ("arms_traced_pct", float("inf")), ("arms_traced_pct", 100.5), ("homicide_rate_male", -1.0),
+    ("homicide_rate_female", 5000.0), ("arms_seized", 10**12), ("arms_found", -3),
+])
+def test_the_panel_suite_bounds_what_the_domain_allows(table, column, value):
+    index = table.schema.get_field_index(column)
+    values = table[column].to_pylist()
+    values[0] = value
+    bad = table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
+    result = Validator().validate(panel.PANEL, bad, {"today": "2026-11-29", "current_year": 2026})
+    assert [f.kwargs["column"] for f in result.table_failures] == [column]
+
+
+def test_the_panel_suite_passes_the_recorded_data(table):
+    assert Validator().validate(panel.PANEL, table, {"today": "2026-11-29", "current_year": 2026}).success
