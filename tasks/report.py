@@ -31,7 +31,8 @@ body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;marg
 color:#222;padding:0 1em}
 h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ccc}
 table{border-collapse:collapse;font-size:.85em;margin:.5em 0;max-width:100%}td,th{border:1px solid #ccc;
-padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}.note{color:#555;font-size:.9em}
+padding:.25em .5em;text-align:left;vertical-align:top;overflow-wrap:anywhere}th{background:#f3f3f3}
+.note{color:#555;font-size:.9em}
 .ok{color:#1b7837}.bad{color:#b2182b;font-weight:bold}svg{max-width:100%;height:auto}
 """
 

@@ -26,7 +26,8 @@ def warehouse(tmp_path_factory):
     Protocol and the Arms Trade Treaty, then a second run over the same sources."""
     root = tmp_path_factory.mktemp("analyst")
     catalog = root / "treaties.yaml"
-    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: Arms Trade Treaty}\n")
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n"
+                       "- {id: XXVI-8, short_name: Arms Trade Treaty}\n")
     wh = root / "wh"
     args = ["run", "--mirror", str(SHARED), "--warehouse", str(wh), "--treaties", str(catalog)]
     assert main(args) == 0
