@@ -115,7 +115,8 @@ def tracing_rates(con, views: set[str]) -> str:
     if not rows:
         return '<p class="note">No SDG 16.4.2 observation published.</p>'
     base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("year:O", title="Year"), y=alt.Y("country:N", title=None, sort="ascending"))
+        x=alt.X("year:O", title="Year"), y=alt.Y("country:N", title=None, sort="ascending",
+                                                 axis=alt.Axis(labelLimit=0)))
     heat = base.mark_rect().encode(color=alt.Color("pct:Q", title="% traced", scale=alt.Scale(
         scheme="viridis", domain=[0, 100])))
     text = base.mark_text(fontSize=9).encode(
