@@ -43,6 +43,7 @@ KINDS = {
     "xml": Kind(("application/xml", "text/xml"), (b"<",)),
     "json": Kind(("application/json",), (b"{", b"[")),
     "html": Kind(("text/html", "application/xhtml+xml"), (b"<",)),
+    "csv": Kind(("text/csv", "application/csv"), (b"",)),
     "xlsx": Kind(
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
         (b"PK\x03\x04",),

@@ -52,6 +52,8 @@ TREATIES = Table(
         _f("source_url", pa.string(), "URL the document was fetched from"),
         _f("raw_sha256", pa.string(), "sha256 of the raw response, key into warehouse/_raw"),
         _f("fetched_at", TS, "When the raw response was fetched (UTC)"),
+        _f("as_of", pa.date32(), "Date the status is as of: the response's HTTP Date header (fetched_at's date when "
+           "there is none)", False),
     ]),
     "mtdsg_no",
     "One row per catalog treaty: header facts and UNTC's own status counts.",
@@ -72,6 +74,9 @@ PARTICIPATION = Table(
         _f("consent_kind", pa.string(), "ratification | accession | acceptance | approval | succession | ..."),
         _f("provisional_application_date", pa.date32(), "Date of declaration of provisional application"),
         _f("is_party", pa.bool_(), "True when a consent date is recorded"),
+        _f("withdrawn", pa.bool_(), "The signature or consent was later withdrawn or denounced (is_party is then "
+           "false)", False),
+        _f("withdrawal_date", pa.date32(), "Date of the withdrawal or denunciation, from the footnote"),
     ]),
     "mtdsg_no",
     "One row per treaty x participant, from the document's participant table.",
@@ -112,6 +117,7 @@ TREATY_EVENTS = Table(
         _f("event", pa.string(), "signature | consent | provisional_application", False),
         _f("event_kind", pa.string(), "signature_kind or consent_kind of the event"),
         _f("event_date", pa.date32(), "Date of the event", False),
+        _f("withdrawn", pa.bool_(), "The action was later withdrawn or denounced", False),
     ]),
     "mtdsg_no",
     "Participation in long form: one row per dated action.",
@@ -221,3 +227,66 @@ INDICATOR_REVISIONS = Table(
     "dataset",
     "What a new release changed: one row per added, removed or revised observation.",
 )
+
+COUNTRIES = Table(
+    "countries",
+    pa.schema([
+        _f("m49", pa.int16(), "UN M49 code", False),
+        _f("iso3", pa.string(), "ISO 3166-1 alpha-3; null for areas without one (Sark)"),
+        _f("iso2", pa.string(), "ISO 3166-1 alpha-2"),
+        _f("name", pa.string(), "UN English name (M49 'Country or Area')", False),
+        _f("region_code", pa.int16(), "M49 region code, e.g. 2 Africa; null for Antarctica"),
+        _f("region", pa.string(), "M49 region name"),
+        _f("sub_region_code", pa.int16(), "M49 sub-region code"),
+        _f("sub_region", pa.string(), "M49 sub-region name, e.g. Sub-Saharan Africa"),
+        _f("intermediate_region_code", pa.int16(), "M49 intermediate region code"),
+        _f("intermediate_region", pa.string(), "M49 intermediate region name, e.g. Western Africa"),
+        _f("is_ldc", pa.bool_(), "Least Developed Country", False),
+        _f("is_lldc", pa.bool_(), "Land Locked Developing Country", False),
+        _f("is_sids", pa.bool_(), "Small Island Developing State", False),
+        _f("un_status", pa.string(), "member (193 UN Member States) | observer (Holy See, State of Palestine) | "
+           "null for territories and other areas (tasks/un_members.yaml)"),
+    ]),
+    None,
+    "The UNSD M49 list of countries and areas with their regions and UN membership; one file.",
+)
+
+TREATY_STATUS = Table(
+    "treaty_status",
+    pa.schema([
+        _f("iso3", pa.string(), "ISO3 of the UN member or observer state", False),
+        _f("m49", pa.int16(), "UN M49 code", False),
+        _f("country", pa.string(), "UN English name (countries.name)", False),
+        _f("mtdsg_no", pa.string(), "MTDSG reference of the catalog treaty", False),
+        _f("treaty", pa.string(), "Short name from the catalog (treaties.yaml)"),
+        _f("as_of", pa.date32(), "Date the status is as of (treaties.as_of)", False),
+        _f("status", pa.string(), "party | signatory | withdrawn | no_action; null when UNTC's document has no "
+           "participant table (UNTOC in the 2018 snapshot)"),
+        _f("signature_date", pa.date32(), "Date of signature"),
+        _f("signature_kind", pa.string(), "participation.signature_kind"),
+        _f("consent_date", pa.date32(), "Date of consent to be bound (ratification, accession, ...)"),
+        _f("consent_kind", pa.string(), "participation.consent_kind"),
+        _f("withdrawal_date", pa.date32(), "Date of withdrawal or denunciation when status is withdrawn"),
+        _f("years_party", pa.int16(), "Whole years from consent_date to as_of; null unless party"),
+    ]),
+    "mtdsg_no",
+    "One row per UN member or observer state x catalog treaty: the status as UNTC shows it at as_of.",
+)
+
+TREATY_STATUS_BY_YEAR = Table(
+    "treaty_status_by_year",
+    pa.schema([
+        _f("iso3", pa.string(), "ISO3 of the UN member or observer state", False),
+        _f("mtdsg_no", pa.string(), "MTDSG reference of the catalog treaty", False),
+        _f("treaty", pa.string(), "Short name from the catalog (treaties.yaml)"),
+        _f("year", pa.int16(), "Calendar year, from the treaty's conclusion to its as_of year", False),
+        _f("party", pa.bool_(), "Consent dated on or before 31 December and not withdrawn by then; null when a "
+           "withdrawal's date is unknown"),
+        _f("signatory", pa.bool_(), "Signature dated on or before 31 December and not withdrawn by then; null when "
+           "a withdrawal's date is unknown"),
+    ]),
+    "mtdsg_no",
+    "Treaty status in long form: one row per state x catalog treaty x year (a new treaty adds rows, not columns).",
+)
+
+ANALYST_TABLES = (COUNTRIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR)

@@ -271,6 +271,7 @@ def _participation(columns: list[Column], cells: list[str | None], url: str, nam
         elif out[f"{role}_date"] is None:
             out[f"{role}_date"], out[f"{role}_kind"] = when, column.kind(suffix)
     out["is_party"] = out["consent_date"] is not None
+    out["withdrawn"], out["withdrawal_date"] = False, None
     return out
 
 
@@ -319,7 +320,7 @@ def treaty_events(participation: list[dict]) -> list[dict]:
             if when is not None:
                 events.append({
                     "mtdsg_no": p["mtdsg_no"], "participant": p["participant"], "iso3": p["iso3"],
-                    "event": event, "event_kind": kind, "event_date": when,
+                    "event": event, "event_kind": kind, "event_date": when, "withdrawn": False,
                 })
     return events
 
@@ -343,7 +344,7 @@ def ratification_progress(mtdsg_no: str, participation: list[dict], until: date)
 
 def batch_tables(doc: Document, raw_sha256: str, fetched_at: datetime, today: date) -> dict[tables.Table, pa.Table]:
     """One treaty's batch: a typed Arrow table per treaty table, cast to the declared schemas."""
-    treaty = dict(doc.treaty, raw_sha256=raw_sha256, fetched_at=fetched_at)
+    treaty = dict(doc.treaty, raw_sha256=raw_sha256, fetched_at=fetched_at, as_of=fetched_at.date())
     rows = {
         tables.TREATIES.name: [treaty],
         tables.PARTICIPATION.name: doc.participation,

@@ -119,9 +119,9 @@ class Validator:
 
 
 def flatten_nested(data: pa.Table) -> pa.Table:
-    """Map and list columns as canonical JSON text, so that pandas-backed expectations can compare them."""
+    """Map, list and struct columns as canonical JSON text, so that pandas-backed expectations can compare them."""
     for i, f in enumerate(data.schema):
-        if pa.types.is_map(f.type) or pa.types.is_list(f.type):
+        if pa.types.is_map(f.type) or pa.types.is_list(f.type) or pa.types.is_struct(f.type):
             values = data.column(i).to_pylist()
             text = [None if v is None else json.dumps(sorted(v) if pa.types.is_map(f.type) else v, default=str)
                     for v in values]

@@ -62,11 +62,12 @@ def test_both_iafq_releases_and_their_revisions(refreshed):
 
 def test_panel_mexico_firearms_protocol_and_tracing(refreshed):
     _, wh = refreshed
-    rows = dict(sql(wh, "select year, party__xviii_12_c from '{wh}/country_year_panel/*.parquet' where iso3 = 'MEX'"))
+    rows = dict(sql(wh, "select year, party from '{wh}/treaty_status_by_year/*.parquet' "
+                        "where iso3 = 'MEX' and mtdsg_no = 'XVIII-12-c'"))
     assert rows[2002] is False and rows[2003] is True and rows[2024] is True
     assert sql(wh, "select year, arms_traced_pct from '{wh}/country_year_panel/*.parquet' "
                    "where iso3 = 'MEX' and arms_traced_pct is not null order by year") == [(2021, 99.52), (2024, 67.0)]
-    assert sql(wh, "select count(*), count(distinct iso3 || year) from '{wh}/country_year_panel/*.parquet'") == [(6225, 6225)]
+    assert sql(wh, "select count(*), count(distinct iso3 || year) from '{wh}/country_year_panel/*.parquet'") == [(4875, 4875)]
     assert sql(wh, "select count(*) from '{wh}/country_year_panel/*.parquet' where arms_seized = 0 and iso3 = 'ATA'") == [(0,)]
 
 

@@ -1,0 +1,115 @@
+"""Analyst tables and outputs: the UN M49 countries, treaty status, the country × year panel, then
+warehouse/armswatch.duckdb and warehouse/report/index.html.
+
+Upstream: https://unstats.un.org/unsd/methodology/m49/overview/ (fetched, archived and mirrored like any source);
+everything else is read from what is published in the warehouse, so a source that failed this run contributes its
+last good data. Tables fed: countries, treaty_status, treaty_status_by_year, country_year_panel.
+Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.steps import audit, fetch, finish
+from tasks import catalog, duckdb_views, m49, panel, registry, report
+from tasks.errors import ArmswatchError
+from tasks.publish import Warehouse
+from tasks.run import Report, Run, open_run
+from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
+                          PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
+from tasks.treaty_status import status_tables
+
+#: Every table the DuckDB file has a view for.
+PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.PANEL)
+
+
+@flow(name="armswatch-countries")
+def countries(warehouse: str = "warehouse", mirror: str | None = None, force: bool = False, notify: bool = True,
+              alert_block: str | None = None) -> Report:
+    """Fetch the UNSD M49 list, validate and publish the countries table."""
+    with open_run(warehouse, mirror, force) as run:
+        report = Report("countries", run.id)
+        staged, errors = {}, {}
+        try:
+            response = fetch(run, m49.SOURCE, m49.URL, "csv")
+            staged[COUNTRIES.name] = {COUNTRIES: m49.countries(response.body, response.url)}
+        except ArmswatchError as exc:
+            errors[COUNTRIES.name] = str(exc)
+            get_run_logger().error("M49 %s: %s", m49.URL, exc)
+        report.outcomes = audit(run, (COUNTRIES,), staged, errors)
+    if notify:
+        finish([report], alert_block)
+    return report
+
+
+@task(cache_policy=NO_CACHE)
+def build_status(run: Run, entries: list[catalog.Treaty], countries_table) -> dict:
+    """treaty_status and treaty_status_by_year batches, one per catalog treaty whose treaties row is published."""
+    treaties = {row["mtdsg_no"]: row for row in run.warehouse.read(TREATIES).to_pylist()}
+    participation = run.warehouse.read(PARTICIPATION)
+    staged = {}
+    for entry in entries:
+        if entry.id in treaties:
+            row = dict(treaties[entry.id], short_name=entry.short_name or treaties[entry.id]["short_name"])
+            status, by_year = status_tables(row, participation, countries_table)
+            staged[entry.id] = {TREATY_STATUS: status, TREATY_STATUS_BY_YEAR: by_year}
+    return staged
+
+
+@task(cache_policy=NO_CACHE)
+def build_panel(run: Run, countries_table):
+    observations, seizures = run.warehouse.read(INDICATOR_OBSERVATIONS), run.warehouse.read(FIREARMS_SEIZURES)
+    return panel.build_panel(countries_table, observations, seizures,
+                             last_year=panel.latest_year(observations, seizures, run.today))
+
+
+@flow(name="armswatch-panel")
+def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
+                       notify: bool = True, alert_block: str | None = None) -> Report:
+    """Treaty status per state from the published treaties, and the country × year panel from the indicators."""
+    entries = catalog.load(treaties)
+    with open_run(warehouse, None, force) as run:
+        report = Report("panel", run.id)
+        countries_table = run.warehouse.read(COUNTRIES)
+        if countries_table.num_rows == 0:
+            reason = "the countries table (UNSD M49) is not published: run the countries flow first"
+            report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
+        else:
+            report.outcomes = audit(run, (TREATY_STATUS, TREATY_STATUS_BY_YEAR),
+                                    build_status(run, entries, countries_table), {})
+            report.outcomes += audit(run, (panel.PANEL,),
+                                     {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}}, {})
+    if notify:
+        finish([report], alert_block)
+    return report
+
+
+def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
+    """Rebuild when the run changed or quarantined something, or when either output is missing."""
+    changed = any(o.status != "unchanged" for r in reports for o in r.outcomes)
+    return changed or not (root / duckdb_views.DATABASE).exists() or not (root / "report" / "index.html").exists()
+
+
+@task(cache_policy=NO_CACHE)
+def analyst_outputs(warehouse: str, reports: list[Report]) -> list[str]:
+    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the warehouse lock; [] when not due."""
+    logger = get_run_logger()
+    root = Path(warehouse).resolve()
+    with Warehouse(root).locked():
+        if not analyst_outputs_due(root, reports):
+            logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
+            return []
+        try:
+            database = duckdb_views.build(root, list(PUBLISHED_TABLES))
+            with duckdb_views.connect(root) as con:
+                page = report.build(root, con, reports, datetime.now(timezone.utc))
+        except Exception as exc:  # the published data stands; the run goes on to report and alert
+            logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+            return []
+    logger.info("wrote %s and %s", database, page)
+    return [str(database), str(page)]
