@@ -66,11 +66,9 @@ def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: 
                          f"e.g. {[dict(zip(key_columns, k)) for k in repeated[:3]]}")
     columns = {c: table[c].to_pylist() if c in table.column_names else [None] * table.num_rows
                for c in ("iso3", "year", value_column)}
-    typed = [dict(zip(key_columns, values)) for values in zip(*(table[c].to_pylist() for c in key_columns))]
     return {
-        key: {"iso3": iso3, "year": year, "value": None if value is None else float(value), "key": typed_key}
-        for key, iso3, year, value, typed_key in zip(keys, columns["iso3"], columns["year"], columns[value_column],
-                                                     typed)
+        key: {"iso3": iso3, "year": year, "value": None if value is None else float(value)}
+        for key, iso3, year, value in zip(keys, columns["iso3"], columns["year"], columns[value_column])
     }
 
 

@@ -9,14 +9,9 @@ import pyarrow.compute as pc
 import pytest
 
 from tasks import revisions, sdg, unodc
-from tasks.tables import INDICATOR_REVISIONS, OBSERVATION_KEY
+from tasks.tables import INDICATOR_REVISIONS
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-
-
-def typed(key: dict) -> dict:
-    """An observation_key as read back: the dataset's key columns, every other field null."""
-    return {**{f.name: None for f in OBSERVATION_KEY}, **key}
 
 
 def recorded(release: str) -> pa.Table:
