@@ -21,7 +21,7 @@ import os
 import re
 import stat
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import urljoin
@@ -160,6 +160,7 @@ def load_manifest(manifest: Path) -> dict[str, MirrorEntry]:
     for n, item in enumerate(raw, 1):
         try:
             entry = _manifest_entry(item)
+            entry = replace(entry, url=requests.Request("GET", entry.url).prepare().url)  # as the adapter sees it
         except (TypeError, ValueError) as exc:
             raise FetchError("mirror", str(manifest), f"entry {n} is invalid: {exc}") from None
         if entry.url in entries:
@@ -259,14 +260,20 @@ class Fetcher:
 
     def _send(self, source: str, url: str, target: str, headers: dict, fetched_at: datetime,
               deadline: float) -> requests.Response:
-        """One request (urllib3 retries included), its body left unread; a FetchError if no response came."""
+        """One request (urllib3 retries included), its body left unread; a FetchError if no response came.
+
+        The request goes to the Session's transport adapter directly: `Session.send` reads a redirect's whole body
+        (even with allow_redirects=False, to prepare `Response.next`), which no cap would bound."""
         remaining = deadline - time.monotonic()
         try:
             if remaining <= 0:
                 raise requests.Timeout(f"deadline of {self.settings.deadline:g} s exceeded before {target} answered")
-            return self.session.get(target, headers=headers, stream=True, allow_redirects=False,
-                                    timeout=(min(self.settings.connect_timeout, remaining),
-                                             min(self.settings.read_timeout, remaining)))
+            request = self.session.prepare_request(requests.Request("GET", target, headers=headers))
+            environment = self.session.merge_environment_settings(request.url, {}, True, None, None)
+            return self.session.get_adapter(request.url).send(
+                request, stream=True, verify=environment["verify"], cert=environment["cert"],
+                proxies=environment["proxies"],
+                timeout=(min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
         except MirrorRefused as exc:
             problem, transient = f"refused by the mirror: {exc}", False
         except requests.RequestException as exc:
