@@ -15,7 +15,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, fetch, finish
 from tasks import catalog, revisions, sdg, unodc
-from tasks.errors import ArmswatchError
+from tasks.audit import describe
 from tasks.run import Report, Run, open_run
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, INDICATOR_REVISIONS
 
@@ -69,9 +69,9 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
             try:
                 series[s.code] = {INDICATOR_OBSERVATIONS: sdg_series(run, config.sdg_base, s)}
                 logger.info("%s: %d observations", s.code, series[s.code][INDICATOR_OBSERVATIONS].num_rows)
-            except ArmswatchError as exc:
-                series_errors[s.code] = str(exc)
-                logger.error("%s: %s", s.code, exc)
+            except Exception as exc:  # any failure of one series is its outcome (tasks/audit.py), not a crash
+                series_errors[s.code] = exc
+                logger.error("%s: %s", s.code, describe(exc))
         previous = {code: run.warehouse.read_batch(INDICATOR_OBSERVATIONS, code) for code in series}
         report.outcomes += audit(run, (INDICATOR_OBSERVATIONS,), series, series_errors)
 
@@ -81,13 +81,17 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
                 release, table = iafq_release(run, url)
                 seizures[release] = {FIREARMS_SEIZURES: table}
                 logger.info("IAFQ %s: %d rows", url, table.num_rows)
-            except ArmswatchError as exc:
-                seizure_errors[url] = str(exc)
-                logger.error("IAFQ %s: %s", url, exc)
+            except Exception as exc:
+                seizure_errors[url] = exc
+                logger.error("IAFQ %s: %s", url, describe(exc))
         report.outcomes += audit(run, (FIREARMS_SEIZURES,), seizures, seizure_errors)
 
         published = {o.key for o in report.outcomes if o.ok}
-        report.outcomes += audit(run, (INDICATOR_REVISIONS,), derive_revisions(run, previous, published), {})
+        try:
+            revised, revision_errors = derive_revisions(run, previous, published), {}
+        except Exception as exc:
+            revised, revision_errors = {}, {INDICATOR_REVISIONS.name: exc}
+        report.outcomes += audit(run, (INDICATOR_REVISIONS,), revised, revision_errors)
     if notify:
         finish([report], alert_block)
     return report

@@ -33,7 +33,11 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     table = panel.panel_table(ids)
     with open_run(warehouse, None, force) as run:
         report = Report("panel", run.id)
-        report.outcomes = audit(run, (table,), {table.name: {table: build_panel(run, ids)}}, {})
+        try:
+            staged, errors = {table.name: {table: build_panel(run, ids)}}, {}
+        except Exception as exc:  # a panel that cannot be derived is a failed batch, reported and alerted
+            staged, errors = {}, {table.name: exc}
+        report.outcomes = audit(run, (table,), staged, errors)
     if notify:
         finish([report], alert_block)
     return report

@@ -380,3 +380,55 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
     assert outcomes["XX_GOOD"].status == "published"
     assert outcomes["XX_DRIFT"].status == "quarantined"
     assert "differ from the declared schema" in outcomes["XX_DRIFT"].reason and "(drift)" in outcomes["XX_DRIFT"].reason
+
+
+# --- issue 10 item 4: a maintenance page served with 200 is retried as transient ------------------------------------
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
+    """The flows' Prefect fetch task (its real retry count and condition; only the delays zeroed for the test)
+    retries an HTML page served with 200 as transient: the third attempt gets the document, all three archived."""
+    from types import SimpleNamespace
+
+    from prefect import flow
+
+    from flows.steps import FETCH_RETRY_DELAYS, fetch
+
+    assert fetch.retries == len(FETCH_RETRY_DELAYS) >= 2 and all(d > 0 for d in FETCH_RETRY_DELAYS)
+    url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
+                        faults.ok(DOC))
+    quick = fetch.with_options(retry_delay_seconds=0)
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+
+    @flow
+    def one_fetch():
+        return quick(run, "untc", url, "xml")
+
+    assert one_fetch().body == DOC
+    assert server.count("/maintained-twice.xml") == 3
+    kept = records(tmp_path)
+    assert [r["status"] for r in kept] == [200, 200, 200]
+    assert ["HTML page" in (r["error"] or "") for r in kept] == [True, True, False]
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
+    from types import SimpleNamespace
+
+    from prefect import flow
+
+    from flows.steps import fetch
+
+    url = server.script("/maintained-forever.xml", faults.maintenance_page())
+    quick = fetch.with_options(retry_delay_seconds=0)
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+
+    @flow
+    def one_fetch():
+        return quick(run, "untc", url, "xml")
+
+    with pytest.raises(FetchError, match="got an HTML page instead of xml"):
+        one_fetch()
+    assert server.count("/maintained-forever.xml") == fetch.retries + 1 == len(records(tmp_path))
