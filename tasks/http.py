@@ -59,9 +59,10 @@ KINDS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Fetch limits. Every fetch of one URL ends within `deadline` seconds (connect, redirects and every byte of
-    the body; the status line and headers are bounded per read by `read_timeout`), and no body, redirect bodies
-    and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
+    """Fetch limits (defaults documented in README "Reliability"). The deadline runs from the start of a fetch:
+    every connect and socket read waits at most until it, and reading a body stops there (urllib3's own retries
+    are bounded by `retries` and their waits; the status line and headers by `read_timeout` per read). No body,
+    redirect bodies and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
