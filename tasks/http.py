@@ -277,6 +277,9 @@ class Fetcher:
                 timeout=(min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
         except MirrorRefused as exc:
             problem, transient = f"refused by the mirror: {exc}", False
+        except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema) as exc:  # e.g. a redirect to file:// or ftp://
+            problem, transient = f"cannot fetch {target}: {exc}", False
         except requests.RequestException as exc:
             problem, transient = f"unreachable after {self.settings.retries} retries: {exc}", True
         self.archive.store(url, 0, {}, b"", fetched_at, problem)  # status 0: the attempt, with no response

@@ -432,3 +432,11 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
     with pytest.raises(FetchError, match="got an HTML page instead of xml"):
         one_fetch()
     assert server.count("/maintained-forever.xml") == fetch.retries + 1 == len(records(tmp_path))
+
+
+def test_a_redirect_to_a_local_file_is_refused_without_retries(server, tmp_path):
+    url = server.script("/to-file.xml", faults.Step(302, {"Location": "file:///etc/passwd"}, b"moved"))
+    with pytest.raises(FetchError, match=r"cannot fetch file:///etc/passwd: No connection adapters") as info:
+        Fetcher(RawArchive(tmp_path), SETTINGS).get("untc", url, "xml")
+    assert info.value.transient is False
+    assert [(r["status"], r["bytes"]) for r in records(tmp_path)] == [(0, 0)]
