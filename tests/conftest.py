@@ -25,6 +25,15 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_fetch_retry_waits(monkeypatch):
+    """The flows' fetch task keeps its retry count and condition in every test; only its waits are zero, so a
+    maintenance page or a 503 costs the tests its retries, not minutes of backoff."""
+    from flows.steps import fetch
+
+    monkeypatch.setattr(fetch, "retry_delay_seconds", [0] * fetch.retries)
+
+
 def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = None, drop=()) -> Path:
     """A verified mirror like ../shared/data in tmp_path/mirror (files hard-linked, or copied, at their relative
     paths, so the manifest keeps them inside the folder) in which some URLs serve other bytes (from a file of the

@@ -387,8 +387,8 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
-    """The flows' Prefect fetch task (its real retry count and condition; only the delays zeroed for the test)
-    retries an HTML page served with 200 as transient: the third attempt gets the document, all three archived."""
+    """The flows' Prefect fetch task (its real retry count and condition; its waits zeroed by conftest) retries
+    an HTML page served with 200 as transient: the third attempt gets the document, all three archived."""
     from types import SimpleNamespace
 
     from prefect import flow
@@ -398,12 +398,11 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
     assert fetch.retries == len(FETCH_RETRY_DELAYS) >= 2 and all(d > 0 for d in FETCH_RETRY_DELAYS)
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
-    quick = fetch.with_options(retry_delay_seconds=0)
     run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
 
     @flow
     def one_fetch():
-        return quick(run, "untc", url, "xml")
+        return fetch(run, "untc", url, "xml")
 
     assert one_fetch().body == DOC
     assert server.count("/maintained-twice.xml") == 3
@@ -422,12 +421,11 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
     from flows.steps import fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
-    quick = fetch.with_options(retry_delay_seconds=0)
     run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
 
     @flow
     def one_fetch():
-        return quick(run, "untc", url, "xml")
+        return fetch(run, "untc", url, "xml")
 
     with pytest.raises(FetchError, match="got an HTML page instead of xml"):
         one_fetch()
@@ -440,3 +438,31 @@ def test_a_redirect_to_a_local_file_is_refused_without_retries(server, tmp_path)
         Fetcher(RawArchive(tmp_path), SETTINGS).get("untc", url, "xml")
     assert info.value.transient is False
     assert [(r["status"], r["bytes"]) for r in records(tmp_path)] == [(0, 0)]
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_unexpected_exception_in_a_parser_fails_its_batch_and_the_run_goes_on(tmp_path, capsys, monkeypatch):
+    """Through the CLI and the real flow: one treaty's parser raises something no one anticipated; that treaty is
+    FAILED with the reason and its traceback kept, the other treaty is published, the run exits 1."""
+    from conftest import SHARED
+    from flows.cli import main
+    from tasks import untc
+
+    real = untc.parse_document
+
+    def breaks_on_att(body, url, treaty_id, *rest, **kwargs):
+        if treaty_id == "XXVI-8":
+            raise IndexError("list index out of range")
+        return real(body, url, treaty_id, *rest, **kwargs)
+
+    monkeypatch.setattr(untc, "parse_document", breaks_on_att)
+    catalog, warehouse = tmp_path / "catalog.yaml", tmp_path / "wh"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: ATT}\n")
+    assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--treaties", str(catalog),
+                 "--warehouse", str(warehouse)]) == 1
+    out = capsys.readouterr().out
+    assert "XXVI-8         FAILED" in out and "reason: unexpected IndexError: list index out of range" in out
+    assert "in breaks_on_att" in next((warehouse / "_quarantine").glob("*/XXVI-8/traceback.txt")).read_text()
+    assert (warehouse / "participation" / "XVIII-12-c.parquet").exists()
+    assert not (warehouse / "participation" / "XXVI-8.parquet").exists()
