@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import posixpath
 import shutil
 import stat
+import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import faults
 import warehouse_batches as wb
@@ -466,3 +470,57 @@ def test_an_unexpected_exception_in_a_parser_fails_its_batch_and_the_run_goes_on
     assert "in breaks_on_att" in next((warehouse / "_quarantine").glob("*/XXVI-8/traceback.txt")).read_text()
     assert (warehouse / "participation" / "XVIII-12-c.parquet").exists()
     assert not (warehouse / "participation" / "XXVI-8.parquet").exists()
+
+
+# --- properties: names derived from outside never leave their folder ------------------------------------------------
+
+PATHLIKE = st.lists(st.sampled_from(["a", ".", "..", "%2e", "%2E%2e", "%2F", "%5C", "\\", "/", "//", "x.xml", "?", "=",
+                                     "&", "%00", " ", "~", "%252e"]), max_size=12).map("".join)
+FAST = settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@FAST
+@given(PATHLIKE)
+def test_recorded_names_stay_inside_the_record_folder(path):
+    name = mirror_path(f"https://treaties.un.org/{path}", "application/xml")
+    parts = Path(name).parts
+    assert not Path(name).is_absolute() and ".." not in parts and "." not in parts
+    assert parts[0] == "treaties.un.org" and len(parts) >= 2
+    assert posixpath.normpath(name) == name
+
+
+@FAST
+@given(st.lists(PATHLIKE.map(lambda p: p.replace("?", "").replace("%", "")), min_size=3, max_size=3))
+def test_a_journal_never_moves_anything_outside_the_warehouse(paths):
+    with tempfile.TemporaryDirectory() as scratch:
+        root, outside = Path(scratch) / "wh", Path(scratch) / "outside"
+        (root / "_staging" / "run").mkdir(parents=True)
+        outside.mkdir()
+        staged = root / "_staging" / "run" / "s.parquet"
+        staged.write_bytes(b"staged")
+        moves = [dict(zip(("staged", "current", "history"), paths)),
+                 {"staged": "_staging/run/s.parquet", "current": paths[1], "history": paths[2]}]
+        (root / "_staging" / "run" / "COMMIT.json").write_text(json.dumps(moves))
+        try:
+            Warehouse(root).recover()
+        except JournalRefused:
+            assert staged.read_bytes() == b"staged", "nothing applied"
+        assert sorted(os.listdir(scratch)) == ["outside", "wh"] and list(outside.iterdir()) == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_mirror_manifest_mapping_one_url_twice_exits_2(tmp_path, capsys):
+    from conftest import make_mirror
+    from flows.cli import main
+
+    mirror = make_mirror(tmp_path)
+    entries = json.loads((mirror / "manifest.json").read_text())
+    firearms = next(e for e in entries if e["url"].endswith("/XVIII-12-c.en.xml"))
+    sibling = next(e for e in entries if e["url"].endswith("/XVIII-12-b.en.xml"))
+    (mirror / "manifest.json").write_text(json.dumps([*entries, {**sibling, "url": firearms["url"]}]))
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n")
+    assert main(["run", "--only", "treaties", "--mirror", str(mirror), "--treaties", str(catalog),
+                 "--warehouse", str(tmp_path / "wh")]) == 2
+    assert f"maps {firearms['url']} a second time" in capsys.readouterr().err
+    assert not (tmp_path / "wh" / "participation").exists()
