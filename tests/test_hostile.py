@@ -524,3 +524,11 @@ def test_a_mirror_manifest_mapping_one_url_twice_exits_2(tmp_path, capsys):
                  "--warehouse", str(tmp_path / "wh")]) == 2
     assert f"maps {firearms['url']} a second time" in capsys.readouterr().err
     assert not (tmp_path / "wh" / "participation").exists()
+
+
+def test_a_recorded_mirror_keeps_the_as_of_its_responses_spoke_for(tmp_path):
+    """Recording a replayed mirror keeps each entry's as_of (served as the Date header), not the day of recording."""
+    response = mirror_fetch(tmp_path, mirror_with(tmp_path))
+    [entry] = export(RawArchive(tmp_path / "raw"), tmp_path / "recorded", "test")
+    assert (entry["url"], entry["as_of"], entry["sha256"]) == (URL, "2018-01-15", response.sha256)
+    assert mirror_fetch(tmp_path / "again", tmp_path / "recorded").headers["Date"] == "Mon, 15 Jan 2018 00:00:00 GMT"
