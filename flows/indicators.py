@@ -16,8 +16,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.steps import audit, fetch, finish
 from tasks import registry
 from tasks.archive import Response
-from tasks.audit import Outcome
-from tasks.errors import ArmswatchError
+from tasks.audit import Outcome, describe
 from tasks.run import Report, Run, open_run
 from tasks.source import Batch, Client, Source
 
@@ -57,9 +56,9 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
     for batch in batches:
         try:
             key, tables = parse_batch(source, batch, fetch_batch(run, source, batch))
-        except ArmswatchError as exc:
-            errors[batch.name] = str(exc)
-            logger.error("%s %s: %s", source.name, batch.name, exc)
+        except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
+            errors[batch.name] = exc
+            logger.error("%s %s: %s", source.name, batch.name, describe(exc))
             continue
         if key in staged:
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
@@ -70,8 +69,12 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
     outcomes = audit(run, source.tables, staged, errors)
     outcomes += [Outcome(key, "unchanged", detail=note) for key, note in notes.items()]
     published = {o.key for o in outcomes if o.ok}
-    for tables, derived in source.derive(run.warehouse, before, published):
-        outcomes += audit(run, tables, derived, {})
+    try:
+        derived = source.derive(run.warehouse, before, published)
+    except Exception as exc:  # derived tables that cannot be computed are a failed batch, reported and alerted
+        return outcomes + audit(run, source.derived_tables, {}, {f"{source.name} derived": exc})
+    for tables, batch in derived:
+        outcomes += audit(run, tables, batch, {})
     return outcomes
 
 

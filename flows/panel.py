@@ -80,10 +80,13 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
             reason = "the countries table (UNSD M49) is not published: run the countries flow first"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
         else:
-            report.outcomes = audit(run, (TREATY_STATUS, TREATY_STATUS_BY_YEAR),
-                                    build_status(run, entries, countries_table), {})
-            report.outcomes += audit(run, (panel.PANEL,),
-                                     {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}}, {})
+            for tables, build in (((TREATY_STATUS, TREATY_STATUS_BY_YEAR), lambda: build_status(run, entries, countries_table)),
+                                  ((panel.PANEL,), lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}})):
+                try:
+                    staged, errors = build(), {}
+                except Exception as exc:  # a table that cannot be derived is a failed batch, reported and alerted
+                    staged, errors = {}, {tables[0].name: exc}
+                report.outcomes += audit(run, tables, staged, errors)
     if notify:
         finish([report], alert_block)
     return report

@@ -14,7 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from flows.steps import audit, fetch, finish
 from tasks import alerts, catalog, tables, untc
 from tasks.archive import Response
-from tasks.errors import ArmswatchError
+from tasks.audit import describe
 from tasks.run import Report, Run, open_run
 
 
@@ -47,9 +47,9 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
                 staged[treaty.id] = parse_treaty(run, treaty, response)
                 details[treaty.id] = counts(staged[treaty.id])
                 logger.info("%s %s: %s", treaty.id, treaty.short_name, details[treaty.id])
-            except ArmswatchError as exc:
-                errors[treaty.id] = str(exc)
-                logger.error("%s %s: %s", treaty.id, treaty.short_name, exc)
+            except Exception as exc:  # any failure of one treaty is its outcome (tasks/audit.py), not a crash
+                errors[treaty.id] = exc
+                logger.error("%s %s: %s", treaty.id, treaty.short_name, describe(exc))
         before = run.warehouse.read(tables.PARTICIPATION)
         for outcome in audit(run, tables.TREATY_TABLES, staged, errors):
             outcome.detail = details.get(outcome.key, "")

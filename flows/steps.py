@@ -21,7 +21,7 @@ from tasks.run import Report, Run
 
 
 def transient_only(task, task_run, state) -> bool:
-    """Retry a fetch only for failures that may pass (unreachable, 5xx, broken connection)."""
+    """Retry a fetch only for failures that may pass (unreachable, 5xx, broken connection, maintenance page)."""
     try:
         state.result()
     except FetchError as exc:
@@ -31,9 +31,16 @@ def transient_only(task, task_run, state) -> bool:
     return False
 
 
-@task(retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only, cache_policy=NO_CACHE,
-      task_run_name="fetch {url}")
+#: Seconds between the attempts of one fetch task, after tasks/http.py's own quick retries: an outage or a
+#: maintenance page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch.
+FETCH_RETRY_DELAYS = (30, 60, 120)
+
+
+@task(retries=len(FETCH_RETRY_DELAYS), retry_delay_seconds=list(FETCH_RETRY_DELAYS), retry_jitter_factor=0.2,
+      retry_condition_fn=transient_only, cache_policy=NO_CACHE, task_run_name="fetch {url}")
 def fetch(run: Run, source: str, url: str, kind: str) -> Response:
+    """One fetch (every attempt archived); retried while its failure is transient (unreachable, 5xx, 429, a
+    broken or too slow connection, an HTML page where data was expected)."""
     return run.fetcher.get(source, url, kind)
 
 

@@ -4,8 +4,9 @@ Layout under `<warehouse>/_raw/`:
 - `objects/<sha256[:2]>/<sha256>`: the body bytes, written once (identical bodies are stored once);
 - `responses/<YYYY-MM-DD>/<fetched_at>-<url hash>.json`: one metadata record per fetch (url, status, headers,
   fetched_at, sha256, bytes, error), including failed and revalidated ones; status 0 records an attempt that got
-  no response (unreachable after retries, redirect loop). Responses that urllib3 retried internally (a 503 before
-  the 200) are not recorded, only the final one;
+  no response (unreachable after retries, redirect loop, a refused mirror file). Responses that urllib3 retried
+  internally (a 503 before the 200) and redirect hops that were read cleanly are not recorded, only the final
+  response (or the redirect hop whose body broke a cap), under the URL that was asked for;
 - `latest/<url hash>.json`: the newest 200 record per URL, read for conditional requests (ETag / Last-Modified).
 Feeds no table directly; every table's raw_sha256 / fetched_at points here.
 """

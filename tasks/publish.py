@@ -5,9 +5,11 @@ Layout under the warehouse root (see warehouse/README.md):
   the table's full schema, so `<table>/*.parquet` is one glob for pyarrow, DuckDB and polars;
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: every published change, kept;
 - `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
-- `_staging/<run_id>/`: a publish in progress. A publish stages every file, then writes `COMMIT.json`, then renames.
-  A crash or error before COMMIT leaves only staging (rolled back on the next run); after it, the next run rolls
-  the renames forward. A batch's files are thus either all old or all new once any run has started;
+- `_staging/<run_id>/`: a publish in progress. A publish stages every file, then writes `COMMIT.json` (its moves,
+  as paths relative to the warehouse root), then renames. A crash or error before COMMIT leaves only staging
+  (rolled back on the next run); after it, the next run rolls the renames forward. A batch's files are thus either
+  all old or all new once any run has started. A journal naming a path that is absolute, climbs out with `..`, or
+  resolves outside the warehouse through a symlink is refused whole (JournalRefused), nothing of it applied;
 - `.lock`: one run at a time (an flock, released by the kernel when its holder dies: stale locks recover).
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
 rerun over unchanged sources writes nothing. Tables fed: all (as files).
@@ -24,7 +26,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import filelock
 import pyarrow as pa
@@ -46,12 +48,17 @@ class PublishError(RuntimeError):
     untouched; after it the journal is kept and the next run's recover() completes the publish."""
 
 
+class JournalRefused(PublishError):
+    """A commit journal names a path outside the warehouse; none of its moves were applied and it is kept."""
+
+
 @dataclass
 class Published:
     """What a publish changed: batch key -> names of the tables rewritten for it."""
 
     changed: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
+    failed: dict[str, Exception] = field(default_factory=dict)  # batch key -> why it could not be staged
 
 
 def fingerprint(data: pa.Table) -> str:
@@ -111,7 +118,12 @@ class Warehouse:
         for run in sorted((self.root / "_staging").glob("*")):
             journal = run / "COMMIT.json"
             if journal.exists():
-                self._apply(json.loads(journal.read_text()))
+                try:
+                    moves = json.loads(journal.read_text())
+                except (OSError, ValueError) as exc:
+                    raise JournalRefused(f"commit journal {journal} is unreadable ({exc}); nothing of it was "
+                                         f"applied, it is kept for inspection") from None
+                self._apply(self._confined(moves, journal))
                 done.append(f"rolled forward {run.name}")
             else:
                 done.append(f"rolled back {run.name}")
@@ -120,31 +132,31 @@ class Warehouse:
 
     def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
                 force: bool = False) -> Published:
-        """Publish validated batches: stage changed files, commit the journal, rename into place."""
+        """Publish validated batches: stage changed files, commit the journal, rename into place.
+
+        A batch that cannot be staged for a reason other than the file system (e.g. ArrowInvalid: data that does
+        not fit its schema) is left out and reported in `Published.failed`; the other batches are published."""
         staging = self.root / "_staging" / run_id
         journal = staging / "COMMIT.json"
         result, moves, applied = Published(), [], False
         try:
             for key, tables in batches.items():
-                changed = []
-                for table, data in tables.items():
-                    digest = fingerprint(data)
-                    target = self.current(table, key)
-                    if not force and _published_fingerprint(target) == digest:
-                        continue
-                    staged = staging / table.name / target.name
-                    _write_parquet(data, staged, digest)
-                    history = (self.root / "_history" / table.name / f"snapshot_date={snapshot.isoformat()}"
-                               / f"{file_name(key)}.{run_id}.parquet")
-                    moves.append({"staged": str(staged), "current": str(target), "history": str(history)})
-                    changed.append(table.name)
-                if changed:
-                    result.changed[key] = changed
+                try:
+                    staged = self._stage(staging, run_id, key, tables, snapshot, force)
+                except OSError:
+                    raise
+                except Exception as exc:  # this batch's data, not the warehouse: the others go on
+                    result.failed[key] = exc
+                    continue
+                moves += staged
+                if staged:
+                    result.changed[key] = [Path(m["current"]).parent.name for m in staged]
                 else:
                     result.unchanged.append(key)
             if moves:
+                checked = self._confined(moves, journal)
                 atomic_write(journal, json.dumps(moves, indent=1).encode())
-                self._apply(moves)
+                self._apply(checked)
             applied = True
         except OSError as exc:
             if journal.exists():
@@ -156,11 +168,48 @@ class Warehouse:
                 shutil.rmtree(staging, ignore_errors=True)
         return result
 
+    def _stage(self, staging: Path, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
+               force: bool) -> list[dict]:
+        """Write the changed tables of one batch into staging; their moves, paths relative to the root."""
+        moves = []
+        for table, data in tables.items():
+            digest = fingerprint(data)
+            target = self.current(table, key)
+            if not force and _published_fingerprint(target) == digest:
+                continue
+            staged = staging / table.name / target.name
+            _write_parquet(data, staged, digest)
+            history = (self.root / "_history" / table.name / f"snapshot_date={snapshot.isoformat()}"
+                       / f"{file_name(key)}.{run_id}.parquet")
+            moves.append({name: str(path.relative_to(self.root))
+                          for name, path in (("staged", staged), ("current", target), ("history", history))})
+        return moves
+
+    def _confined(self, moves, journal: Path) -> list[tuple[Path, Path, Path]]:
+        """The journal's moves as paths inside the warehouse; JournalRefused if any path could leave it."""
+        root = self.root.resolve()
+        checked = []
+        try:
+            for move in moves:
+                paths = []
+                for name in ("staged", "current", "history"):
+                    relative = PurePosixPath(move[name])
+                    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
+                        raise ValueError(f"{name} path {move[name]!r} is not relative to the warehouse")
+                    path = self.root / relative
+                    if not path.resolve().is_relative_to(root):
+                        raise ValueError(f"{name} path {move[name]!r} resolves to {path.resolve()}, outside {root}")
+                    paths.append(path)
+                checked.append(tuple(paths))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise JournalRefused(f"commit journal {journal} refused: {exc}; nothing of it was applied, it is kept "
+                                 f"for inspection") from None
+        return checked
+
     @staticmethod
-    def _apply(moves: list[dict]) -> None:
+    def _apply(moves: list[tuple[Path, Path, Path]]) -> None:
         """Idempotent: link each staged file into history, then rename it over the current file."""
-        for move in moves:
-            staged, current, history = Path(move["staged"]), Path(move["current"]), Path(move["history"])
+        for staged, current, history in moves:
             if not staged.exists():
                 continue
             history.parent.mkdir(parents=True, exist_ok=True)

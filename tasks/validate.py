@@ -3,19 +3,23 @@
 Each table's stacked batch (all treaties, or all series, of one run) is validated once in an ephemeral GX
 context; failures are then attributed to batches through the table's batch-key column (GX's
 unexpected_index_column_names), so one bad treaty fails alone while table-level failures (column drift, row
-counts) fail every batch in the table. The column-drift expectation is derived from the table's pyarrow schema
-(tasks/tables.py), not repeated in the JSON. Tables fed: none; it gates every table.
+counts) fail every batch in the table. What the table's pyarrow schema (tasks/tables.py) already says is derived
+from it, not repeated in the JSON: the column set and order (drift), not-null for every non-nullable column, and
+finite values (no NaN, inf, -inf) in every float column. Tables fed: none; it gates every table.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
@@ -25,6 +29,7 @@ from great_expectations.data_context.types.base import ProgressBarsConfig  # noq
 from tasks.tables import Table  # noqa: E402
 
 SUITES = Path(__file__).resolve().parent.parent / "expectations"
+FLOAT_MAX = sys.float_info.max
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
@@ -57,14 +62,29 @@ class TableResult:
 
 
 def suite_definition(table: Table) -> dict:
-    """The reviewed JSON suite plus the schema-derived column-drift expectation."""
+    """The reviewed JSON suite plus the expectations derived from the table's schema."""
     suite = json.loads((SUITES / f"{table.name}.json").read_text())
-    suite["expectations"].append({
+    present = [(e["type"], e.get("kwargs", {})) for e in suite["expectations"]]
+    suite["expectations"] += [e for e in schema_expectations(table) if (e["type"], e["kwargs"]) not in present]
+    return suite
+
+
+def schema_expectations(table: Table) -> list[dict]:
+    """Column drift, not-null for non-nullable columns, finite floats: what the pyarrow schema declares."""
+    derived = [{
         "type": "expect_table_columns_to_match_ordered_list",
         "kwargs": {"column_list": list(table.schema.names)},
         "meta": {"notes": "column set and order must match the declared schema (drift)"},
-    })
-    return suite
+    }]
+    for f in table.schema:
+        if not f.nullable:
+            derived.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": f.name},
+                            "meta": {"notes": "declared not null in the schema"}})
+        if pa.types.is_floating(f.type):
+            derived.append({"type": "expect_column_values_to_be_between",
+                            "kwargs": {"column": f.name, "min_value": -FLOAT_MAX, "max_value": FLOAT_MAX},
+                            "meta": {"notes": "a float column holds finite numbers only (NaN is shown as inf)"}})
+    return derived
 
 
 class Validator:
@@ -98,7 +118,8 @@ class Validator:
         return self.checkpoints[table.name]
 
     def validate(self, table: Table, data: pa.Table, parameters: dict | None = None) -> TableResult:
-        run = self._checkpoint(table).run(batch_parameters={"dataframe": flatten_nested(data).to_pandas()},
+        frame = flatten_nested(nan_as_inf(data)).to_pandas()
+        run = self._checkpoint(table).run(batch_parameters={"dataframe": frame},
                                           expectation_parameters=parameters or {})
         report = next(iter(run.run_results.values())).to_json_dict()
         outcome = TableResult(table.name, report["success"], report)
@@ -116,6 +137,15 @@ class Validator:
             else:
                 outcome.table_failures.append(Failure(table.name, config["type"], config["kwargs"], _observed(res), note))
         return outcome
+
+
+def nan_as_inf(data: pa.Table) -> pa.Table:
+    """NaN values of float columns as inf: pandas cannot tell NaN from null, so the finite check sees them."""
+    for i, f in enumerate(data.schema):
+        if pa.types.is_floating(f.type):
+            column = data.column(i)
+            data = data.set_column(i, f, pc.if_else(pc.is_nan(column), pa.scalar(math.inf, f.type), column))
+    return data
 
 
 def flatten_nested(data: pa.Table) -> pa.Table:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,15 +25,37 @@ def prefect_harness():
         yield
 
 
+@pytest.fixture(autouse=True)
+def no_fetch_retry_waits(monkeypatch):
+    """The flows' fetch task keeps its retry count and condition in every test; only its waits are zero, so a
+    maintenance page or a 503 costs the tests its retries, not minutes of backoff."""
+    from flows.steps import fetch
+
+    monkeypatch.setattr(fetch, "retry_delay_seconds", [0] * fetch.retries)
+
+
 def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = None, drop=()) -> Path:
-    """A mirror of ../shared/data in which some URLs serve other bytes (from a file of the given name, whose
-    extension sets the content type) and some URLs are missing."""
+    """A verified mirror like ../shared/data in tmp_path/mirror (files hard-linked, or copied, at their relative
+    paths, so the manifest keeps them inside the folder) in which some URLs serve other bytes (from a file of the
+    given name, whose extension sets the content type; sha256 and bytes recomputed) and some URLs are missing."""
     mirror = tmp_path / "mirror"
     mirror.mkdir(exist_ok=True)
-    entries = [{"url": e["url"], "file": str(SHARED / e["file"])}
-               for e in json.loads((SHARED / "manifest.json").read_text()) if e["url"] not in drop]
+    entries = [e for e in json.loads((SHARED / "manifest.json").read_text()) if e["url"] not in drop]
     for url, (name, body) in (replace or {}).items():
         (mirror / name).write_bytes(body)
-        entries = [e for e in entries if e["url"] != url] + [{"url": url, "file": name}]
+        entries = [{**e, "file": name, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)}
+                   if e["url"] == url else e for e in entries]
+        if url not in {e["url"] for e in entries}:
+            entries.append({"url": url, "file": name, "sha256": hashlib.sha256(body).hexdigest(), "bytes": len(body)})
+    replaced = {name for name, _ in (replace or {}).values()}
+    for entry in entries:
+        target = mirror / entry["file"]
+        if entry["file"] in replaced or target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.link(SHARED / entry["file"], target)
+        except OSError:
+            shutil.copyfile(SHARED / entry["file"], target)
     (mirror / "manifest.json").write_text(json.dumps(entries))
     return mirror

@@ -10,7 +10,9 @@ Faults (`Step.fault`):
 - "stall": send the headers and the first half of the body, then wait `delay` seconds (a timeout mid-body);
 - "reset": SO_LINGER 0 then close before answering (the client sees ECONNRESET);
 - "chunked": the body in three chunks (Transfer-Encoding: chunked); "chunked_cut": the first chunk, then half of
-  the second, then close (a truncated chunked body).
+  the second, then close (a truncated chunked body);
+- "drip": send the headers, then the body one byte every `delay` seconds (each read returns in time, the whole
+  never does).
 Plain steps cover the rest: `redirect_loop`, `corrupt_gzip`, `huge`, `retry_after`, `maintenance_page`, ...
 
 Everything is bounded: handler sockets time out after 5 s, waits never exceed `MAX_WAIT` and end at once when the
@@ -28,6 +30,7 @@ import socket
 import struct
 import threading
 import time
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -94,6 +97,20 @@ def maintenance_page(**headers) -> Step:
     page = (b"<!DOCTYPE html>\n<html><head><title>Scheduled maintenance</title></head>"
             b"<body><h1>The site is under maintenance</h1><p>Please come back later.</p></body></html>")
     return ok(page, "text/html; charset=utf-8", **headers)
+
+
+def gzip_bomb(decoded_size: int) -> bytes:
+    """A valid gzip body of about decoded_size / 1000 bytes that decodes to `decoded_size` zero bytes (a multiple
+    of 1 MiB): one compressed MiB repeated, its trailer computed MiB by MiB, so no side ever holds the decoded
+    size in memory."""
+    mib, count = b"\0" * (1 << 20), decoded_size >> 20
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 31)
+    head = compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    block = compressor.compress(mib) + compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(count):
+        crc = zlib.crc32(mib, crc)
+    return head + block * (count - 1) + compressor.flush()[:-8] + struct.pack("<II", crc, decoded_size & 0xFFFFFFFF)
 
 
 def fault(kind: str, body: bytes = b"", delay: float = 0.0, content_type: str = XML) -> Step:
@@ -180,6 +197,14 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(length))
         self.send_header("Connection", "close")
         self.end_headers()
+        if step.fault == "drip":
+            for i in range(len(step.body)):
+                if self.server.stopping.is_set():
+                    return
+                self.wfile.write(step.body[i:i + 1])
+                self.wfile.flush()
+                self.server.wait(step.delay)
+            return
         if step.fault == "stall":
             self.wfile.write(step.body[: len(step.body) // 2])
             self.wfile.flush()

@@ -8,6 +8,7 @@ the server saw (retries bounded: at most `retries + 1`, a 4xx exactly once), and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -91,7 +92,7 @@ CASES = [
          record_error="wrong content type"),
     Case("html_maintenance_200", (faults.maintenance_page(),), FAILED, 1,
          r"got an HTML page instead of xml \(text/html\): <!DOCTYPE html> <html><head><title>Scheduled maintenance",
-         transient=False, record_error="HTML page"),
+         transient=True, record_error="HTML page"),
     Case("empty_200", (faults.ok(b""),), FAILED, 1, r"empty body", transient=False, archived="empty",
          record_error="empty body"),
     Case("redirect_loop", (faults.redirect_loop("/redirect_loop"),), FAILED, 11,
@@ -242,7 +243,8 @@ def test_mirror_is_read_through_the_same_path(tmp_path):
     mirror.mkdir()
     (mirror / "doc.xml").write_bytes(DOC)
     url = "https://treaties.un.org/doc/Publication/MTDSG/Volume%20II/Chapter%20XCIX/XCIX-7-z.en.xml"
-    (mirror / "manifest.json").write_text(json.dumps([{"url": url, "file": "doc.xml"}]))
+    (mirror / "manifest.json").write_text(json.dumps([{"url": url, "file": "doc.xml", "bytes": len(DOC),
+                                                       "sha256": hashlib.sha256(DOC).hexdigest()}]))
     response = Fetcher(RawArchive(tmp_path / "raw"), SETTINGS, mirror).get(SOURCE, url, "xml")
     assert response.body == DOC and response.bytes == len(DOC)
     with pytest.raises(FetchError, match=r"HTTP 404 Not Found: not in mirror"):
