@@ -282,7 +282,8 @@ def test_recovery_refuses_a_journal_leading_outside_the_warehouse(tmp_path, monk
 def observations(series: str, values: list, m49: list | None = None) -> pa.Table:
     rows = [{"series": series, "release": "2026.Q3.G.01", "m49": (m49 or [4 + i for i in range(len(values))])[i],
              "iso3": None, "is_country": False, "year": 2020, "value": v, "units": "NUMBER",
-             "dimensions": [], "footnotes": [], "fetched_at": datetime(2026, 11, 29, tzinfo=timezone.utc)}
+             "dimensions": [], "footnotes": [], "fetched_at": datetime(2026, 11, 29, tzinfo=timezone.utc),
+             "is_latest_release": True}
             for i, v in enumerate(values)]
     return pa.Table.from_pylist(rows, schema=INDICATOR_OBSERVATIONS.schema)
 

@@ -150,7 +150,7 @@ def test_the_panel_suite_bounds_what_the_domain_allows(table, column, value):
     values[0] = value
     bad = table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
     result = Validator().validate(panel.PANEL, bad, {"today": "2026-11-29", "current_year": 2026})
-    assert [f.kwargs["column"] for f in result.table_failures] == [column]
+    assert {f.kwargs["column"] for f in result.table_failures} == {column}
 
 
 def test_the_panel_suite_passes_the_recorded_data(table):

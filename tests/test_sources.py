@@ -1,21 +1,15 @@
 """The source protocol, registry and configuration: validation of sources/*.yaml and treaties.yaml (exit code 2
-material), the registry's tables, and a source fetched through a loopback server that first serves a
-maintenance page."""
+material) and the registry's tables. (A maintenance page that clears is tested through the flow's fetch task in
+tests/test_hostile.py.)"""
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import SHARED
-from tasks import catalog, registry, sdg, tables
-from tasks.archive import RawArchive
-from tasks.http import Fetcher, Settings
-from tasks.source import Client
+from tasks import catalog, registry, tables
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:
@@ -102,51 +96,3 @@ def test_registry_loads_every_source_with_its_origin():
     assert all(s.origin.producer and s.origin.license.url and s.origin.citation_full for s in sources)
     assert [t.name for t in registry.tables()] == [
         tables.INDICATOR_OBSERVATIONS.name, tables.FIREARMS_SEIZURES.name, tables.INDICATOR_REVISIONS.name]
-
-
-class Maintenance(BaseHTTPRequestHandler):
-    """Serves an HTML maintenance page with status 200 for the first two requests of each URL, then the data."""
-
-    seen: dict[str, int] = {}
-    files: dict[str, bytes] = {}
-
-    def do_GET(self):
-        self.seen[self.path] = self.seen.get(self.path, 0) + 1
-        if self.seen[self.path] <= 2:
-            body, ctype = b"<!DOCTYPE html><html><body>Down for maintenance</body></html>", "text/html"
-        else:
-            body, ctype = self.files[self.path], "application/json"
-        self.send_response(200)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args):
-        pass
-
-
-@pytest.mark.xfail(reason="needs engineer D's retry of HTML maintenance pages served with 200 (issue 10 item 4)",
-                   strict=False)
-def test_a_maintenance_page_that_clears_after_two_attempts(tmp_path):
-    source = registry.load(only="sdg")[0]
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Maintenance)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    base = f"http://127.0.0.1:{server.server_port}/sdgapi/v1/sdg"
-    recorded = SHARED / "sdg" / "VC_ARM_SZTRACE"
-    files = {sdg.series_data_url(base, "VC_ARM_SZTRACE", n, 50): recorded / f"Series_Data_page{n}.json"
-             for n in (1, 2, 3)}
-    files[sdg.series_list_url(base, "16.4.2")] = recorded / "Indicator_Series_List.json"
-    Maintenance.files = {url.removeprefix(f"http://127.0.0.1:{server.server_port}"): path.read_bytes()
-                         for url, path in files.items()}
-    source = type(source)(source.config.model_copy(update={"base": base}))
-    fetcher = Fetcher(RawArchive(tmp_path / "_raw"), Settings(backoff_factor=0.01, backoff_max=0.05))
-    client = Client(lambda url, kind: fetcher.get("sdg", url, kind),
-                    lambda urls, kind: [fetcher.get("sdg", url, kind) for url in urls])
-    try:
-        batch = source.batches(client)[0][0]
-        key, parsed = source.parse(batch, source.fetch(batch, client))
-    finally:
-        server.shutdown()
-    assert (key, parsed[tables.INDICATOR_OBSERVATIONS].num_rows) == ("VC_ARM_SZTRACE", 104)
-    assert set(Maintenance.seen.values()) == {3}, "every URL served twice as a maintenance page, then the data"
