@@ -8,17 +8,15 @@ status XML URL is derived from the id. Tables fed: treaties.short_name, the trea
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
-from tasks.untc import mtdsg_url
+from tasks.untc import MTDSG_ID, mtdsg_url
 
 DEFAULT = Path(__file__).resolve().parent.parent / "treaties.yaml"
 DEFAULT_INDICATORS = DEFAULT.with_name("indicators.yaml")
-_ID = re.compile(r"^[IVXL]+-\d+(?:-[a-z])?$")
 
 
 class CatalogError(ValueError):
@@ -43,7 +41,7 @@ def load(path: Path | str | None = None) -> list[Treaty]:
         raise CatalogError(f"treaty catalog {path}: expected a non-empty list of {{id, short_name, url?}}")
     treaties, seen = [], set()
     for n, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or not _ID.match(str(entry.get("id", ""))):
+        if not isinstance(entry, dict) or not MTDSG_ID.match(str(entry.get("id", ""))):
             raise CatalogError(f"treaty catalog {path}: entry {n} needs an MTDSG id such as XVIII-12-c: {entry!r}")
         if entry["id"] in seen:
             raise CatalogError(f"treaty catalog {path}: {entry['id']} is listed twice")
