@@ -45,10 +45,7 @@ SOURCE = "untc"
 MTDSG_BASE = "https://treaties.un.org/doc/Publication/MTDSG"
 
 #: Every MTDSG id form: IV-4, XVIII-12-c, III-2-1, III-2-12a, XI-A-5 (chapter, optional part, number, sub-numbers).
-MTDSG_ID = re.compile(
-    r"^(?P<chapter>[IVXL]{1,7})(?:-(?P<part>[A-Z]))?-(?P<number>[0-9]{1,3})"
-    r"(?P<rest>(?:-[0-9]{1,3}[a-z]{0,2}|-[a-z]{1,2}){0,3})\Z"
-)
+MTDSG_ID = re.compile(r"^[IVXL]{1,7}(?:-[A-Z])?-[0-9]{1,3}(?:-[0-9]{1,3}[a-z]{0,2}|-[a-z]{1,2}){0,3}\Z")
 
 
 @dataclass(frozen=True)
@@ -429,9 +426,9 @@ def _check_identity(treaty_el, ext, url: str, mtdsg_no: str) -> None:
     chapter = clean_text(treaty_el.findtext("Header/Chapter/Header")).removeprefix("CHAPTER").strip()
     number, sub = clean_text(ext.findtext("Numsect")), clean_text(ext.findtext("Subnumsect"))
     stated = "-".join(p for p in (chapter, number, sub) if p)
-    wanted = MTDSG_ID.match(mtdsg_no)
-    without_part = mtdsg_no if not (wanted and wanted["part"]) else mtdsg_no.replace(f"-{wanted['part']}-", "-", 1)
-    keys = {_alnum(mtdsg_no), _alnum(without_part)}
+    parts = mtdsg_no.split("-")
+    has_part = len(parts) > 2 and len(parts[1]) == 1 and parts[1].isupper()
+    keys = {_alnum(mtdsg_no), _alnum("-".join(parts[:1] + parts[2:]) if has_part else mtdsg_no)}
     if not chapter or not number or _alnum(stated) not in keys:
         raise ParseError(SOURCE, url, f"document states it is {stated or 'no MTDSG id'!s}, not the catalog's {mtdsg_no}")
 

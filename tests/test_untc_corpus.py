@@ -41,7 +41,8 @@ def agrees(doc: untc.Document) -> bool:
 
 def test_the_snapshot_holds_196_documents_of_12_chapters():
     assert len(ALL) == 196
-    assert {untc.MTDSG_ID.match(i)["chapter"] for i in ALL} == {
+    assert all(untc.MTDSG_ID.match(i) for i in ALL)
+    assert {i.split("-")[0] for i in ALL} == {
         "I", "II", "III", "IV", "V", "VI", "VII", "VIII", "IX", "X", "XVIII", "XXVI"}
 
 
@@ -132,3 +133,18 @@ def test_every_document_validates_except_header_only_ones_and_the_listed_contrad
     assert set(failing) == header_only | set(CONTRADICTIONS)
     for mtdsg_no in CONTRADICTIONS:
         assert all("contradicts its own count" in f for f in failing[mtdsg_no])
+
+
+def test_the_suites_use_the_declared_id_pattern_and_vocabularies():
+    import json
+
+    from tasks.validate import SUITES
+
+    def kwargs(table: str, column: str, kind: str) -> dict:
+        suite = json.loads((SUITES / f"{table}.json").read_text())
+        return next(e["kwargs"] for e in suite["expectations"] if e["type"] == kind and e["kwargs"]["column"] == column)
+
+    assert kwargs("treaties", "mtdsg_no", "expect_column_values_to_match_regex")["regex"] == untc.MTDSG_ID.pattern
+    in_set = "expect_column_values_to_be_in_set"
+    assert kwargs("participation", "consent_kind", in_set)["value_set"] == list(untc.CONSENT_KINDS)
+    assert kwargs("participation", "signature_kind", in_set)["value_set"] == list(untc.SIGNATURE_KINDS)
