@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pycountry
 import yaml
-from hdx.location.country import Country as HdxCountry
 
 ALIASES_FILE = Path(__file__).resolve().parent.parent / "country_aliases.yaml"
 #: Longest name the resolver looks up (the longest UN name is under 60 characters).
@@ -45,8 +44,21 @@ def normalize(name: str) -> str:
 def declared() -> tuple[dict[str, str], frozenset[str]]:
     """The aliases (normalised name -> ISO3) and non-state participants (normalised names) of ALIASES_FILE."""
     config = yaml.safe_load(ALIASES_FILE.read_text(encoding="utf-8")) or {}
-    aliases = {normalize(str(k)): str(v).upper() for k, v in (config.get("aliases") or {}).items()}
-    return aliases, frozenset(normalize(str(n)) for n in config.get("non_states") or ())
+    aliases = (config.get("aliases") or {}) if isinstance(config, dict) else None
+    non_states = (config.get("non_states") or []) if isinstance(config, dict) else None
+    if not isinstance(aliases, dict) or not isinstance(non_states, list) \
+            or not all(isinstance(v, str) and len(v) == 3 for v in aliases.values()):
+        raise ValueError(f"{ALIASES_FILE}: expected 'aliases: {{name: ISO3}}' and 'non_states: [name, ...]'")
+    return ({normalize(str(k)): v.upper() for k, v in aliases.items()},
+            frozenset(normalize(str(n)) for n in non_states))
+
+
+@lru_cache(maxsize=1)
+def _hdx():
+    """OCHA's country table (hdx-python-country), imported on first use: it is slow to import."""
+    from hdx.location.country import Country as HdxCountry
+
+    return HdxCountry
 
 
 @lru_cache(maxsize=4096)
@@ -58,7 +70,7 @@ def resolve_name(name: str) -> Country | None:
     aliases, non_states = declared()
     if key in non_states:
         return NON_STATE
-    iso3 = aliases.get(key) or HdxCountry.get_iso3_country_code(key, use_live=False)
+    iso3 = aliases.get(key) or _hdx().get_iso3_country_code(key, use_live=False)
     if iso3 is None:
         try:
             iso3 = pycountry.countries.lookup(key).alpha_3
@@ -68,7 +80,7 @@ def resolve_name(name: str) -> Country | None:
 
 
 def _hdx_country(iso3: str) -> Country | None:
-    info = HdxCountry.get_country_info_from_iso3(iso3, use_live=False) or {}
+    info = _hdx().get_country_info_from_iso3(iso3, use_live=False) or {}
     code = info.get("m49 numerical code") or ""
     return Country(iso3, int(code), True) if code.isdigit() else None
 

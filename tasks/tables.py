@@ -107,7 +107,7 @@ DECLARATIONS = Table(
            "declaration_under_article | notification | territorial_application", False),
         _f("seq", pa.int16(), "Order of this entry among the participant's entries of this kind", False),
         _f("heading", pa.string(), "Heading as published, e.g. 'Reservation and declaration :'"),
-        _f("text", pa.string(), "Text, paragraphs joined by newlines, markup removed (territories when no text)"),
+        _f("text", pa.string(), "Text, paragraphs joined by newlines, markup removed"),
         _f("notification_date", pa.date32(), "Date of receipt of the notification (territorial applications)"),
         _f("territories", pa.string(), "Territories a territorial application extends the treaty to"),
     ]),

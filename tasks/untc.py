@@ -643,7 +643,7 @@ def _declarations(treaty_el, mtdsg_no: str, url: str, limits: Limits) -> list[di
             seq[(kind, name)] = seq.get((kind, name), 0) + 1
             rows.append({
                 "mtdsg_no": mtdsg_no, "participant": name, "kind": kind, "seq": seq[(kind, name)],
-                "heading": heading, "text": "\n".join(t for t in body if t) or territories,
+                "heading": heading, "text": "\n".join(t for t in body if t) or None,
                 "notification_date": _leading_date(notified), "territories": territories,
             })
     return rows

@@ -77,3 +77,15 @@ def test_unknown_names_and_aggregates_do_not_resolve():
     assert resolve_name("Atlantis") is None
     assert by_m49(1) is None and by_m49(419) is None  # World, Latin America and the Caribbean
     assert by_iso3("MEX").m49 == 484
+
+
+def test_a_malformed_alias_file_is_a_clear_error(tmp_path, monkeypatch):
+    aliases = tmp_path / "country_aliases.yaml"
+    aliases.write_text("aliases: [Turkey, TUR]\n")
+    monkeypatch.setattr(countries, "ALIASES_FILE", aliases)
+    countries.declared.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="country_aliases.yaml: expected 'aliases: {name: ISO3}'"):
+            countries.declared()
+    finally:
+        countries.declared.cache_clear()
