@@ -148,3 +148,13 @@ def test_the_suites_use_the_declared_id_pattern_and_vocabularies():
     in_set = "expect_column_values_to_be_in_set"
     assert kwargs("participation", "consent_kind", in_set)["value_set"] == list(untc.CONSENT_KINDS)
     assert kwargs("participation", "signature_kind", in_set)["value_set"] == list(untc.SIGNATURE_KINDS)
+
+
+def test_derived_urls_are_the_recorded_ones_for_both_volumes():
+    import json
+
+    from conftest import SHARED
+
+    recorded = {e["url"] for e in json.loads((SHARED / "manifest.json").read_text()) if e["source"].startswith("UN Treaty")}
+    assert {untc.mtdsg_url(i) for i in ALL} == recorded
+    assert sum("/Volume%20I/" in url for url in recorded) == 161
