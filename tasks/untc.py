@@ -430,7 +430,7 @@ def _check_identity(treaty_el, ext, url: str, mtdsg_no: str) -> None:
     has_part = len(parts) > 2 and len(parts[1]) == 1 and parts[1].isupper()
     keys = {_alnum(mtdsg_no), _alnum("-".join(parts[:1] + parts[2:]) if has_part else mtdsg_no)}
     if not chapter or not number or _alnum(stated) not in keys:
-        raise ParseError(SOURCE, url, f"document states it is {stated or 'no MTDSG id'!s}, not the catalog's {mtdsg_no}")
+        raise ParseError(SOURCE, url, f"document states it is {stated or 'no MTDSG id'}, not the catalog's {mtdsg_no}")
 
 
 def _alnum(text: str) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import date
 
 import pytest
 
 from conftest import MTDSG
-from tasks import tables, untc
+from tasks import untc
 from tasks.errors import ParseError
 
 

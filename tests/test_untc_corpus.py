@@ -155,6 +155,7 @@ def test_derived_urls_are_the_recorded_ones_for_both_volumes():
 
     from conftest import SHARED
 
-    recorded = {e["url"] for e in json.loads((SHARED / "manifest.json").read_text()) if e["source"].startswith("UN Treaty")}
+    manifest = json.loads((SHARED / "manifest.json").read_text())
+    recorded = {e["url"] for e in manifest if e["source"].startswith("UN Treaty")}
     assert {untc.mtdsg_url(i) for i in ALL} == recorded
     assert sum("/Volume%20I/" in url for url in recorded) == 161

@@ -31,11 +31,14 @@ def parse(body: bytes, limits: untc.Limits = untc.LIMITS) -> untc.Document:
     return untc.parse_document(body, URL, "XCIX-7-z", None, limits)
 
 
+REPEATS = (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, sre_constants.POSSESSIVE_REPEAT)
+
+
 def unbounded_repeats(tree) -> list[str]:
     """Repeats without an upper bound anywhere in a parsed pattern (the shape that can backtrack)."""
     found = []
     for op, arg in tree:
-        if op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)):
+        if op in REPEATS:
             low, high, sub = arg
             if high == sre_constants.MAXREPEAT:
                 found.append(f"{op} {low}..inf")
@@ -197,7 +200,7 @@ DTD = '<!DOCTYPE d [<!ENTITY x "y">]>'
     (f'<?xml version="1.0" encoding="utf-16"?>{DTD}<Document/>'.encode("utf-16"), "is not one UNTC uses"),
     (f'<?xml version="1.0" encoding="utf-8"?>{DTD}<Document/>'.encode(), "DTD or entities"),
     (f'<?xml version="1.0" encoding="ISO-8859-1"?>{DTD}<Document/>'.encode("latin-1"), "DTD or entities"),
-    (f'<?xml version="1.0"?>\n<!doctype d SYSTEM "file:///etc/passwd"><Document/>'.encode(), "DTD or entities"),
+    ('<?xml version="1.0"?>\n<!doctype d SYSTEM "file:///etc/passwd"><Document/>'.encode(), "DTD or entities"),
     ('<?xml version="1.0" encoding="utf-8"?><Document>\xff</Document>'.encode("latin-1"), "not valid utf-8"),
     (f'<?xml version="1.0" encoding="cp037"?>{DTD}<Document/>'.encode("cp037"), "not valid utf-8"),
 ])
