@@ -118,7 +118,7 @@ _ROLE = {kind: role for _, kind, role in _PHRASES}
 #: The consent kinds a participation row can carry (`unspecified`: the header lists several kinds without codes).
 CONSENT_KINDS = tuple(dict.fromkeys([k for _, k, r in _PHRASES if r == CONSENT] + ["unspecified"]))
 SIGNATURE_KINDS = tuple(k for _, k, r in _PHRASES if r == SIGNATURE)
-#: UNTC's legend for cell suffixes a column header does not spell out.
+#: UNTC's legend for cell suffixes a column header does not spell out (all consent kinds).
 _LEGEND = {"a": "accession", "A": "acceptance", "AA": "approval", "c": "formal_confirmation", "d": "succession",
            "p": "simplified_procedure", "P": "participation", "s": "definitive_signature"}
 _WITHDRAWAL_WORDS = ("denounc", "denunc", "withdr")
@@ -306,10 +306,8 @@ class Column:
         """(kind, role) of a cell with this suffix in this column."""
         if suffix is None:
             kind = self.default or "unspecified"
-        elif suffix in self.suffixes:
-            kind = self.suffixes[suffix]
         else:
-            return _LEGEND.get(suffix, f"unknown_suffix_{suffix}"), self.role
+            kind = self.suffixes.get(suffix) or _LEGEND.get(suffix) or f"unknown_suffix_{suffix}"
         return kind, _ROLE.get(kind, self.role)
 
 
