@@ -498,28 +498,34 @@ def _entries(row) -> list[str | None]:
 
 def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
                   limits: Limits) -> tuple[list[dict], list[dict]]:
-    group = treaty_el.find("Participants/Table/TGroup")
-    if group is None:
-        return [], []
-    head = group.find("Thead/Row")
-    if head is None:
-        raise ParseError(SOURCE, url, "participant table has no header row")
-    try:
-        columns = [parse_header(label or "", limits) for label in _entries(head)[1:]]
-    except ValueError as exc:
-        raise ParseError(SOURCE, url, str(exc)) from None
-    rows, events = [], []
-    for n, row in enumerate(group.iterfind("Tbody/Rows/Row"), 1):
-        if n > limits.participants:
-            raise ParseError(SOURCE, url, f"participant table has more than {limits.participants} rows (the cap)")
-        cells = _entries(row)
-        if not cells or not (cells[0] or "").strip():
-            continue
+    """Rows of every participant table (a participant listed in several tables gathers its actions from all)."""
+    found: dict[str, tuple[list[int], list[Action]]] = {}
+    rows_seen = 0
+    for group in treaty_el.iterfind("Participants/Table/TGroup"):
+        head = group.find("Thead/Row")
+        if head is None:
+            raise ParseError(SOURCE, url, "participant table has no header row")
         try:
-            name, marks = clean_name(cells[0], limits)
-            actions = _actions(columns, cells[1:], limits)
+            columns = [parse_header(label or "", limits) for label in _entries(head)[1:]]
         except ValueError as exc:
-            raise ParseError(SOURCE, url, f"participant {cells[0][:80]!r}: {exc}") from None
+            raise ParseError(SOURCE, url, str(exc)) from None
+        for row in group.iterfind("Tbody/Rows/Row"):
+            rows_seen += 1
+            if rows_seen > limits.participants:
+                raise ParseError(SOURCE, url, f"participant table has more than {limits.participants} rows (the cap)")
+            cells = _entries(row)
+            if not cells or not (cells[0] or "").strip():
+                continue
+            try:
+                name, marks = clean_name(cells[0], limits)
+                actions, cell_marks = _actions(columns, cells[1:], limits)
+            except ValueError as exc:
+                raise ParseError(SOURCE, url, f"participant {cells[0][:80]!r}: {exc}") from None
+            known_marks, known_actions = found.setdefault(name, ([], []))
+            known_marks += [m for m in marks + cell_marks if m not in known_marks]
+            known_actions += actions
+    rows, events = [], []
+    for name, (marks, actions) in found.items():
         country = resolve_name(name)
         record = {"mtdsg_no": mtdsg_no, "participant": name, "footnotes": marks,
                   "iso3": country.iso3 if country else None, "m49": country.m49 if country else None,
@@ -542,16 +548,21 @@ class Action:
     header: str
 
 
-def _actions(columns: list[Column], cells: list[str | None], limits: Limits) -> list[Action]:
+def _actions(columns: list[Column], cells: list[str | None], limits: Limits) -> tuple[list[Action], list[int]]:
+    """The dated actions of a row, and the footnote numbers marked in its cells."""
     if len(cells) > len(columns):
         raise ValueError(f"row has {len(cells)} date cells for {len(columns)} columns")
-    actions = []
+    actions, marks = [], []
     for column, text in zip(columns, cells):
+        if text and len(text) > limits.cell_chars:
+            raise ValueError(f"cell of {len(text)} characters exceeds the cap of {limits.cell_chars}")
+        text, cell_marks = strip_markup(text or "")
+        marks += [int(n) for n in _NUMBER.findall(cell_marks)]
         cell = parse_cell(text, limits)
         if cell is not None:
             kind, role = column.read(cell.suffix)
             actions.append(Action(role, kind, cell, column.label))
-    return actions
+    return actions, marks
 
 
 def _first(actions: list[Action], role: str) -> Action | None:

@@ -207,3 +207,19 @@ def test_every_treaty_row_carries_as_of_and_progress_runs_to_its_year():
     batch = untc.batch_tables(doc, "0" * 64, datetime(2026, 11, 29, tzinfo=timezone.utc), date(2018, 1, 15))
     assert batch[tables.TREATIES].column("as_of").to_pylist() == [date(2018, 1, 15)]
     assert batch[tables.RATIFICATION_PROGRESS].column("year").to_pylist()[-1] == 2018
+
+
+def test_footnote_marks_in_cells_are_kept_and_several_tables_are_one_participant_list():
+    body = document(["Signature", "Ratification"],
+                    [["Arcadia", "1 Jan 2001<superscript>4</superscript>", ""], ["Borduria", "", "2 Feb 2002"]],
+                    status=(1, 2))
+    second = (b'<Table><TGroup cols="2"><Thead><Row><Entry>Participant</Entry><Entry>Acceptance(A)</Entry></Row>'
+              b'</Thead><Tbody><Rows><Row><Entry>Arcadia</Entry><Entry>3 Mar 2003 A</Entry></Row></Rows></Tbody>'
+              b'</TGroup></Table></Participants>')
+    doc = parse(body.replace(b"</Participants>", second, 1))
+    arcadia = row(doc, "Arcadia")
+    assert arcadia["footnotes"] == [4]
+    assert (arcadia["signature_date"], arcadia["consent_kind"], arcadia["is_party"]) == (
+        date(2001, 1, 1), "acceptance", True)
+    assert [p["participant"] for p in doc.participation] == ["Arcadia", "Borduria"]
+    assert (doc.treaty["parsed_parties"], doc.treaty["parsed_signatories"]) == (2, 1)
