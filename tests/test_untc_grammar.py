@@ -154,12 +154,19 @@ def test_organisations_and_todays_names():
     assert (ruritania["iso3"], ruritania["is_state"]) == (None, True)  # visible: the iso3 expectation fails
 
 
-def test_unresolved_participants_are_named_in_the_outcome_detail():
+def test_unresolved_participants_are_named_in_the_summary_and_the_alert():
     from flows.ratification import counts
+    from tasks.alerts import failure_alert
+    from tasks.audit import Outcome
+    from tasks.run import Report
 
     doc = parse(document(["Ratification"], [["Ruritania", "1 Jan 2008"], ["European Union", "1 Jan 2008"]]))
     batch = untc.batch_tables(doc, "0" * 64, datetime(2026, 1, 2, tzinfo=timezone.utc), date(2026, 1, 2))
-    assert counts(batch).endswith("as of 2026-01-02; unresolved participants: Ruritania")
+    detail = counts(batch)
+    assert detail.endswith("as of 2026-01-02; unresolved participants: Ruritania")
+    report = Report("treaties", "run-1", [Outcome("XXVII-9-b", "quarantined", detail=detail)])
+    assert "unresolved participants: Ruritania" in "\n".join(report.lines())
+    assert "unresolved participants: Ruritania" in failure_alert("run-1", [report])[1]
 
 
 @pytest.mark.parametrize("mtdsg_no", ["XXVII-9-b", "XXVII-9b"])
