@@ -377,7 +377,7 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
         "mtdsg_no": mtdsg_no,
         "short_name": short_name,
         "title": clean_text(ext.findtext("Subtitlesect") or ext.findtext("Titlesect")),
-        "chapter": clean_text(treaty_el.findtext("Header/Chapter/Header")).removeprefix("CHAPTER").strip(),
+        "chapter": _chapter(treaty_el),
         "conclusion_place": place.strip() or None,
         "conclusion_date": _leading_date(concluded),
         "entry_into_force_date": _leading_date(clean_text(ext.findtext("EIF/Labeltext"))),
@@ -421,7 +421,7 @@ def _parse_xml(body: bytes, url: str, limits: Limits):
 
 def _check_identity(treaty_el, ext, url: str, mtdsg_no: str) -> None:
     """The document's own chapter and number must be the catalog id's (a mirror or server serving the wrong one)."""
-    chapter = clean_text(treaty_el.findtext("Header/Chapter/Header")).removeprefix("CHAPTER").strip()
+    chapter = _chapter(treaty_el)
     number, sub = clean_text(ext.findtext("Numsect")), clean_text(ext.findtext("Subnumsect"))
     stated = "-".join(p for p in (chapter, number, sub) if p)
     parts = mtdsg_no.split("-")
@@ -429,6 +429,12 @@ def _check_identity(treaty_el, ext, url: str, mtdsg_no: str) -> None:
     keys = {_alnum(mtdsg_no), _alnum("-".join(parts[:1] + parts[2:]) if has_part else mtdsg_no)}
     if not chapter or not number or _alnum(stated) not in keys:
         raise ParseError(SOURCE, url, f"document states it is {stated or 'no MTDSG id'}, not the catalog's {mtdsg_no}")
+
+
+def _chapter(treaty_el) -> str:
+    """'CHAPTER XVIII' → 'XVIII' (the word in any case)."""
+    words = clean_text(treaty_el.findtext("Header/Chapter/Header")).split()
+    return " ".join(words[1:] if words and words[0].lower() == "chapter" else words)
 
 
 def _alnum(text: str) -> str:
