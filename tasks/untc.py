@@ -22,7 +22,7 @@ Grammar of the participant table (implemented by `parse_header` and `parse_cell`
   naming an action (`CONSENT_KINDS`, `SIGNATURE_KINDS`, provisional application, notification, ...), optionally
   ended by a suffix code, a bracketed group of one or two letters (`Accession(a)`); bracketed numbers and
   references such as `(2)`, `(c) (i)` or `article 21 (1) (b)` belong to the label. An item that names no action
-  continues the previous one (`..., as amended(A)`).
+  or starts in lower case continues the previous one (`..., as amended(A)`).
 - a cell is `D Mon YYYY [suffix]`; in square brackets (`[24 Apr 1963 ]`, `[14 Nov 1980 a]`, `[22 Dec 1992] n`)
   it is an action later withdrawn or denounced, whose footnote says which and usually when.
 """
@@ -312,12 +312,13 @@ class Column:
 
 
 def header_items(label: str) -> list[Item]:
-    """The items of a header, continuation items (naming no action) joined to the item before them."""
+    """The items of a header; an item that names no action or starts in lower case (`..., as amended(A)`,
+    `Participation ... by virtue of ratification, accession or succession ...`) continues the item before it."""
     items: list[Item] = []
     for part in split_top_level(label):
         text, code = suffix_code(part)
         kind = kind_of(text)
-        if kind is None and items:
+        if items and (kind is None or not part[0].isupper()):
             previous = items.pop()
             joined, code = suffix_code(f"{previous.label}({previous.code}), {part}" if previous.code
                                        else f"{previous.label}, {part}")

@@ -156,6 +156,8 @@ def test_parse_cell_rejects_garbage():
      "Protocol, Acceptance ipso facto by virtue of article 10 (1) of the Convention of 12 September 1923, as "
      "amended(A)", "consent", "unspecified", {"A": "acceptance"}),
     ("Application", "consent", "application", {}),
+    ("Participation in the Convention by virtue of ratification, accession or succession to the Protocol of 25 "
+     "March 1972 or to the 1961 Convention after the entry into force of the Protocol", "consent", "participation", {}),
     ("Extension", "notification", "extension", {}),
 ])
 def test_parse_header(header, role, default, suffixes):
