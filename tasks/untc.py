@@ -121,7 +121,8 @@ SIGNATURE_KINDS = tuple(k for _, k, r in _PHRASES if r == SIGNATURE)
 #: UNTC's legend for cell suffixes a column header does not spell out (all consent kinds).
 _LEGEND = {"a": "accession", "A": "acceptance", "AA": "approval", "c": "formal_confirmation", "d": "succession",
            "p": "simplified_procedure", "P": "participation", "s": "definitive_signature"}
-_WITHDRAWAL_WORDS = ("denounc", "denunc", "withdr")
+#: A withdrawal sentence naming one of these withdraws a statement, not the participation.
+_NOT_PARTICIPATION = ("reservation", "declaration", "objection")
 
 _SECTIONS = {
     "Declarations": "declaration",
@@ -609,16 +610,19 @@ def _withdrawal(name: str, marks: list[int], notes: dict[int, Note]) -> tuple[da
                 elif any(dates):
                     notified.append([d for found in dates for _, d in found][-1])
         for paragraph in note.paragraphs:
-            low = paragraph.lower()
-            if not any(w in low for w in _WITHDRAWAL_WORDS):
-                continue
-            kind = "denunciation" if "denounc" in low or "denunc" in low else kind
-            for at, when in _text_dates(paragraph):
-                if "effect" in low[max(0, at - 60):at]:
-                    effective.append(when)
+            about = False
             for sentence in paragraph.split(". "):
-                if any(w in sentence.lower() for w in _WITHDRAWAL_WORDS) and _text_dates(sentence):
-                    notified.append(_text_dates(sentence)[0][1])
+                low = sentence.lower()
+                denounced = "denounc" in low or "denunc" in low
+                withdrew = "withdr" in low and not any(w in low for w in _NOT_PARTICIPATION)
+                about = denounced or withdrew or (about and "effect" in low)
+                if not about:
+                    continue
+                kind = "denunciation" if denounced else kind
+                dates = _text_dates(sentence)
+                effective += [when for at, when in dates if "effect" in low[max(0, at - 60):at]]
+                if dates and (denounced or withdrew):
+                    notified.append(dates[0][1])
     return (max(effective) if effective else max(notified) if notified else None), kind
 
 

@@ -232,3 +232,12 @@ def test_footnote_marks_in_cells_are_kept_and_several_tables_are_one_participant
         date(2001, 1, 1), "acceptance", True)
     assert [p["participant"] for p in doc.participation] == ["Arcadia", "Borduria"]
     assert (doc.treaty["parsed_parties"], doc.treaty["parsed_signatories"]) == (2, 1)
+
+
+def test_the_withdrawal_date_ignores_withdrawn_reservations_and_follows_the_effect_sentence():
+    body = document(["Ratification"], [["Arcadia<superscript>1</superscript>", "[1 Jan 1990 ]"]], {
+        1: "On 1 September 2004, the Government of Arcadia informed the Secretary-General that it had decided to "
+           "denounce the Agreement. The action will become effective for Arcadia on 31 July 2007. On 5 May 2010, "
+           "the Government of Arcadia notified the Secretary-General of its decision to withdraw the reservation "
+           "made upon ratification."})
+    assert row(parse(body), "Arcadia")["withdrawal_date"] == date(2007, 7, 31)
