@@ -528,7 +528,7 @@ def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
                 name, marks = clean_name(cells[0], limits)
                 actions, cell_marks = _actions(columns, cells[1:], limits)
             except ValueError as exc:
-                raise ParseError(SOURCE, url, f"participant {cells[0][:80]!r}: {exc}") from None
+                raise ParseError(SOURCE, url, f"participant {' '.join(cells[0][:80].split())!r}: {exc}") from None
             known_marks, known_actions = found.setdefault(name, ([], []))
             known_marks += [m for m in marks + cell_marks if m not in known_marks]
             known_actions += actions
