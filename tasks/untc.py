@@ -59,7 +59,7 @@ class Limits:
     header_chars: int = 2_000
     text_chars: int = 100_000
     participants: int = 2_000
-    entries: int = 50_000
+    entries: int = 20_000  # declarations, objections, notifications (seq is int16)
 
 
 LIMITS = Limits()
@@ -487,6 +487,8 @@ def _notes(treaty_el, url: str, limits: Limits) -> dict[int, Note]:
         index = _int(note.findtext("index"))
         if index is None:
             continue
+        if index > 9_999:
+            raise ParseError(SOURCE, url, f"footnote number {index} is out of range (at most 9999)")
         paragraphs = tuple(t for t in (clean_text(_capped(e.text, url, limits)) for e in note.findall("text")) if t)
         rows = tuple(tuple(clean_text(_capped(c.text, url, limits)) for c in row.findall("col"))
                      for row in note.iterfind("table/row"))

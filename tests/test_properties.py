@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import ParseError
-from tasks.untc import Cell, clean_name, parse_cell, parse_document, sanitize
+from tasks.untc import Cell, batch_tables, clean_name, parse_cell, parse_document, sanitize
 
 FAST = settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -170,10 +170,13 @@ def test_sanitize_changes_nothing_in_a_clean_body(body):
 # --- parse_document -----------------------------------------------------------------------------------------------
 
 def only_parse_errors(body: bytes) -> None:
+    """A document either parses into typed tables (no value overflows a column type) or is a ParseError."""
     try:
-        parse_document(body, "https://example.test/fuzz.xml", "XCIX-7-z", None)
+        doc = parse_document(body, "https://example.test/fuzz.xml", "XCIX-7-z", None)
     except ParseError as exc:
         assert str(exc).startswith("untc: https://example.test/fuzz.xml: ")
+        return
+    batch_tables(doc, "0" * 64, datetime(2026, 1, 2, tzinfo=timezone.utc), date(2026, 1, 2))
 
 
 @FAST
@@ -199,7 +202,8 @@ def mutated_document(draw) -> bytes:
             body[i:i] = body[i:i + draw(st.integers(1, 200))]
         else:
             body[i:i] = draw(st.sampled_from([b"&", b"<", b"</Row>", b"<Row><Entry>X</Entry></Row>", b"\x00",
-                                              b"<Entry>31 Feb 2001</Entry>", b"]]>", b"<!--", b"\xff\xfe"]))
+                                              b"<Entry>31 Feb 2001</Entry>", b"]]>", b"<!--", b"\xff\xfe",
+                                              b"99999", b"[", b"]", b"<Entry>[1 Jan 2001] a</Entry>"]))
     return bytes(body)
 
 

@@ -184,6 +184,13 @@ def test_a_declaration_section_beyond_its_budget_is_refused():
         untc.parse_document(body, URL, "XVIII-12-c", None, limits)
 
 
+def test_values_beyond_the_column_types_are_a_parse_error_not_a_crash():
+    body = DOC.replace(b"<index>1</index>", b"<index>70000</index>", 1)
+    assert body != DOC
+    with pytest.raises(ParseError, match="footnote number 70000 is out of range"):
+        parse(body)
+
+
 def test_the_document_served_must_be_the_catalog_treaty():
     """A mirror or server that serves XVIII-12-b for XVIII-12-c is refused, naming both."""
     body = (MTDSG / "XVIII-12-b.en.xml").read_bytes()
