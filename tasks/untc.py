@@ -358,7 +358,7 @@ class Document:
     participation: list[dict]
     footnotes: list[dict]
     declarations: list[dict]
-    events: list[dict] = field(default_factory=list)
+    events: list[dict]  # treaty_events rows
 
 
 def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
