@@ -108,6 +108,7 @@ _PHRASES = (
     ("non-provisional application", "non_provisional_application", NOTIFICATION),
     ("provisional application", "provisional_application", PROVISIONAL),
     ("application", "application", CONSENT),
+    ("notification of succession", "succession", CONSENT),
     ("notification", "notification", NOTIFICATION),
     ("declaration", "declaration", NOTIFICATION),
     ("extension", "extension", NOTIFICATION),

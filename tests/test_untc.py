@@ -159,6 +159,7 @@ def test_parse_cell_rejects_garbage():
     ("Participation in the Convention by virtue of ratification, accession or succession to the Protocol of 25 "
      "March 1972 or to the 1961 Convention after the entry into force of the Protocol", "consent", "participation", {}),
     ("Extension", "notification", "extension", {}),
+    ("Notification of succession(d)", "consent", "succession", {"d": "succession"}),
 ])
 def test_parse_header(header, role, default, suffixes):
     assert untc.parse_header(header) == untc.Column(role, default, suffixes)
