@@ -21,13 +21,17 @@ from tasks.run import Report, Run, open_run
 @task(cache_policy=NO_CACHE, task_run_name="parse {treaty.id}")
 def parse_treaty(run: Run, treaty: catalog.Treaty, response: Response):
     doc = untc.parse_document(response.body, treaty.url, treaty.id, treaty.short_name)
-    return untc.batch_tables(doc, response.sha256, response.fetched_at, run.today)
+    as_of = untc.status_as_of(response.headers, response.fetched_at)
+    return untc.batch_tables(doc, response.sha256, response.fetched_at, as_of)
 
 
 def counts(batch) -> str:
+    """Parsed against stated counts, the as-of date, and every participant name that did not resolve."""
     row = batch[tables.TREATIES].to_pylist()[0]
-    return (f"parties {row['parsed_parties']}/{row['stated_parties']} stated, "
-            f"signatories {row['parsed_signatories']}/{row['stated_signatories']} stated")
+    detail = (f"parties {row['parsed_parties']}/{row['stated_parties']} stated, "
+              f"signatories {row['parsed_signatories']}/{row['stated_signatories']} stated, as of {row['as_of']}")
+    unresolved = [p["participant"] for p in batch[tables.PARTICIPATION].to_pylist() if p["is_state"] and not p["iso3"]]
+    return detail + (f"; unresolved participants: {', '.join(unresolved)}" if unresolved else "")
 
 
 @flow(name="armswatch-treaties")

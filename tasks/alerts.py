@@ -23,7 +23,8 @@ def failure_alert(flow_run: str, reports: list[Report]) -> tuple[str, str] | Non
     subject = f"armswatch: {len(failed)} batch(es) failed in flow run {flow_run}: {keys}"
     lines = [subject, ""]
     for report, outcome in failed:
-        lines.append(f"- {report.flow} / {outcome.key}: {outcome.status}")
+        detail = f" ({outcome.detail})" if outcome.detail else ""
+        lines.append(f"- {report.flow} / {outcome.key}: {outcome.status}{detail}")
         if outcome.failures:
             lines += [f"    failing expectation {f}" for f in outcome.failures]
         else:
