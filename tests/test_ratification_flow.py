@@ -135,12 +135,7 @@ def test_a_failed_publish_is_reported_per_batch_and_exits_1(tmp_path, capsys, mo
 
 
 def test_recorded_snapshot_reads_as_status_at_15_january_2018(tmp_path, capsys):
-    """AFTER-MERGE CHECK (engineer A, issue 8 item 7): the mirror serves the manifest's as_of as the HTTP Date
-    header (engineer D's MirrorAdapter); until that lands on this branch the probe below skips the test."""
-    from tasks.http import Settings, session
-
-    if "Date" not in session(Settings(), SHARED).get(FIREARMS_URL).headers:
-        pytest.skip("the mirror does not serve the manifest's as_of as the Date header yet (engineer D)")
+    """Issue 8 item 7: the mirror serves the manifest's as_of as the HTTP Date header, which is the status date."""
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n")
     warehouse = tmp_path / "wh"
