@@ -1,9 +1,8 @@
 """Analyst tables and outputs: the UN M49 countries, treaty status, the country × year panel, then
 warehouse/armswatch.duckdb and warehouse/report/index.html.
 
-Upstream: https://unstats.un.org/unsd/methodology/m49/overview/ (fetched, archived and mirrored like any source);
-everything else is read from what is published in the warehouse, so a source that failed this run contributes its
-last good data. Tables fed: countries, treaty_status, treaty_status_by_year, country_year_panel.
+Upstream: none; everything is read from what is published in the warehouse (countries comes from the registered
+M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed: countries, treaty_status, treaty_status_by_year, country_year_panel.
 Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows).
 """
 
@@ -15,9 +14,8 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch, finish
-from tasks import catalog, duckdb_views, m49, panel, registry, report
-from tasks.errors import ArmswatchError
+from flows.steps import audit, finish
+from tasks import catalog, duckdb_views, panel, registry, report
 from tasks.publish import Warehouse
 from tasks.run import Report, Run, open_run
 from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
@@ -26,25 +24,6 @@ from tasks.treaty_status import status_tables
 
 #: Every table the DuckDB file has a view for.
 PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.PANEL)
-
-
-@flow(name="armswatch-countries")
-def countries(warehouse: str = "warehouse", mirror: str | None = None, force: bool = False, notify: bool = True,
-              alert_block: str | None = None) -> Report:
-    """Fetch the UNSD M49 list, validate and publish the countries table."""
-    with open_run(warehouse, mirror, force) as run:
-        report = Report("countries", run.id)
-        staged, errors = {}, {}
-        try:
-            response = fetch(run, m49.SOURCE, m49.URL, "csv")
-            staged[COUNTRIES.name] = {COUNTRIES: m49.countries(response.body, response.url)}
-        except ArmswatchError as exc:
-            errors[COUNTRIES.name] = str(exc)
-            get_run_logger().error("M49 %s: %s", m49.URL, exc)
-        report.outcomes = audit(run, (COUNTRIES,), staged, errors)
-    if notify:
-        finish([report], alert_block)
-    return report
 
 
 @task(cache_policy=NO_CACHE)
@@ -77,7 +56,7 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
         report = Report("panel", run.id)
         countries_table = run.warehouse.read(COUNTRIES)
         if countries_table.num_rows == 0:
-            reason = "the countries table (UNSD M49) is not published: run the countries flow first"
+            reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
         else:
             for tables, build in (((TREATY_STATUS, TREATY_STATUS_BY_YEAR), lambda: build_status(run, entries, countries_table)),

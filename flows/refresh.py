@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.indicators import indicators
-from flows.panel import analyst_outputs, countries, country_year_panel
+from flows.panel import analyst_outputs, country_year_panel
 from flows.ratification import ratification
 from flows.steps import finish
 from tasks.run import Report
@@ -25,7 +25,6 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
     reports = [
         ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force, notify=False),
         indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force, notify=False),
-        countries(warehouse=warehouse, mirror=mirror, force=force, notify=False),
         country_year_panel(warehouse=warehouse, treaties=treaties, force=force, notify=False),
     ]
     analyst_outputs(warehouse, reports)

@@ -3,7 +3,8 @@
 Upstream: https://unstats.un.org/unsd/methodology/m49/overview/ (the page's CSV download: `;`-separated, UTF-8
 with BOM, codes zero-padded). UN membership is not in the M49 list: it comes from tasks/un_members.yaml (193
 Member States, 2 observer States). Feeds countries, and through it the names and regions of treaty_status and
-country_year_panel. Pure: bytes in, pyarrow table out.
+country_year_panel. A registered source (tasks/registry.py, configured by sources/m49.yaml): one batch, one URL,
+one table. The parser is pure: bytes in, pyarrow table out.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import pyarrow as pa
 import yaml
+from pydantic import Field, HttpUrl
 
 from tasks.errors import ParseError
+from tasks.source import Batch, Client, Source, SourceConfig
 from tasks.tables import COUNTRIES
 
 SOURCE = "m49"
-URL = "https://unstats.un.org/unsd/methodology/m49/overview/"
 MEMBERS = Path(__file__).resolve().parent / "un_members.yaml"
 
 #: CSV header -> countries column, for the columns the table takes.
@@ -95,3 +97,25 @@ def countries(body: bytes, url: str) -> pa.Table:
     if absent:
         raise ParseError(SOURCE, url, f"UN members or observers missing from the M49 list: {absent}")
     return pa.Table.from_pylist(rows, schema=COUNTRIES.schema)
+
+
+class M49Config(SourceConfig):
+    """sources/m49.yaml: the URL of the M49 list's CSV download."""
+
+    url: HttpUrl = Field(strict=False)
+
+
+class M49Source(Source):
+    """One batch, `countries`: the whole M49 list."""
+
+    name = SOURCE
+    config_model = M49Config
+    kind = "csv"
+    tables = (COUNTRIES,)
+
+    def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:
+        return [Batch(COUNTRIES.name, (str(self.config.url),))], {}
+
+    def parse(self, batch: Batch, responses) -> tuple[str, dict]:
+        (response,) = responses
+        return COUNTRIES.name, {COUNTRIES: countries(response.body, response.url)}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tasks import catalog
+from tasks.m49 import M49Source
 from tasks.sdg import SdgSource
 from tasks.source import Source
 from tasks.tables import Table
@@ -17,7 +18,7 @@ from tasks.unodc import IafqSource
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 
 #: Every source, in the order a run processes them.
-SOURCES: tuple[type[Source], ...] = (SdgSource, IafqSource)
+SOURCES: tuple[type[Source], ...] = (SdgSource, IafqSource, M49Source)
 
 
 def names() -> list[str]:

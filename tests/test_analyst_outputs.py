@@ -12,7 +12,7 @@ import pytest
 from PIL import Image, ImageStat
 
 import browser
-from conftest import SHARED
+from conftest import REPORT_PAGE, make_mirror, report_page
 from flows.cli import main
 from tasks import duckdb_views, report
 
@@ -23,13 +23,15 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 @pytest.fixture(scope="module")
 def warehouse(tmp_path_factory):
     """A full run (treaties, indicators, countries, status, panel, DuckDB file, report) with the Firearms
-    Protocol and the Arms Trade Treaty, then a second run over the same sources."""
+    Protocol and the Arms Trade Treaty over the recorded mirror plus a UNODC report page linking its two releases,
+    then a second run over the same sources."""
     root = tmp_path_factory.mktemp("analyst")
     catalog = root / "treaties.yaml"
     catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n"
                        "- {id: XXVI-8, short_name: Arms Trade Treaty}\n")
     wh = root / "wh"
-    args = ["run", "--mirror", str(SHARED), "--warehouse", str(wh), "--treaties", str(catalog)]
+    mirror = make_mirror(root, {REPORT_PAGE: ("report.html", report_page("2022-06", "2024-08"))})
+    args = ["run", "--mirror", str(mirror), "--warehouse", str(wh), "--treaties", str(catalog)]
     assert main(args) == 0
     first = {p: p.stat().st_mtime_ns for p in (wh / duckdb_views.DATABASE, wh / "report" / "index.html")}
     assert main(args) == 0

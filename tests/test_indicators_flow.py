@@ -9,13 +9,12 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from conftest import SHARED, make_mirror
+from conftest import REPORT_PAGE, SHARED, make_mirror, report_page
 from flows.cli import main
 from tasks import registry, sdg
 from test_ratification_flow import published_files
 from test_unodc import HEAD, URL as IAFQ_URL, recorded, row, with_renamed_header, xlsx
 
-REPORT_PAGE = "https://data.unodc.org/datareport/firearm-seizures"
 LIST_16_4_2 = sdg.series_list_url(sdg.BASE, "16.4.2")
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -64,7 +63,8 @@ def test_panel_mexico_firearms_protocol_and_tracing(refreshed):
     _, wh = refreshed
     rows = dict(sql(wh, "select year, party from '{wh}/treaty_status_by_year/*.parquet' "
                         "where iso3 = 'MEX' and mtdsg_no = 'XVIII-12-c'"))
-    assert rows[2002] is False and rows[2003] is True and rows[2024] is True
+    assert rows[2002] is False and rows[2003] is True and rows[2018] is True
+    assert max(rows) == 2018, "status by year runs to the as-of year of the recorded snapshot (2018-01-15)"
     assert sql(wh, "select year, arms_traced_pct from '{wh}/country_year_panel/*.parquet' "
                    "where iso3 = 'MEX' and arms_traced_pct is not null order by year") == [(2021, 99.52), (2024, 67.0)]
     assert sql(wh, "select count(*), count(distinct iso3 || year) from '{wh}/country_year_panel/*.parquet'") == [(4875, 4875)]
@@ -81,14 +81,6 @@ def test_a_renamed_iafq_column_publishes_nothing_for_that_release(tmp_path, caps
     assert f"unodc: {url}:" in out and "Value" in out
     assert [p.stem for p in (warehouse / "firearms_seizures").glob("*.parquet")] == ["2022-06-17"]
     assert not (warehouse / "indicator_revisions").exists(), "no revisions from a release that was not published"
-
-
-def report_page(*months: str) -> bytes:
-    """A data report page in the shape UNODC uses: a download link per release (relative or absolute)."""
-    links = "".join(f'<li><a href="/sites/dataportal.unodc.org/files/{m}/data_iafq_firearms_trafficking.xlsx">'
-                    f"Firearms trafficking data ({m})</a></li>" for m in months)
-    return (f"<!DOCTYPE html><html><head><title>Firearms seizures | dataUNODC</title></head><body><main>"
-            f"<h1>Firearms seizures</h1><ul>{links}</ul></main></body></html>").encode()
 
 
 def test_a_missing_sdg_page_fails_the_series_clearly(tmp_path, capsys):

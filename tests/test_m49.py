@@ -3,7 +3,7 @@
 import pyarrow.compute as pc
 import pytest
 
-from conftest import SHARED
+from conftest import M49_URL, SHARED
 from tasks import m49
 from tasks.errors import ParseError
 from tasks.tables import COUNTRIES
@@ -13,7 +13,7 @@ CSV = (SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes()
 
 @pytest.fixture(scope="module")
 def countries():
-    return m49.countries(CSV, m49.URL)
+    return m49.countries(CSV, M49_URL)
 
 
 def by_iso3(table, iso3):
@@ -54,7 +54,7 @@ def test_un_names_regions_and_groups(countries):
 def test_a_changed_header_is_a_clear_error():
     broken = CSV.replace(b"ISO-alpha3 Code", b"ISO3")
     with pytest.raises(ParseError, match=r"m49: https://unstats.un.org/.*header lacks ISO-alpha3 Code"):
-        m49.countries(broken, m49.URL)
+        m49.countries(broken, M49_URL)
 
 
 @pytest.mark.parametrize("original, bad, message", [
@@ -65,15 +65,15 @@ def test_a_changed_header_is_a_clear_error():
 ])
 def test_bad_cells_are_clear_errors(original, bad, message):
     with pytest.raises(ParseError, match=message):
-        m49.countries(CSV.replace(original, bad, 1), m49.URL)
+        m49.countries(CSV.replace(original, bad, 1), M49_URL)
 
 
 def test_a_missing_member_is_a_clear_error():
     without_mexico = b"\n".join(line for line in CSV.split(b"\n") if b";MEX;" not in line)
     with pytest.raises(ParseError, match=r"missing from the M49 list: \['MEX'\]"):
-        m49.countries(without_mexico, m49.URL)
+        m49.countries(without_mexico, M49_URL)
 
 
 def test_not_utf8_is_a_clear_error():
     with pytest.raises(ParseError, match="not UTF-8"):
-        m49.countries(b"\xff\xfe" + "Côte".encode("utf-16-le"), m49.URL)
+        m49.countries(b"\xff\xfe" + "Côte".encode("utf-16-le"), M49_URL)

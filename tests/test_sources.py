@@ -92,7 +92,8 @@ def test_registry_folder_problems(tmp_path):
 
 def test_registry_loads_every_source_with_its_origin():
     sources = registry.load()
-    assert [s.name for s in sources] == registry.names() == ["sdg", "iafq"]
+    assert [s.name for s in sources] == registry.names() == ["sdg", "iafq", "m49"]
     assert all(s.origin.producer and s.origin.license.url and s.origin.citation_full for s in sources)
     assert [t.name for t in registry.tables()] == [
-        tables.INDICATOR_OBSERVATIONS.name, tables.FIREARMS_SEIZURES.name, tables.INDICATOR_REVISIONS.name]
+        tables.INDICATOR_OBSERVATIONS.name, tables.FIREARMS_SEIZURES.name, tables.COUNTRIES.name,
+        tables.INDICATOR_REVISIONS.name]
