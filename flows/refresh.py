@@ -12,9 +12,9 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.indicators import indicators
 from flows.ratification import ratification
-from flows.steps import audit, finish
+from flows.steps import audit, final_state, finish, reported
 from tasks import catalog, panel
-from tasks.run import Report, Run, open_run
+from tasks.run import Report, Run, open_run, use_run
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION
 
 
@@ -27,30 +27,51 @@ def build_panel(run: Run, treaty_ids: list[str]):
 
 @flow(name="armswatch-panel")
 def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
-                       notify: bool = True, alert_block: str | None = None) -> Report:
-    """Join the published treaty status and indicators into country_year_panel."""
+                       notify: bool = True, alert_block: str | None = None, run: Run | None = None):
+    """Join the published treaty status and indicators into country_year_panel; not rebuilt when its inputs (the
+    published files it reads and the catalog) are those it was last built from. Fetches nothing."""
     ids = [t.id for t in catalog.load(treaties)]
     table = panel.panel_table(ids)
-    with open_run(warehouse, None, force) as run:
-        report = Report("panel", run.id)
-        report.outcomes = audit(run, (table,), {table.name: {table: build_panel(run, ids)}}, {})
-    if notify:
-        finish([report], alert_block)
-    return report
+    with (use_run(run, warehouse, None, force) as run,
+          reported(Report("panel", run.id), run, notify, alert_block) as report):
+        inputs = run.inputs(PARTICIPATION, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES, extra=",".join(ids))
+        if outcome := run.skip(table.name, (table,), inputs):
+            report.outcomes = audit(run, (table,), {}, {}, [outcome])
+        else:
+            report.outcomes = audit(run, (table,), {table.name: {table: build_panel(run, ids)}}, {})
+    return final_state([report])
+
+
+def _report(state, flow: str, run_id: str) -> Report:
+    """The report a subflow returned, or one recording why it has none (it crashed)."""
+    data = state.result(raise_on_failure=False)
+    return data if isinstance(data, Report) else Report(flow, run_id, crash=f"{type(data).__name__}: {data}")
 
 
 @flow(name="armswatch-refresh")
 def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
             sources: str | None = None, force: bool = False, alert_block: str | None = None,
-            news_block: str | None = None) -> list[Report]:
-    """Everything: treaties, indicators, then the panel; one alert for the whole run."""
-    reports = [
-        ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force, notify=False),
-        indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force, notify=False),
-        country_year_panel(warehouse=warehouse, treaties=treaties, force=force, notify=False),
-    ]
-    finish(reports, alert_block, news_block, reports[0].new_parties)
-    return reports
+            news_block: str | None = None):
+    """Everything: treaties, indicators, then the panel, under one lock and one run id; one alert for the whole
+    run. Fails when a subflow failed; stops early (still reporting and alerting) when one crashed."""
+    with open_run(warehouse, mirror, force) as run:
+        steps = (("treaties", lambda: ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force,
+                                                   notify=False, run=run, return_state=True)),
+                 ("indicators", lambda: indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force,
+                                                   notify=False, run=run, return_state=True)),
+                 ("panel", lambda: country_year_panel(warehouse=warehouse, treaties=treaties, force=force,
+                                                      notify=False, run=run, return_state=True)))
+        reports: list[Report] = []
+        try:
+            for name, subflow in steps:
+                reports.append(_report(subflow(), name, run.id))
+                if reports[-1].crash:
+                    break
+        except Exception as exc:
+            reports.append(Report("refresh", run.id, crash=f"{type(exc).__name__}: {exc}"))
+        finally:
+            finish(run, reports, alert_block, news_block, reports[0].new_parties if reports else [])
+    return final_state(reports)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from tasks.incidents import fingerprint
 from tasks.publish import PublishError, Warehouse
 from tasks.tables import Table
 from tasks.validate import Failure, Validator
@@ -28,6 +29,7 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     quarantine: Path | None = None
     detail: str = ""
+    fingerprint: str = ""  # of the incident, for alert de-duplication (tasks/incidents.py)
 
     @property
     def ok(self) -> bool:
@@ -36,11 +38,17 @@ class Outcome:
 
 def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, tables: tuple[Table, ...],
                       staged: dict[str, dict[Table, pa.Table]], errors: dict[str, str], today: date,
-                      force: bool = False) -> list[Outcome]:
-    """Validate each table once over all staged batches; publish passing batches; quarantine failing ones."""
+                      force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> list[Outcome]:
+    """Validate each table once over all staged batches; publish passing batches; quarantine failing ones.
+    `sources`: (table name, batch key) -> raw sha256s the batch was built from (kept with it when published)."""
     parameters = {"today": today.isoformat(), "current_year": today.year}
+    sources = sources or {}
+
+    def incident(key: str, failures: list, reason: str) -> str:
+        return fingerprint(key, sorted({s for t in tables for s in sources.get((t.name, key), [])}), failures, reason)
+
     results = {}
-    for table in tables:
+    for table in tables if staged else ():
         parts = [batch[table] for batch in staged.values()]
         stacked = pa.concat_tables(parts) if parts else table.schema.empty_table()
         results[table] = validator.validate(table, stacked, parameters)
@@ -51,16 +59,19 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
         if failures:
             report = {t.name: results[t].report for t in tables if results[t].failures_for(key)}
             reason = "failed validation: " + "; ".join(str(f) for f in failures)
-            folder = warehouse.quarantine(run_id, key, batch, reason, report)
-            outcomes.append(Outcome(key, "quarantined", rows, reason=reason, failures=failures, quarantine=folder))
+            digest = incident(key, failures, reason)
+            folder = warehouse.quarantine(run_id, key, batch, reason, report, digest)
+            outcomes.append(Outcome(key, "quarantined", rows, reason=reason, failures=failures, quarantine=folder,
+                                    fingerprint=digest))
         else:
             passing[key] = batch
             outcomes.append(Outcome(key, "published", rows))
     for key, reason in errors.items():
-        folder = warehouse.quarantine(run_id, key, {}, reason, None)
-        outcomes.append(Outcome(key, "failed", reason=reason, quarantine=folder))
+        digest = incident(key, [], reason)
+        folder = warehouse.quarantine(run_id, key, {}, reason, None, digest)
+        outcomes.append(Outcome(key, "failed", reason=reason, quarantine=folder, fingerprint=digest))
     try:
-        published = warehouse.publish(run_id, passing, today, force=force)
+        published = warehouse.publish(run_id, passing, today, force=force, sources=sources)
     except PublishError as exc:  # disk full, permission denied: the batches failed, the run goes on to report it
         for outcome in outcomes:
             if outcome.status == "published":
