@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 
 from flows.indicators import indicators
 from flows.ratification import ratification
-from flows.steps import audit, final_state, finish, reported
+from flows.steps import audit, crash_reason, final_state, finish, reported
 from tasks import catalog, panel
 from tasks.run import Report, Run, open_run, use_run
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION
@@ -67,8 +68,8 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
                 reports.append(_report(subflow(), name, run.id))
                 if reports[-1].crash:
                     break
-        except Exception as exc:
-            reports.append(Report("refresh", run.id, crash=f"{type(exc).__name__}: {exc}"))
+        except (Exception, TerminationSignal) as exc:
+            reports.append(Report("refresh", run.id, crash=crash_reason(exc)))
         finally:
             finish(run, reports, alert_block, news_block, reports[0].new_parties if reports else [])
     return final_state(reports)

@@ -9,12 +9,14 @@ Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
 from __future__ import annotations
 
 import os
+import signal
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 
@@ -62,16 +64,22 @@ def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list
 
 @contextmanager
 def reported(report: Report, run: Run, notify: bool, alert_block: str | None = None, news_block: str | None = None):
-    """Run a flow's body; whatever ends it (an exception, SIGTERM raised as one), the report records it and, if
-    `notify`, the artifacts, the alert and the run log still go out before the lock is released."""
+    """Run a flow's body; whatever ends it (an exception, SIGTERM), the report records it and, if `notify`, the
+    artifacts, the alert and the run log still go out before the lock is released; the flow then ends Failed."""
     try:
         yield report
-    except Exception as exc:
-        report.crash = f"{type(exc).__name__}: {exc}"
+    except (Exception, TerminationSignal) as exc:  # Prefect turns SIGTERM into TerminationSignal during a run
+        report.crash = crash_reason(exc)
         get_run_logger().error("run ended early: %s", report.crash)
     finally:
         if notify:
             finish(run, [report], alert_block, news_block, report.new_parties)
+
+
+def crash_reason(exc: BaseException) -> str:
+    if isinstance(exc, TerminationSignal):
+        return f"terminated by {signal.Signals(exc.signal).name}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def final_state(reports: list[Report]):
