@@ -171,4 +171,7 @@ def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeo
     root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:
-        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, mirror_dir(mirror), date.today(), force)
+        run = Run(f"{stamp}-{secrets.token_hex(3)}", wh, mirror_dir(mirror), date.today(), force)
+        if run.mirror is not None:
+            run.fetcher  # noqa: B018  (an unreadable mirror is a configuration error before anything runs)
+        yield run
