@@ -77,8 +77,12 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
 
 
 def crash_reason(exc: BaseException) -> str:
-    if isinstance(exc, TerminationSignal):
-        return f"terminated by {signal.Signals(exc.signal).name}"
+    """What ended a run: the signal, even when it surfaced as another error while Prefect was handling it."""
+    cause = exc
+    while cause is not None and not isinstance(cause, TerminationSignal):
+        cause = cause.__cause__ or cause.__context__
+    if cause is not None:
+        return f"terminated by {signal.Signals(cause.signal).name}"
     return f"{type(exc).__name__}: {exc}"
 
 
