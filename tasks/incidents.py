@@ -94,6 +94,11 @@ class Incidents:
                     "sources": sorted({s for t in outcome.rows for s in sources.get((t, outcome.key), [])}),
                     "explained": explain(outcome),
                 }
+        for report in reports:  # a batch no longer in its flow's catalog closes its incident silently
+            keys = {o.key for o in report.outcomes}
+            if not report.crash:
+                for ident in [i for i, v in self.open.items() if v["flow"] == report.flow and v["batch"] not in keys]:
+                    del self.open[ident]
         atomic_write(self.path, json.dumps(self.open, indent=1, sort_keys=True).encode())
         return Decision(alert, recovered)
 

@@ -125,3 +125,30 @@ def test_retention_keeps_the_last_n_quarantines_per_batch_and_validation_results
     assert len(list((tmp_path / "_quarantine").iterdir())) == 2, "empty run folders removed"
     assert len(list((tmp_path / "_docs" / "validations" / "treaties" / "__none__").iterdir())) == 2
     assert len(list((tmp_path / "_runs").iterdir())) == 5, "run logs keep their own, longer history"
+
+
+def test_incidents_alert_once_remind_recover_and_close_when_a_batch_leaves_the_catalog(tmp_path):
+    from datetime import datetime, timedelta, timezone
+
+    from tasks.audit import Outcome
+    from tasks.incidents import Incidents
+    from tasks.run import Report
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def run(day: float, *outcomes: Outcome):
+        return Incidents(tmp_path).triage([Report("treaties", "r", list(outcomes))], now + timedelta(days=day),
+                                          remind_after=7)
+
+    bad = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r", fingerprint="f1")
+    assert [kind for _, _, kind in run(0, bad).alert] == ["new"]
+    assert run(1, bad).alert == [] and run(6.9, bad).alert == []
+    assert [kind for _, _, kind in run(7, bad).alert] == ["reminder"]
+    changed = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r2", fingerprint="f2")
+    assert [kind for _, _, kind in run(8, changed).alert] == ["new"], "other bytes or failures alert again"
+    decision = run(9, Outcome("IV-4", "published"))
+    assert decision.recovered == [("treaties", "IV-4")] and run(10, Outcome("IV-4", "published")).recovered == []
+    run(11, bad)
+    assert Incidents(tmp_path).open
+    run(12, Outcome("XXVI-8", "published"))
+    assert Incidents(tmp_path).open == {}, "a batch removed from the catalog closes its incident"
