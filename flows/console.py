@@ -30,7 +30,8 @@ def quiet_logging() -> None:
     """Filter the console handlers Prefect installed (the API handler keeps every line for Prefect's logs)."""
     for name in ("", "uvicorn", "fastapi"):
         for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler":
+            if type(handler).__name__ == "PrefectConsoleHandler" and not any(
+                    isinstance(f, QuietConsole) for f in handler.filters):
                 handler.addFilter(QuietConsole())
     logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
