@@ -8,8 +8,7 @@ Run: `python -m flows.ratification [--mirror DIR] [--warehouse DIR]` or `armswat
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
 from flows.steps import audit, fetch, final_state, reported
 from tasks import alerts, catalog, tables, untc
@@ -18,8 +17,9 @@ from tasks.errors import ArmswatchError
 from tasks.run import STAGES, Report, Run, use_run
 
 
-@task(cache_policy=NO_CACHE, task_run_name="parse {treaty.id}")
 def parse_treaty(run: Run, treaty: catalog.Treaty, response: Response):
+    """Pure parsing, called directly rather than as a Prefect task: a task run per treaty would cost several
+    times the parse itself (the marginal cost of one more treaty is a target, see benchmarks/pipeline.py)."""
     doc = untc.parse_document(response.body, treaty.url, treaty.id, treaty.short_name)
     return untc.batch_tables(doc, response.sha256, response.fetched_at, run.today)
 

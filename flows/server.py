@@ -151,8 +151,9 @@ class PrefectAPI:
             return
         self.process.terminate()
         try:
-            self.process.wait(timeout=3)
-        except subprocess.TimeoutExpired:  # SQLite commits are durable; nothing is lost by not waiting longer
+            self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:  # uvicorn waits for idle keep-alive connections; SQLite commits are
+            # durable and every log and event was drained, so nothing is lost by not waiting for it
             self.process.kill()
             self.process.wait()
         self.process = None
