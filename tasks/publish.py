@@ -184,13 +184,13 @@ class Warehouse:
             if incident and earlier.read_text().strip() == incident:
                 return earlier.parent
         folder = self.root / "_quarantine" / run_id / file_name(key)
-        if incident:
-            atomic_write(folder / "incident", (incident + "\n").encode())
         for table, data in tables.items():
             _write_parquet(data, folder / f"{table.name}.parquet", fingerprint(data))
         atomic_write(folder / "reason.txt", (reason + "\n").encode())
         if report is not None:
             atomic_write(folder / "validation.json", json.dumps(report, indent=1, default=str).encode())
+        if incident:  # last: only a complete quarantine is reused
+            atomic_write(folder / "incident", (incident + "\n").encode())
         return folder
 
 
