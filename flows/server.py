@@ -114,7 +114,11 @@ class PrefectAPI:
     def __enter__(self) -> str:
         self.launch()
         if self.process is None:
-            if not self._healthy(timeout=10):
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as client:  # with the configured credentials (Prefect Cloud)
+                problem = client.api_healthcheck()
+            if problem is not None:
                 raise PrefectUnavailable(f"the Prefect API at {self.configured} is unreachable; start the server "
                                          f"or unset PREFECT_API_URL to let armswatch start a temporary one")
             return self.url
