@@ -13,11 +13,11 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch, finish
+from flows.steps import audit, fetch, final_state, reported
 from tasks import registry
 from tasks.archive import Response
 from tasks.audit import Outcome, describe
-from tasks.run import Report, Run, open_run
+from tasks.run import STAGES, Report, Run, use_run
 from tasks.source import Batch, Client, Source
 
 
@@ -49,26 +49,43 @@ def parse_batch(source: Source, batch: Batch, responses: list[Response]):
 
 
 def run_source(run: Run, source: Source) -> list[Outcome]:
-    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch."""
+    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch.
+
+    A batch whose raw bytes are those its published batch was built from is not parsed or validated again
+    (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
+    tables are computed again only when a batch of the source was published this run."""
     logger = get_run_logger()
     batches, errors = find_batches(run, source)
-    staged = {}
+    STAGES.start("parse", len(batches))
+    staged, skipped = {}, []
     for batch in batches:
         try:
-            key, tables = parse_batch(source, batch, fetch_batch(run, source, batch))
+            responses = fetch_batch(run, source, batch)
+            shas = [r.sha256 for r in responses]
+            if known := run.published_from(source.tables[0], shas):
+                skipped.append(Outcome(known, "unchanged", detail="source unchanged, not parsed"))
+                continue
+            key, tables = parse_batch(source, batch, responses)
+            if outcome := run.skip(key, source.tables, shas):
+                skipped.append(outcome)
+                continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
             errors[batch.name] = exc
             logger.error("%s %s: %s", source.name, batch.name, describe(exc))
             continue
+        finally:
+            STAGES.advance("parse")
         if key in staged:
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables
         logger.info("%s %s: %s", source.name, key, ", ".join(f"{t.name} {d.num_rows} rows" for t, d in tables.items()))
     staged, notes = source.relate(staged, run.warehouse)
     before = {key: {t: run.warehouse.read_batch(t, key) for t in source.tables} for key in staged}
-    outcomes = audit(run, source.tables, staged, errors)
+    outcomes = audit(run, source.tables, staged, errors, skipped)
     outcomes += [Outcome(key, "unchanged", detail=note) for key, note in notes.items()]
-    published = {o.key for o in outcomes if o.ok}
+    published = {o.key for o in outcomes if o.status == "published"}
+    if not published:
+        return outcomes
     try:
         derived = source.derive(run.warehouse, before, published)
     except Exception as exc:  # derived tables that cannot be computed are a failed batch, reported and alerted
@@ -81,16 +98,15 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
 @flow(name="armswatch-indicators")
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
                only: str | None = None, force: bool = False, notify: bool = True,
-               alert_block: str | None = None) -> Report:
-    """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive."""
+               alert_block: str | None = None, run: Run | None = None):
+    """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive. Ends Failed
+    when a batch was quarantined or failed (after publishing the others and alerting)."""
     configured = registry.load(sources, only)
-    with open_run(warehouse, mirror, force) as run:
-        report = Report("indicators", run.id)
+    with (use_run(run, warehouse, mirror, force) as run,
+          reported(Report("indicators", run.id), run, notify, alert_block) as report):
         for source in configured:
             report.outcomes += run_source(run, source)
-    if notify:
-        finish([report], alert_block)
-    return report
+    return final_state([report])
 
 
 if __name__ == "__main__":

@@ -14,10 +14,9 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, finish
+from flows.steps import audit, final_state, reported
 from tasks import catalog, duckdb_views, panel, registry, report
-from tasks.publish import Warehouse
-from tasks.run import Report, Run, open_run
+from tasks.run import Report, Run, use_run
 from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
                           PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
 from tasks.treaty_status import status_tables
@@ -49,26 +48,35 @@ def build_panel(run: Run, countries_table):
 
 @flow(name="armswatch-panel")
 def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
-                       notify: bool = True, alert_block: str | None = None) -> Report:
-    """Treaty status per state from the published treaties, and the country × year panel from the indicators."""
+                       notify: bool = True, alert_block: str | None = None, run: Run | None = None):
+    """Treaty status per state from the published treaties, and the country × year panel from the indicators;
+    not rebuilt when their inputs (the published files they read and the catalog) are those they were last built
+    from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
     entries = catalog.load(treaties)
-    with open_run(warehouse, None, force) as run:
-        report = Report("panel", run.id)
+    with (use_run(run, warehouse, None, force) as run,
+          reported(Report("panel", run.id), run, notify, alert_block) as report):
         countries_table = run.warehouse.read(COUNTRIES)
         if countries_table.num_rows == 0:
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
-        else:
-            for tables, build in (((TREATY_STATUS, TREATY_STATUS_BY_YEAR), lambda: build_status(run, entries, countries_table)),
-                                  ((panel.PANEL,), lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}})):
-                try:
-                    staged, errors = build(), {}
-                except Exception as exc:  # a table that cannot be derived is a failed batch, reported and alerted
-                    staged, errors = {}, {tables[0].name: exc}
-                report.outcomes += audit(run, tables, staged, errors)
-    if notify:
-        finish([report], alert_block)
-    return report
+            return final_state([report])
+        catalog_text = ",".join(f"{e.id}={e.short_name or ''}" for e in entries)
+        published = set(run.warehouse.read(TREATIES)["mtdsg_no"].to_pylist())
+        for tables, keys, inputs, build in (
+                ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if e.id in published],
+                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries, countries_table)),
+                ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
+                 lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}})):
+            same = [run.skip(key, tables, run.inputs(*inputs, extra=catalog_text)) for key in keys]
+            if keys and all(same):  # built from exactly these inputs already: not built or validated again
+                report.outcomes += audit(run, tables, {}, {}, same)
+                continue
+            try:
+                staged, errors = build(), {}
+            except Exception as exc:  # a table that cannot be derived is a failed batch, reported and alerted
+                staged, errors = {}, {tables[0].name: exc}
+            report.outcomes += audit(run, tables, staged, errors)
+    return final_state([report])
 
 
 def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
@@ -78,20 +86,19 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 
 
 @task(cache_policy=NO_CACHE)
-def analyst_outputs(warehouse: str, reports: list[Report]) -> list[str]:
-    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the warehouse lock; [] when not due."""
+def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
+    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due."""
     logger = get_run_logger()
-    root = Path(warehouse).resolve()
-    with Warehouse(root).locked():
-        if not analyst_outputs_due(root, reports):
-            logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
-            return []
-        try:
-            database = duckdb_views.build(root, list(PUBLISHED_TABLES))
-            with duckdb_views.connect(root) as con:
-                page = report.build(root, con, reports, datetime.now(timezone.utc))
-        except Exception as exc:  # the published data stands; the run goes on to report and alert
-            logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
-            return []
+    root = run.warehouse.root
+    if not analyst_outputs_due(root, reports):
+        logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
+        return []
+    try:
+        database = duckdb_views.build(root, list(PUBLISHED_TABLES))
+        with duckdb_views.connect(root) as con:
+            page = report.build(root, con, reports, datetime.now(timezone.utc))
+    except Exception as exc:  # the published data stands; the run goes on to report and alert
+        logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+        return []
     logger.info("wrote %s and %s", database, page)
     return [str(database), str(page)]

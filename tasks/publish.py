@@ -30,12 +30,14 @@ from pathlib import Path, PurePosixPath
 
 import filelock
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks.archive import atomic_write
 from tasks.tables import Table
 
 FINGERPRINT = b"armswatch.fingerprint"
+SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
 
 
@@ -131,8 +133,9 @@ class Warehouse:
         return done
 
     def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
-                force: bool = False) -> Published:
-        """Publish validated batches: stage changed files, commit the journal, rename into place.
+                force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> Published:
+        """Publish validated batches: stage changed files, commit the journal, rename into place. `sources` maps
+        (table name, batch key) to the raw sha256s the batch was built from, kept in the file's metadata.
 
         A batch that cannot be staged for a reason other than the file system (e.g. ArrowInvalid: data that does
         not fit its schema) is left out and reported in `Published.failed`; the other batches are published."""
@@ -142,7 +145,7 @@ class Warehouse:
         try:
             for key, tables in batches.items():
                 try:
-                    staged = self._stage(staging, run_id, key, tables, snapshot, force)
+                    staged = self._stage(staging, run_id, key, tables, snapshot, force, sources or {})
                 except OSError:
                     raise
                 except Exception as exc:  # this batch's data, not the warehouse: the others go on
@@ -169,7 +172,7 @@ class Warehouse:
         return result
 
     def _stage(self, staging: Path, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
-               force: bool) -> list[dict]:
+               force: bool, sources: dict[tuple[str, str], list[str]]) -> list[dict]:
         """Write the changed tables of one batch into staging; their moves, paths relative to the root."""
         moves = []
         for table, data in tables.items():
@@ -178,7 +181,10 @@ class Warehouse:
             if not force and _published_fingerprint(target) == digest:
                 continue
             staged = staging / table.name / target.name
-            _write_parquet(data, staged, digest)
+            _write_parquet(data, staged, digest, {
+                "armswatch.source_sha256": ",".join(sources.get((table.name, key), [])),
+                "armswatch.as_of": _as_of(data, snapshot), "armswatch.run_id": run_id,
+                "armswatch.published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
             history = (self.root / "_history" / table.name / f"snapshot_date={snapshot.isoformat()}"
                        / f"{file_name(key)}.{run_id}.parquet")
             moves.append({name: str(path.relative_to(self.root))
@@ -219,29 +225,54 @@ class Warehouse:
             os.replace(staged, current)
 
     def quarantine(self, run_id: str, key: str, tables: dict[Table, pa.Table], reason: str,
-                   report: dict | None) -> Path:
-        """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/."""
+                   report: dict | None, incident: str = "") -> Path:
+        """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/. A batch already
+        quarantined with the same incident fingerprint (same bytes, same failures) is not copied again: the
+        folder that holds it is returned."""
+        for earlier in sorted((self.root / "_quarantine").glob(f"*/{file_name(key)}/incident"), reverse=True):
+            if incident and earlier.read_text().strip() == incident:
+                return earlier.parent
         folder = self.root / "_quarantine" / run_id / file_name(key)
         for table, data in tables.items():
             _write_parquet(data, folder / f"{table.name}.parquet", fingerprint(data))
         atomic_write(folder / "reason.txt", (reason + "\n").encode())
         if report is not None:
             atomic_write(folder / "validation.json", json.dumps(report, indent=1, default=str).encode())
+        if incident:  # last: only a complete quarantine is reused
+            atomic_write(folder / "incident", (incident + "\n").encode())
         return folder
 
 
-def _published_fingerprint(path: Path) -> str | None:
+def published_metadata(path: Path) -> dict[str, str]:
+    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
     try:
         metadata = pq.read_schema(path).metadata or {}
     except (OSError, pa.ArrowInvalid):
-        return None
-    value = metadata.get(FINGERPRINT)
-    return value.decode() if value else None
+        return {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"armswatch.")}
 
 
-def _write_parquet(data: pa.Table, path: Path, digest: str) -> None:
+def _published_fingerprint(path: Path) -> str | None:
+    return published_metadata(path).get(FINGERPRINT.decode())
+
+
+def source_sha256(path: Path) -> str | None:
+    """The comma-separated raw sha256s a published file was built from; None if unknown."""
+    return published_metadata(path).get(SOURCE_SHA256.decode()) or None
+
+
+def _as_of(data: pa.Table, snapshot: date) -> str:
+    """The date the data is as of: its as_of or release_date column, else the date it was fetched, else today."""
+    for column in ("as_of", "release_date", "fetched_at"):
+        if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
+            return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+    return snapshot.isoformat()
+
+
+def _write_parquet(data: pa.Table, path: Path, digest: str, extra: dict[str, str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode()}
+    metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode(),
+                **{k.encode(): v.encode() for k, v in (extra or {}).items()}}
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(data.replace_schema_metadata(metadata), tmp, compression="zstd")
     with open(tmp, "rb") as fh:
