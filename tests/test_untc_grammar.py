@@ -156,7 +156,7 @@ def test_organisations_and_todays_names():
 
 def test_unresolved_participants_are_named_in_the_summary_and_the_alert():
     from flows.ratification import counts
-    from tasks.alerts import failure_alert
+    from tasks.alerts import failure_alert, summary_lines
     from tasks.audit import Outcome
     from tasks.run import Report
 
@@ -165,7 +165,7 @@ def test_unresolved_participants_are_named_in_the_summary_and_the_alert():
     detail = counts(batch)
     assert detail.endswith("as of 2026-01-02; unresolved participants: Ruritania")
     report = Report("treaties", "run-1", [Outcome("XXVII-9-b", "quarantined", detail=detail)])
-    assert "unresolved participants: Ruritania" in "\n".join(report.lines())
+    assert "unresolved participants: Ruritania" in "\n".join(summary_lines([report]))
     assert "unresolved participants: Ruritania" in failure_alert("run-1", [report])[1]
 
 
