@@ -4,6 +4,8 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 export GX_ANALYTICS_ENABLED ?= false
 export DO_NOT_TRACK ?= 1
 export UV_PYTHON_DOWNLOADS := never
+# Byte-compiled at install: runs start faster, also where PYTHONDONTWRITEBYTECODE keeps Python from caching.
+export UV_COMPILE_BYTECODE := 1
 export ARMSWATCH_MIRROR
 PYTHON ?= python3.11
 UV := .tools/bin/uv

@@ -116,6 +116,8 @@ def _run(args) -> int:
     api = PrefectAPI()
     api.launch()  # the temporary server boots while the flows are imported
 
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
     from flows.console import progress, quiet_logging
     from flows.indicators import indicators
     from flows.ratification import ratification
@@ -126,7 +128,10 @@ def _run(args) -> int:
     if not args.verbose:
         quiet_logging()
     params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force, "return_state": True}
-    with api, progress(not args.verbose):
+    # Heartbeats detect crashed flow runs for a long-lived server; a temporary server ends with this process, and
+    # each heartbeat thread costs up to a second when its flow ends.
+    heartbeats = {} if api.configured else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    with api, temporary_settings(updates=heartbeats), progress(not args.verbose):
         if args.only == "treaties":
             state = ratification(treaties=args.treaties, **params)
         elif args.only == "indicators":

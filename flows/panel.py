@@ -8,6 +8,7 @@ Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicat
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -16,11 +17,14 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
 from tasks import catalog, duckdb_views, panel, registry, report
+from tasks.archive import atomic_write
 from tasks.run import Report, Run, use_run
 from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
                           PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
 from tasks.treaty_status import status_tables
 
+#: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
+BUILT_FOR = Path("report") / "built_for.json"
 #: Every table the DuckDB file has a view for.
 PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.PANEL)
 
@@ -79,10 +83,18 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     return final_state([report])
 
 
+def failing(reports: list[Report]) -> str:
+    """What the report shows beyond the published data: each batch that did not pass, and why (its incident)."""
+    return json.dumps(sorted([r.flow, o.key, o.status, o.fingerprint] for r in reports for o in r.outcomes if not o.ok))
+
+
 def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
-    """Rebuild when the run changed or quarantined something, or when either output is missing."""
-    changed = any(o.status != "unchanged" for r in reports for o in r.outcomes)
-    return changed or not (root / duckdb_views.DATABASE).exists() or not (root / "report" / "index.html").exists()
+    """Rebuild when the run published something, when the batches that fail (or why) changed since the last
+    build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
+    published = any(o.status == "published" for r in reports for o in r.outcomes)
+    built_for = root / BUILT_FOR
+    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html", built_for)
+    return published or not all(p.exists() for p in outputs) or built_for.read_text() != failing(reports)
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,5 +112,6 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
         return []
+    atomic_write(root / BUILT_FOR, failing(reports).encode())
     logger.info("wrote %s and %s", database, page)
     return [str(database), str(page)]

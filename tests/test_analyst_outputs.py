@@ -92,6 +92,25 @@ def test_report_is_rebuilt_only_when_something_changed(warehouse):
     assert {p: p.stat().st_mtime_ns for p in first} == first, "the second, unchanged run rewrote nothing"
 
 
+def test_a_rerun_with_the_same_failures_rebuilds_nothing_and_a_new_failure_rebuilds(tmp_path):
+    from flows.panel import BUILT_FOR, analyst_outputs_due, failing
+    from tasks.audit import Outcome
+    from tasks.run import Report
+
+    def reports(*outcomes):
+        return [Report("treaties", "run", list(outcomes))]
+
+    same = reports(Outcome("XVIII-12", "quarantined", fingerprint="a1"), Outcome("XXVI-8", "unchanged"))
+    for path in (duckdb_views.DATABASE, Path("report") / "index.html", BUILT_FOR):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(failing(same))
+    assert not analyst_outputs_due(tmp_path, same)
+    assert analyst_outputs_due(tmp_path, reports(Outcome("XVIII-12", "quarantined", fingerprint="b2")))
+    assert analyst_outputs_due(tmp_path, reports(Outcome("XXVI-8", "published")))
+    (tmp_path / "report" / "index.html").unlink()
+    assert analyst_outputs_due(tmp_path, same)
+
+
 def test_report_has_every_section_inline(warehouse):
     wh, _ = warehouse
     page = (wh / "report" / "index.html").read_text()
