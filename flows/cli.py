@@ -7,7 +7,7 @@
 
 Exit codes: 0 every batch validated and was published (or was unchanged); 1 a batch was quarantined or a source
 failed (the others were still published); 2 usage or configuration error (bad catalog, unreadable mirror,
-warehouse in use by another run).
+unsupported warehouse URL, warehouse in use by another run).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import flows  # noqa: F401  (analytics off before Prefect loads)
 from tasks import catalog
 from tasks.errors import FetchError
 from tasks.publish import WarehouseBusy
+from tasks.storage import StorageError, location
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE = 0, 1, 2
 
@@ -28,7 +29,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the flows once")
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
-    run.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
+    run.add_argument("--warehouse", default="warehouse",
+                     help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
     run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
     run.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
     run.add_argument("--only", choices=["treaties", "indicators"], help="run one flow only (default: all)")
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(markdown())
         return EXIT_OK
-    except (catalog.CatalogError, WarehouseBusy) as exc:
+    except (catalog.CatalogError, StorageError, WarehouseBusy) as exc:
         print(f"armswatch: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except FetchError as exc:
@@ -70,6 +72,7 @@ def _run(args) -> int:
     from flows.refresh import refresh
 
     catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
+    location(args.warehouse)
     catalog.load_indicators(args.sources)
     params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
     if args.only == "treaties":

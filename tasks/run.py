@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+from tasks import storage
 from tasks.archive import RawArchive
 from tasks.audit import Outcome
 from tasks.http import Fetcher, Settings
@@ -67,9 +68,13 @@ def mirror_dir(mirror: str | None) -> Path | None:
 
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (finishing any crashed publish) and yield a Run; released on exit."""
-    root = Path(warehouse).resolve()
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit.
+
+    GX Data Docs are built in `<warehouse>/_docs/` when the warehouse is a local folder; on an object store the
+    validation results are kept in each quarantined batch's `validation.json` only."""
+    root = storage.location(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:
         fetcher = Fetcher(RawArchive(root / "_raw"), Settings(), mirror_dir(mirror))
-        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, fetcher, Validator(root / "_docs"), date.today(), force)
+        docs = root / "_docs" if storage.is_local(root) else None
+        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, fetcher, Validator(docs), date.today(), force)
