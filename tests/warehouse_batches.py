@@ -2,7 +2,8 @@
 
 `batches(version)` gives, per batch key, a TREATIES and a PARTICIPATION table whose content differs for every
 version, so a file's fingerprint tells which version it holds. `CHILD` is the program a killed child runs:
-`python -c CHILD <tests dir> <root> <version> <run_id> [publish|hold]`. With KILL_AT=k in the environment it
+`python -c CHILD <tests dir> <root path or URL> <version> <run_id> [publish|hold]` (env LEASE_SECONDS: the
+lease of an object-store lock). With KILL_AT=k in the environment it
 SIGKILLs itself just before the k-th file-system step of the publish (os.replace, os.fsync, os.mkdir, os.unlink)
 and prints the steps it saw ("step <name> <file>") so a calibration run can name each kill point.
 """
@@ -53,7 +54,9 @@ sys.path.insert(0, sys.argv[1])
 from tasks.publish import Warehouse
 import warehouse_batches as wb
 
-root, version, run_id, mode = Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+import tasks.publish
+tasks.publish.LEASE_SECONDS = float(os.environ.get("LEASE_SECONDS", tasks.publish.LEASE_SECONDS))
+root, version, run_id, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 kill_at, steps = int(os.environ.get("KILL_AT", "0")), []
 
 
