@@ -5,9 +5,10 @@ both served by this one code path, which needs no rename, hard link or fsync of 
 of one object (on S3 a PUT; on a local disk a temporary file renamed over the old one).
 
 Layout under the warehouse root (see warehouse/README.md):
-- `_manifest.json`: what is current: for every table, each batch's data file and content fingerprint. It is
-  replaced by one atomic write as the commit of a publish, so a reader that follows it sees, for every batch
-  across all its tables, either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`);
+- `_manifest.json`: what is current: for every table, each batch's data file and content fingerprint (`tables`),
+  and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by one atomic
+  write as the commit of a publish, so a reader that follows it sees, for every batch across all its tables,
+  either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`);
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: the data files, immutable, one per
   published version; the manifest names the current ones;
 - `<table>/<batch>.parquet`: a copy of each current file, refreshed just after the commit, for readers that glob
@@ -115,7 +116,8 @@ class Warehouse:
 
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
-        "fingerprint"}}}}. A warehouse published before the manifest existed is read from its `<table>/` files."""
+        "fingerprint"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
+        from its `<table>/` files."""
         path = self.root / MANIFEST
         try:
             raw = path.read_bytes()
@@ -230,7 +232,8 @@ class Warehouse:
         for w in writes:
             tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest}
         new = {"format": 1, "commit": commit, "run_id": run_id,
-               "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables}
+               "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables,
+               "files": {name: [entries[stem]["file"] for stem in sorted(entries)] for name, entries in tables.items()}}
         committed = False
         try:
             self._check_lock()

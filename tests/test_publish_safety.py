@@ -353,3 +353,28 @@ def test_quarantine_keeps_the_batch_and_reason_without_touching_published_data(w
                                                          "validation.json"]
     assert {k: v for k, v in inventory(root).items() if not k.startswith("_quarantine")} == before
     assert pq.read_table(folder / "treaties.parquet").num_rows == 1
+
+
+def test_a_warehouse_published_before_the_manifest_is_read_and_updated_in_place(tmp_path):
+    """Only `<table>/<batch>.parquet` files (the layout before `_manifest.json`): they are the current data, an
+    unchanged rerun writes nothing, and the first change writes the manifest naming the old files and the new."""
+    root = tmp_path / "warehouse"
+    for key, batch in wb.batches(1).items():
+        for table, data in batch.items():
+            path = root / table.name / f"{key}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data.replace_schema_metadata({b"armswatch.fingerprint": fingerprint(data).encode()}), path)
+    assert version_of(root, 1, 2) == 1
+    before = inventory(root)
+    with Warehouse(root).locked() as warehouse:
+        assert warehouse.publish("run-same", wb.batches(1), wb.SNAPSHOT).changed == {}
+    assert inventory(root) == before
+    changed = wb.KEYS[0]
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-one", {changed: wb.batch(changed, 2)}, wb.SNAPSHOT)
+        assert [str(f.relative_to(root)) for f in warehouse.files(wb.PARTICIPATION)] == [
+            f"_history/participation/snapshot_date={wb.SNAPSHOT}/{changed}.run-one.parquet",
+            *(f"participation/{k}.parquet" for k in wb.KEYS[1:])]
+        assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed)) == fingerprint(
+            wb.batch(changed, 2)[wb.PARTICIPATION])
+    assert copies(root) == state(root)
