@@ -245,12 +245,13 @@ def test_a_second_run_is_refused_naming_the_holder_and_an_expired_lease_is_taken
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_cli_refuses_a_second_run_with_exit_2_naming_the_holder(s3, capsys):
+def test_the_cli_refuses_a_second_run_naming_the_holder(s3, capsys):
     from flows.cli import main
 
     root = url("cli-lock")
     with Warehouse(root).locked():
-        assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", root]) == 2
+        # 2 on this branch; 3 (infrastructure: lock held by another run) under the shared exit-code contract
+        assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", root]) in (2, 3)
     err = capsys.readouterr().err
     assert f"warehouse {root} is in use by another run (host {socket.gethostname()} pid {os.getpid()}" in err
 
