@@ -166,7 +166,7 @@ class Warehouse:
         for journal in _listing(self.root / "_pending", "*.json"):
             try:
                 entry = json.loads(journal.read_bytes())
-                commit, moves = str(entry["commit"]), self._confined(entry["files"], journal)
+                commit, moves = str(entry["commit"]), self._confined(entry["files"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise JournalRefused(f"pending journal {journal} refused: {exc}; nothing of it was applied, it is "
                                      f"kept for inspection") from None
@@ -262,7 +262,7 @@ class Warehouse:
         if self._lock is not None and self._lock.lost:
             raise OSError(f"the warehouse lock was taken over by another run ({self._lock.lost})")
 
-    def _confined(self, files, journal: UPath) -> list[tuple[str, str]]:
+    def _confined(self, files) -> list[tuple[str, str]]:
         """The journal's files as (history, copy) paths relative to the root; ValueError if any could leave the
         table files (absolute, `..`, another folder, or outside the warehouse through a symlink)."""
         checked = []
