@@ -9,7 +9,10 @@ PYTHON ?= python3.11
 UV := .tools/bin/uv
 
 .PHONY: run test setup clean
+# setup also prepares Prefect's database (migrations) for the temporary server `armswatch` starts, unless
+# PREFECT_API_URL names a server; it is quick when the database is already at the newest migration.
 setup: .venv/.synced
+	@.venv/bin/python -m flows.server
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -19,8 +22,9 @@ setup: .venv/.synced
 	$(UV) sync --frozen --python $(PYTHON)
 	touch $@
 
+# make exits 2 whenever armswatch exits non-zero; the line below names armswatch's own exit code (README: CLI).
 run: setup
-	.venv/bin/armswatch run $(ARGS)
+	@.venv/bin/armswatch run $(ARGS) || { code=$$?; echo "armswatch exited with code $$code" >&2; exit $$code; }
 
 test: setup
 	.venv/bin/python -m pytest $(PYTEST_ARGS)

@@ -1,44 +1,66 @@
-"""The `armswatch` command: run the flows once, record a mirror, or describe the tables.
+"""The `armswatch` command: run the flows once, show the warehouse's status, record a mirror, describe the tables.
 
-  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources FILE]
-                [--only treaties|indicators] [--force]
-  armswatch record DIR [--treaties FILE]
+  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources DIR]
+                [--only treaties|indicators|<source>] [--force] [--verbose]
+  armswatch status [--warehouse DIR] [--json]
+  armswatch record DIR [--treaties FILE] [--sources DIR]
   armswatch docs
 
-Exit codes: 0 every batch validated and was published (or was unchanged); 1 a batch was quarantined or a source
-failed (the others were still published); 2 usage or configuration error (bad catalog, unreadable mirror,
-unsupported warehouse URL, warehouse in use by another run).
+Exit codes:
+  0  every batch was published or unchanged (status: nothing quarantined)
+  1  some batch was quarantined or failed; the others were still published (status: a quarantine is open)
+  2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
+     (a scheme no installed fsspec backend opens, or credentials inside the URL)
+  3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
+     another run
+  4  the run crashed (unexpected exception, SIGTERM), after still printing the summary of what was published and
+     sending the alert
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 
 import flows  # noqa: F401  (analytics off before Prefect loads)
-from tasks import catalog
+from tasks import catalog, registry
 from tasks.errors import FetchError
 from tasks.publish import WarehouseBusy
-from tasks.storage import StorageError, location
+from tasks.run import WarehouseUnusable, check_warehouse
+from tasks.storage import StorageError
 
-EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
+
+
+class Terminated(Exception):
+    """SIGTERM, raised where the run is, so the flow still reports, alerts and releases the lock."""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="armswatch", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="armswatch", description=__doc__.split("\n\n")[0],
+                                epilog=__doc__[__doc__.index("Exit codes"):],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the flows once")
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
     run.add_argument("--warehouse", default="warehouse",
                      help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
     run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    run.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
-    run.add_argument("--only", choices=["treaties", "indicators"], help="run one flow only (default: all)")
-    run.add_argument("--force", action="store_true", help="republish even batches whose content is unchanged")
+    run.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
+    run.add_argument("--only", choices=["treaties", "indicators", *registry.names()],
+                     help="run one flow or one source only (default: all)")
+    run.add_argument("--force", action="store_true", help="parse, validate and republish even unchanged batches")
+    run.add_argument("--verbose", action="store_true", help="show Prefect's and GX's log lines on the console")
+    st = sub.add_parser("status", help="tables, batches, open quarantines and last runs of a warehouse")
+    st.add_argument("--warehouse", default="warehouse",
+                    help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
+    st.add_argument("--json", action="store_true", help="print JSON instead of text")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
     rec.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    rec.add_argument("--sources", help="indicator sources (default: the project's indicators.yaml)")
+    rec.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
     rec.add_argument("--mirror", help="record from another mirror instead of the live URLs (for testing)")
     sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
     return p
@@ -49,41 +71,93 @@ def main(argv: list[str] | None = None) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
+    previous = signal.getsignal(signal.SIGTERM)
+    if args.command in ("run", "record"):
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "run":
             return _run(args)
+        if args.command == "status":
+            return _status(args)
         if args.command == "record":
             return _record(args)
         from tasks.dictionary import markdown
 
         print(markdown())
         return EXIT_OK
-    except (catalog.CatalogError, StorageError, WarehouseBusy) as exc:
-        print(f"armswatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (catalog.CatalogError, StorageError) as exc:
+        return _fail(exc, EXIT_USAGE)
     except FetchError as exc:
-        print(f"armswatch: {exc}", file=sys.stderr)
-        return EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED
+        return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
+    except (WarehouseBusy, WarehouseUnusable) as exc:
+        return _fail(exc, EXIT_INFRASTRUCTURE)
+    except Exception as exc:
+        from flows.server import PrefectUnavailable
+
+        if isinstance(exc, PrefectUnavailable):
+            return _fail(exc, EXIT_INFRASTRUCTURE)
+        return _fail(f"the run crashed: {type(exc).__name__}: {exc}", EXIT_CRASH)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
+    raise Terminated("SIGTERM received")
+
+
+def _fail(problem, code: int) -> int:
+    print(f"armswatch: {problem}", file=sys.stderr)
+    return code
 
 
 def _run(args) -> int:
+    catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
+    registry.load(args.sources)
+    check_warehouse(args.warehouse)  # so does an unsupported URL; a file or read-only folder exits 3
+    from flows.server import PrefectAPI
+
+    api = PrefectAPI()
+    api.launch()  # the temporary server boots while the flows are imported
+
+    from flows.console import progress, quiet_logging
     from flows.indicators import indicators
     from flows.ratification import ratification
     from flows.refresh import refresh
+    from tasks.alerts import summary_lines
+    from tasks.run import Report
 
-    catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
-    location(args.warehouse)
-    catalog.load_indicators(args.sources)
-    params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force}
-    if args.only == "treaties":
-        reports = [ratification(treaties=args.treaties, **params)]
-    elif args.only == "indicators":
-        reports = [indicators(sources=args.sources, **params)]
-    else:
-        reports = refresh(treaties=args.treaties, sources=args.sources, **params)
-    for report in reports:
-        print("\n".join(report.lines()))
+    if not args.verbose:
+        quiet_logging()
+    params = {"warehouse": args.warehouse, "mirror": args.mirror, "force": args.force, "return_state": True}
+    with api, progress(not args.verbose):
+        if args.only == "treaties":
+            state = ratification(treaties=args.treaties, **params)
+        elif args.only == "indicators":
+            state = indicators(sources=args.sources, **params)
+        elif args.only in registry.names():
+            state = indicators(sources=args.sources, only=args.only, **params)
+        else:
+            state = refresh(treaties=args.treaties, sources=args.sources, **params)
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, BaseException):  # the flow ended before it had a report: lock held, warehouse unusable
+        raise data
+    reports: list[Report] = data if isinstance(data, list) else [data]
+    print("\n".join(summary_lines(reports)))
+    if any(r.crash for r in reports):
+        return EXIT_CRASH
     return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
+
+
+def _status(args) -> int:
+    from tasks.status import status, text
+
+    root = check_warehouse(args.warehouse)
+    if not root.is_dir():
+        return _fail(f"warehouse {root} does not exist (nothing was ever run into it)", EXIT_USAGE)
+    report = status(root)
+    print(json.dumps(report, indent=1) if args.json else text(report))
+    return EXIT_QUARANTINED if report["open_quarantines"] else EXIT_OK
 
 
 def _record(args) -> int:
@@ -91,12 +165,16 @@ def _record(args) -> int:
     import tempfile
     from pathlib import Path
 
+    from flows.console import quiet_logging
     from flows.refresh import refresh
+    from flows.server import PrefectAPI
     from tasks.archive import RawArchive
     from tasks.mirror import export
 
-    with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch:
-        refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources)
+    quiet_logging()
+    with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch, PrefectAPI():
+        refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources,
+                return_state=True)
         entries = export(RawArchive(Path(scratch) / "_raw"), Path(args.dir), "recorded by armswatch record")
     print(f"recorded {len(entries)} URLs into {args.dir}/manifest.json")
     return EXIT_OK

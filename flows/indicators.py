@@ -1,11 +1,11 @@
-"""Indicators flow: UN SDG API series and UNODC IAFQ releases → indicator_observations, firearms_seizures,
-indicator_revisions (upstreams https://unstats.un.org/sdgapi/v1/sdg and https://data.unodc.org; see
-indicators.yaml).
+"""Indicators flow: every registered source (tasks/registry.py; today the UN SDG API series and the UNODC IAFQ
+releases, configured in sources/<name>.yaml) → indicator_observations, firearms_seizures, indicator_revisions.
 
-Reads like the data flow: fetch every page of every series and every IAFQ release (archived raw), parse them,
-validate and publish, then derive what each new release revised from what is now published. No parsing logic
-here: see tasks/sdg.py, tasks/unodc.py, tasks/revisions.py.
-Run: `python -m flows.indicators [--mirror DIR] [--warehouse DIR]` or `armswatch run --only indicators`.
+Reads like the data flow, the same for every source: find its batches, fetch each batch's raw responses
+(archived), parse them, relate the batches (which release is the latest), validate and publish, then derive
+what is computed from the published data (revisions). No parsing logic here: see tasks/source.py and the source
+modules. Run: `python -m flows.indicators [--mirror DIR] [--warehouse DIR]`, `armswatch run --only indicators`
+or `armswatch run --only <source>`.
 """
 
 from __future__ import annotations
@@ -13,88 +13,100 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch, finish
-from tasks import catalog, revisions, sdg, unodc
-from tasks.audit import describe
-from tasks.run import Report, Run, open_run
-from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, INDICATOR_REVISIONS
+from flows.steps import audit, fetch, final_state, reported
+from tasks import registry
+from tasks.archive import Response
+from tasks.audit import Outcome, describe
+from tasks.run import STAGES, Report, Run, use_run
+from tasks.source import Batch, Client, Source
 
 
-@task(cache_policy=NO_CACHE, task_run_name="SDG series {series.code}")
-def sdg_series(run: Run, base: str, series: catalog.Series):
-    """Every page of one series, checked against totalPages/totalElements, typed with its release."""
-    listing = fetch(run, sdg.SOURCE, sdg.series_list_url(base, series.indicator), "json")
-    release = sdg.release_for(listing.body, listing.url, series.code)
-    first = fetch(run, sdg.SOURCE, sdg.series_data_url(base, series.code, 1, series.page_size), "json")
-    total_pages = sdg.parse_page(first.body, first.url)["total_pages"]
-    rest = [fetch.submit(run, sdg.SOURCE, sdg.series_data_url(base, series.code, n, series.page_size), "json")
-            for n in range(2, total_pages + 1)]
-    pages = [first, *(future.result() for future in rest)]
-    return sdg.observations([(p.url, p.body) for p in pages], release, first.fetched_at)
+def client(run: Run, source: Source) -> Client:
+    """Fetching for one source through the fetch task (retries, archive)."""
+    def get_all(urls: list[str], kind: str):
+        futures = [fetch.submit(run, source.name, url, kind) for url in urls]
+        return [future.result() for future in futures]
+
+    return Client(lambda url, kind: fetch(run, source.name, url, kind), get_all)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="IAFQ {url}")
-def iafq_release(run: Run, url: str):
-    """(release date as ISO text, the release as a firearms_seizures table)."""
-    response = fetch(run, unodc.SOURCE, url, "xlsx")
-    return unodc.release_date(response.body, url).isoformat(), unodc.seizures(response.body, url)
+@task(cache_policy=NO_CACHE, task_run_name="{source.name} batches")
+def find_batches(run: Run, source: Source) -> tuple[list[Batch], dict[str, str]]:
+    """The source's batches, and the discovery steps that failed (e.g. an unreachable release page)."""
+    return source.batches(client(run, source))
 
 
-@task(cache_policy=NO_CACHE)
-def derive_revisions(run: Run, previous: dict, published: set[str]) -> dict:
-    """Revision batches: each SDG series that got a new release, and every consecutive pair of IAFQ releases."""
-    staged = {}
-    for code, old in previous.items():
-        new = run.warehouse.read_batch(INDICATOR_OBSERVATIONS, code)
-        if code in published and old is not None and new is not None:
-            history = revisions.series_revisions(code, old, new, run.warehouse.read_batch(INDICATOR_REVISIONS, code))
-            if history is not None:
-                staged[code] = {INDICATOR_REVISIONS: history}
-    seizures = revisions.release_pairs_revisions(run.warehouse.read(FIREARMS_SEIZURES))
-    if seizures is not None:
-        staged[FIREARMS_SEIZURES.name] = {INDICATOR_REVISIONS: seizures}
-    return staged
+@task(cache_policy=NO_CACHE, task_run_name="fetch {source.name} {batch.name}")
+def fetch_batch(run: Run, source: Source, batch: Batch) -> list[Response]:
+    """The batch's raw responses, fetched and archived (their sha256s tell whether anything changed)."""
+    return source.fetch(batch, client(run, source))
+
+
+@task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
+def parse_batch(source: Source, batch: Batch, responses: list[Response]):
+    """(batch key, {table: rows}) from the raw responses."""
+    return source.parse(batch, responses)
+
+
+def run_source(run: Run, source: Source) -> list[Outcome]:
+    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch.
+
+    A batch whose raw bytes are those its published batch was built from is not parsed or validated again
+    (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
+    tables are computed again only when a batch of the source was published this run."""
+    logger = get_run_logger()
+    batches, errors = find_batches(run, source)
+    STAGES.start("parse", len(batches))
+    staged, skipped = {}, []
+    for batch in batches:
+        try:
+            responses = fetch_batch(run, source, batch)
+            shas = [r.sha256 for r in responses]
+            if known := run.published_from(source.tables[0], shas):
+                skipped.append(Outcome(known, "unchanged", detail="source unchanged, not parsed"))
+                continue
+            key, tables = parse_batch(source, batch, responses)
+            if outcome := run.skip(key, source.tables, shas):
+                skipped.append(outcome)
+                continue
+        except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
+            errors[batch.name] = exc
+            logger.error("%s %s: %s", source.name, batch.name, describe(exc))
+            continue
+        finally:
+            STAGES.advance("parse")
+        if key in staged:
+            logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
+        staged[key] = tables
+        logger.info("%s %s: %s", source.name, key, ", ".join(f"{t.name} {d.num_rows} rows" for t, d in tables.items()))
+    staged, notes = source.relate(staged, run.warehouse)
+    before = {key: {t: run.warehouse.read_batch(t, key) for t in source.tables} for key in staged}
+    outcomes = audit(run, source.tables, staged, errors, skipped)
+    outcomes += [Outcome(key, "unchanged", detail=note) for key, note in notes.items()]
+    published = {o.key for o in outcomes if o.status == "published"}
+    if not published:
+        return outcomes
+    try:
+        derived = source.derive(run.warehouse, before, published)
+    except Exception as exc:  # derived tables that cannot be computed are a failed batch, reported and alerted
+        return outcomes + audit(run, source.derived_tables, {}, {f"{source.name} derived": exc})
+    for tables, batch in derived:
+        outcomes += audit(run, tables, batch, {})
+    return outcomes
 
 
 @flow(name="armswatch-indicators")
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
-               force: bool = False, notify: bool = True, alert_block: str | None = None) -> Report:
-    """Fetch, parse, validate and publish the SDG series and IAFQ releases, then their revisions."""
-    logger = get_run_logger()
-    config = catalog.load_indicators(sources)
-    with open_run(warehouse, mirror, force) as run:
-        report = Report("indicators", run.id)
-        series, series_errors = {}, {}
-        for s in config.series:
-            try:
-                series[s.code] = {INDICATOR_OBSERVATIONS: sdg_series(run, config.sdg_base, s)}
-                logger.info("%s: %d observations", s.code, series[s.code][INDICATOR_OBSERVATIONS].num_rows)
-            except Exception as exc:  # any failure of one series is its outcome (tasks/audit.py), not a crash
-                series_errors[s.code] = exc
-                logger.error("%s: %s", s.code, describe(exc))
-        previous = {code: run.warehouse.read_batch(INDICATOR_OBSERVATIONS, code) for code in series}
-        report.outcomes += audit(run, (INDICATOR_OBSERVATIONS,), series, series_errors)
-
-        seizures, seizure_errors = {}, {}
-        for url in config.iafq_releases:
-            try:
-                release, table = iafq_release(run, url)
-                seizures[release] = {FIREARMS_SEIZURES: table}
-                logger.info("IAFQ %s: %d rows", url, table.num_rows)
-            except Exception as exc:
-                seizure_errors[url] = exc
-                logger.error("IAFQ %s: %s", url, describe(exc))
-        report.outcomes += audit(run, (FIREARMS_SEIZURES,), seizures, seizure_errors)
-
-        published = {o.key for o in report.outcomes if o.ok}
-        try:
-            revised, revision_errors = derive_revisions(run, previous, published), {}
-        except Exception as exc:
-            revised, revision_errors = {}, {INDICATOR_REVISIONS.name: exc}
-        report.outcomes += audit(run, (INDICATOR_REVISIONS,), revised, revision_errors)
-    if notify:
-        finish([report], alert_block)
-    return report
+               only: str | None = None, force: bool = False, notify: bool = True,
+               alert_block: str | None = None, run: Run | None = None):
+    """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive. Ends Failed
+    when a batch was quarantined or failed (after publishing the others and alerting)."""
+    configured = registry.load(sources, only)
+    with (use_run(run, warehouse, mirror, force) as run,
+          reported(Report("indicators", run.id), run, notify, alert_block) as report):
+        for source in configured:
+            report.outcomes += run_source(run, source)
+    return final_state([report])
 
 
 if __name__ == "__main__":

@@ -8,58 +8,69 @@ Run: `python -m flows.ratification [--mirror DIR] [--warehouse DIR]` or `armswat
 
 from __future__ import annotations
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
-from flows.steps import audit, fetch, finish
+from flows.steps import audit, fetch, final_state, reported
 from tasks import alerts, catalog, tables, untc
 from tasks.archive import Response
 from tasks.audit import describe
-from tasks.run import Report, Run, open_run
+from tasks.run import STAGES, Report, Run, use_run
 
 
-@task(cache_policy=NO_CACHE, task_run_name="parse {treaty.id}")
 def parse_treaty(run: Run, treaty: catalog.Treaty, response: Response):
+    """Pure parsing, called directly rather than as a Prefect task: a task run per treaty would cost several
+    times the parse itself (the marginal cost of one more treaty is a target, see benchmarks/pipeline.py)."""
     doc = untc.parse_document(response.body, treaty.url, treaty.id, treaty.short_name)
-    return untc.batch_tables(doc, response.sha256, response.fetched_at, run.today)
+    as_of = untc.status_as_of(response.headers, response.fetched_at)
+    return untc.batch_tables(doc, response.sha256, response.fetched_at, as_of)
 
 
 def counts(batch) -> str:
+    """Parsed against stated counts, the as-of date, and every participant name that did not resolve."""
     row = batch[tables.TREATIES].to_pylist()[0]
-    return (f"parties {row['parsed_parties']}/{row['stated_parties']} stated, "
-            f"signatories {row['parsed_signatories']}/{row['stated_signatories']} stated")
+    detail = (f"parties {row['parsed_parties']}/{row['stated_parties']} stated, "
+              f"signatories {row['parsed_signatories']}/{row['stated_signatories']} stated, as of {row['as_of']}")
+    unresolved = [p["participant"] for p in batch[tables.PARTICIPATION].to_pylist() if p["is_state"] and not p["iso3"]]
+    return detail + (f"; unresolved participants: {', '.join(unresolved)}" if unresolved else "")
 
 
 @flow(name="armswatch-treaties")
 def ratification(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
                  force: bool = False, notify: bool = True, alert_block: str | None = None,
-                 news_block: str | None = None) -> Report:
-    """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties."""
+                 news_block: str | None = None, run: Run | None = None):
+    """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties.
+    Ends Failed when a batch was quarantined or failed (after publishing the others and alerting)."""
     logger = get_run_logger()
     entries = catalog.load(treaties)
-    with open_run(warehouse, mirror, force) as run:
-        report = Report("treaties", run.id)
+    with (use_run(run, warehouse, mirror, force) as run,
+          reported(Report("treaties", run.id), run, notify, alert_block, news_block) as report):
+        STAGES.start("fetch", len(entries))
         fetches = {t.id: fetch.submit(run, untc.SOURCE, t.url, "xml") for t in entries}
-        staged, errors, details = {}, {}, {}
+        STAGES.start("parse", len(entries))
+        staged, errors, details, skipped = {}, {}, {}, []
         for treaty in entries:
             try:
                 response = fetches[treaty.id].result()
+                if outcome := run.skip(treaty.id, tables.TREATY_TABLES, [response.sha256]):
+                    skipped.append(outcome)
+                    continue
                 staged[treaty.id] = parse_treaty(run, treaty, response)
                 details[treaty.id] = counts(staged[treaty.id])
                 logger.info("%s %s: %s", treaty.id, treaty.short_name, details[treaty.id])
             except Exception as exc:  # any failure of one treaty is its outcome (tasks/audit.py), not a crash
                 errors[treaty.id] = exc
                 logger.error("%s %s: %s", treaty.id, treaty.short_name, describe(exc))
-        before = run.warehouse.read(tables.PARTICIPATION)
-        for outcome in audit(run, tables.TREATY_TABLES, staged, errors):
-            outcome.detail = details.get(outcome.key, "")
+            finally:
+                STAGES.advance("parse")
+        before = run.warehouse.read(tables.PARTICIPATION) if staged else None
+        for outcome in audit(run, tables.TREATY_TABLES, staged, errors, skipped):
+            outcome.detail = details.get(outcome.key, outcome.detail)
             report.outcomes.append(outcome)
         order = [t.id for t in entries]
         report.outcomes.sort(key=lambda o: order.index(o.key))
-        report.new_parties = alerts.new_parties(before, run.warehouse.read(tables.PARTICIPATION))
-    if notify:
-        finish([report], alert_block, news_block, report.new_parties)
-    return report
+        if before is not None:
+            report.new_parties = alerts.new_parties(before, run.warehouse.read(tables.PARTICIPATION))
+    return final_state([report])
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from tasks.storage import atomic_write
 from tasks.errors import ArmswatchError
+from tasks.incidents import fingerprint
 from tasks.publish import PublishError, Warehouse
 from tasks.tables import Table
 from tasks.validate import Failure, Validator
@@ -34,6 +35,7 @@ class Outcome:
     failures: list[Failure] = field(default_factory=list)
     quarantine: Path | None = None
     detail: str = ""
+    fingerprint: str = ""  # of the incident, for alert de-duplication (tasks/incidents.py)
 
     @property
     def ok(self) -> bool:
@@ -42,12 +44,17 @@ class Outcome:
 
 def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, tables: tuple[Table, ...],
                       staged: dict[str, dict[Table, pa.Table]], errors: dict[str, str | Exception], today: date,
-                      force: bool = False) -> list[Outcome]:
+                      force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> list[Outcome]:
     """Validate each table once over all staged batches; publish passing batches; quarantine failing ones.
 
     `errors` maps a batch key to why it has no tables: a message, or the exception itself (then its traceback is
-    kept in the quarantine folder)."""
+    kept in the quarantine folder). `sources`: (table name, batch key) -> raw sha256s the batch was built from
+    (kept with it when published, and part of an incident's fingerprint)."""
     parameters = {"today": today.isoformat(), "current_year": today.year}
+    sources = sources or {}
+
+    def incident(key: str, failures: list, reason: str) -> str:
+        return fingerprint(key, sorted({s for t in tables for s in sources.get((t.name, key), [])}), failures, reason)
     outcomes: dict[str, Outcome] = {}
     failed = dict(errors)
     batches = {}
@@ -55,12 +62,13 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
         problem = schema_problem(tables, batch)
         if problem:
             reason = f"failed validation: {problem}"
-            outcomes[key] = Outcome(key, "quarantined", _rows(batch), reason=reason,
-                                    quarantine=_quarantine(warehouse, run_id, key, batch, reason))
+            digest = incident(key, [], reason)
+            outcomes[key] = Outcome(key, "quarantined", _rows(batch), reason=reason, fingerprint=digest,
+                                    quarantine=_quarantine(warehouse, run_id, key, batch, reason, digest=digest))
         else:
             batches[key] = batch
     results, broken = {}, {}
-    for table in tables:
+    for table in tables if batches else ():  # nothing staged: GX is not even imported
         try:
             parts = [batch[table] for batch in batches.values()]
             stacked = pa.concat_tables(parts) if parts else table.schema.empty_table()
@@ -76,12 +84,14 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
         if failures:
             report = {t.name: results[t].report for t in tables if results[t].failures_for(key)}
             reason = "failed validation: " + "; ".join(str(f) for f in failures)
+            digest = incident(key, failures, reason)
             outcomes[key] = Outcome(key, "quarantined", _rows(batch), reason=reason, failures=failures,
-                                    quarantine=_quarantine(warehouse, run_id, key, batch, reason, report))
+                                    fingerprint=digest,
+                                    quarantine=_quarantine(warehouse, run_id, key, batch, reason, report, digest=digest))
         else:
             passing[key] = batch
     try:
-        published = warehouse.publish(run_id, passing, today, force=force)
+        published = warehouse.publish(run_id, passing, today, force=force, sources=sources)
     except PublishError as exc:  # disk full, permission denied: the batches failed, the run goes on to report it
         outcomes |= {key: Outcome(key, "failed", _rows(batch), reason=str(exc)) for key, batch in passing.items()}
     else:
@@ -95,8 +105,10 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
     for key, why in failed.items():
         reason = why if isinstance(why, str) else describe(why)
         trace = None if isinstance(why, str) else why
-        outcomes[key] = Outcome(key, "failed", _rows(staged.get(key)), reason=reason,
-                                quarantine=_quarantine(warehouse, run_id, key, staged.get(key), reason, trace=trace))
+        digest = incident(key, [], reason)
+        outcomes[key] = Outcome(key, "failed", _rows(staged.get(key)), reason=reason, fingerprint=digest,
+                                quarantine=_quarantine(warehouse, run_id, key, staged.get(key), reason, trace=trace,
+                                                       digest=digest))
     return [outcomes[key] for key in dict.fromkeys([*staged, *errors])]
 
 
@@ -131,7 +143,7 @@ def describe(exc: Exception) -> str:
 
 
 def _quarantine(warehouse: Warehouse, run_id: str, key: str, batch, reason: str, report: dict | None = None,
-                trace: Exception | None = None) -> Path | None:
+                trace: Exception | None = None, digest: str = "") -> Path | None:
     """Keep the batch (as far as it is Arrow tables, nullability relaxed so that bad data can be written), the
     reason, the validation report and, for an exception, its traceback; None if the warehouse cannot take it."""
     tables = {}
@@ -141,7 +153,7 @@ def _quarantine(warehouse: Warehouse, run_id: str, key: str, batch, reason: str,
                 tables[table] = data.cast(pa.schema([f.with_nullable(True) for f in data.schema],
                                                     metadata=data.schema.metadata))
     try:
-        folder = warehouse.quarantine(run_id, key, tables, reason, report)
+        folder = warehouse.quarantine(run_id, key, tables, reason, report, digest)
         if trace is not None:
             atomic_write(folder / "traceback.txt", "".join(traceback.format_exception(trace)).encode())
     except OSError:  # disk full or read-only: the outcome still reports the batch, without a folder

@@ -1,28 +1,49 @@
-"""The catalogs: treaties.yaml (which MTDSG documents to follow) and indicators.yaml (which SDG series and
-UNODC IAFQ releases).
+"""Configuration files, validated against a schema: treaties.yaml (which MTDSG documents to follow) and the
+per-source YAML files in sources/ (tasks/source.py, tasks/registry.py).
 
 A treaty entry is `{id: XVIII-12-c, short_name: Firearms Protocol, url: <optional>}`; without `url` the UNTC
-status XML URL is derived from the id. Tables fed: treaties.short_name, the treaty columns of the panel, and
-(through the indicator sources) indicator_observations and firearms_seizures.
+status XML URL is derived from the id. Every file is checked with pydantic: wrong types, unknown keys (a typo
+such as `ulr:`), empty or malformed values are a CatalogError (exit code 2) naming the file, the entry and the
+key. Tables fed: treaties.short_name, the treaty columns of the panel, and (through the sources) every table.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictStr, TypeAdapter, ValidationError, field_validator
 
-from tasks.untc import mtdsg_url
+from tasks.untc import MTDSG_ID, mtdsg_url
 
 DEFAULT = Path(__file__).resolve().parent.parent / "treaties.yaml"
-DEFAULT_INDICATORS = DEFAULT.with_name("indicators.yaml")
-_ID = re.compile(r"^[IVXL]+-\d+(?:-[a-z])?$")
+
+Model = TypeVar("Model", bound=BaseModel)
 
 
 class CatalogError(ValueError):
-    """A catalog file is missing or malformed (a configuration error: exit code 2)."""
+    """A configuration file is missing or malformed (a configuration error: exit code 2)."""
+
+
+class Strict(BaseModel):
+    """Base of every configuration model: unknown keys are errors, values are not coerced from other types."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+class TreatyEntry(Strict):
+    id: StrictStr | None = Field(default=None, validate_default=True, description="MTDSG id, e.g. XVIII-12-c")
+    short_name: StrictStr | None = Field(default=None, min_length=1)
+    url: HttpUrl | None = Field(default=None, strict=False)
+
+    @field_validator("id")
+    @classmethod
+    def _mtdsg_id(cls, value: str | None) -> str:
+        if value is None or not MTDSG_ID.fullmatch(value):
+            raise ValueError(f"needs an MTDSG id such as XVIII-12-c, not {value!r}")
+        return value
 
 
 @dataclass(frozen=True)
@@ -32,48 +53,60 @@ class Treaty:
     url: str
 
 
+def read_yaml(path: Path | str, what: str):
+    """The parsed YAML of a configuration file; CatalogError when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise CatalogError(f"{what} {path}: {exc}") from None
+
+
+def _label(data, loc: tuple) -> str:
+    """Where a problem is: `entry 3 (XVIII-12-c)` in a list, `series[2] (VC_IHR_PSRC)` inside a mapping."""
+    parts, node = [], data
+    for step in loc[:-1]:
+        if isinstance(step, int):
+            parts.append(f"[{step + 1}]" if parts else f"entry {step + 1}")
+            node = node[step] if isinstance(node, list) and step < len(node) else None
+            name = (node.get("id") or node.get("code")) if isinstance(node, dict) else None
+            if isinstance(name, str):
+                parts.append(f" ({name.strip()})")
+        else:
+            parts.append(f".{step}" if parts else str(step))
+            node = node.get(step) if isinstance(node, dict) else None
+    return "".join(parts) or "top level"
+
+
+def _key(loc: tuple) -> str:
+    if not loc:
+        return "(whole file)"
+    return f"entry {loc[-1] + 1}" if isinstance(loc[-1], int) else str(loc[-1])
+
+
+def validate(schema: type[Model] | TypeAdapter, data, path: Path | str, what: str):
+    """`data` checked against a model (or TypeAdapter); CatalogError naming the file, and the entry and key of
+    every problem."""
+    adapter = schema if isinstance(schema, TypeAdapter) else TypeAdapter(schema)
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        problems = [f"{_label(data, tuple(e['loc']))}, key {_key(tuple(e['loc']))}: {e['msg']} "
+                    f"(got {e['input']!r:.80})" for e in exc.errors(include_url=False)]
+        raise CatalogError(f"{what} {path}: " + "; ".join(problems)) from None
+
+
+_TREATIES = TypeAdapter(list[TreatyEntry])
+
+
 def load(path: Path | str | None = None) -> list[Treaty]:
     """The treaty catalog at `path` (default: the project's treaties.yaml)."""
     path = path or DEFAULT
-    try:
-        entries = yaml.safe_load(Path(path).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise CatalogError(f"treaty catalog {path}: {exc}") from None
-    if not isinstance(entries, list) or not entries:
+    data = read_yaml(path, "treaty catalog")
+    if not isinstance(data, list) or not data:
         raise CatalogError(f"treaty catalog {path}: expected a non-empty list of {{id, short_name, url?}}")
-    treaties, seen = [], set()
-    for n, entry in enumerate(entries, 1):
-        if not isinstance(entry, dict) or not _ID.match(str(entry.get("id", ""))):
-            raise CatalogError(f"treaty catalog {path}: entry {n} needs an MTDSG id such as XVIII-12-c: {entry!r}")
-        if entry["id"] in seen:
-            raise CatalogError(f"treaty catalog {path}: {entry['id']} is listed twice")
-        seen.add(entry["id"])
-        treaties.append(Treaty(entry["id"], str(entry.get("short_name") or entry["id"]),
-                               entry.get("url") or mtdsg_url(entry["id"])))
-    return treaties
-
-
-@dataclass(frozen=True)
-class Series:
-    code: str
-    indicator: str
-    page_size: int
-
-
-@dataclass(frozen=True)
-class IndicatorSources:
-    sdg_base: str
-    series: tuple[Series, ...]
-    iafq_releases: tuple[str, ...]
-
-
-def load_indicators(path: Path | str | None = None) -> IndicatorSources:
-    """The indicator sources at `path` (default: the project's indicators.yaml)."""
-    path = path or DEFAULT_INDICATORS
-    try:
-        config = yaml.safe_load(Path(path).read_text())
-        series = tuple(Series(str(s["code"]), str(s["indicator"]), int(s["page_size"])) for s in config["sdg"]["series"])
-        return IndicatorSources(str(config["sdg"]["base"]).rstrip("/"), series,
-                                tuple(str(u) for u in config["iafq"]["releases"]))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
-        raise CatalogError(f"indicator sources {path}: {type(exc).__name__}: {exc}") from None
+    entries, seen = validate(_TREATIES, data, path, "treaty catalog"), set()
+    for entry in entries:
+        if entry.id in seen:
+            raise CatalogError(f"treaty catalog {path}: {entry.id} is listed twice")
+        seen.add(entry.id)
+    return [Treaty(e.id, e.short_name or e.id, str(e.url) if e.url else mtdsg_url(e.id)) for e in entries]

@@ -1,80 +1,88 @@
 """One country resolver for the whole project: UN-style names, ISO3 and M49.
 
-Backed by pycountry (ISO 3166-1, whose numeric codes are the UN M49 codes of countries and areas; the test suite
-checks this against the UNSD M49 table, https://unstats.un.org/unsd/methodology/m49/overview/) plus the small
-alias table below for the styles the UN uses and ISO does not. Feeds iso3/m49/is_state in participation and
-treaty_events, iso3/is_country in indicator_observations, m49 in firearms_seizures and the country_year_panel.
+Names resolve, in order, through country_aliases.yaml (operators' aliases and the declared non-state
+participants), OCHA's hdx-python-country table of UN names (UNTERM/M49 short names such as "Türkiye",
+"Netherlands (Kingdom of the)", "Bolivia (Plurinational State of)"; its bundled copy, never the network), then
+pycountry (ISO 3166-1, whose numeric codes are the UN M49 codes of countries and areas; the test suite checks this
+against the UNSD M49 table, https://unstats.un.org/unsd/methodology/m49/overview/). Feeds iso3/m49/is_state in
+participation and treaty_events, iso3/is_country in indicator_observations, m49 in firearms_seizures and the
+country_year_panel.
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import pycountry
+import yaml
 
-#: UN styles (UNTC, SDG, UNODC) that pycountry's lookup does not match, with the ISO3 they stand for.
-ALIASES: dict[str, str] = {
-    "bolivia (plurinational state of)": "BOL",
-    "venezuela (bolivarian republic of)": "VEN",
-    "iran (islamic republic of)": "IRN",
-    "micronesia (federated states of)": "FSM",
-    "republic of korea": "KOR",
-    "democratic people's republic of korea": "PRK",
-    "democratic republic of the congo": "COD",
-    "côte d'ivoire": "CIV",
-    "cote d'ivoire": "CIV",
-    "the former yugoslav republic of macedonia": "MKD",
-    "swaziland": "SWZ",
-    "st. kitts and nevis": "KNA",
-    "st. lucia": "LCA",
-    "st. vincent and the grenadines": "VCT",
-    "state of palestine": "PSE",
-    "holy see": "VAT",
-    "turkey": "TUR",
-    "czech republic": "CZE",
-    "cape verde": "CPV",
-    "saint helena": "SHN",
-    "united states virgin islands": "VIR",
-    "svalbard and jan mayen islands": "SJM",
-    "wallis and futuna islands": "WLF",
-    "china, hong kong special administrative region": "HKG",
-    "china, macao special administrative region": "MAC",
-}
-
-#: Participants that are not states, with the code published for them (EUU is the code the World Bank and
-#: Eurostat use for the European Union; ISO 3166 reserves EU exceptionally). They carry no M49 code.
-NON_STATES: dict[str, str] = {"european union": "EUU", "european community": "EUU"}
+ALIASES_FILE = Path(__file__).resolve().parent.parent / "country_aliases.yaml"
+#: Longest name the resolver looks up (the longest UN name is under 60 characters).
+MAX_NAME = 300
 
 
 @dataclass(frozen=True)
 class Country:
-    iso3: str
+    iso3: str | None  # None for participants that are not states
     m49: int | None
     is_state: bool
 
 
+NON_STATE = Country(None, None, False)
+
+
 def normalize(name: str) -> str:
-    """Casefold a published name: NFKC, typographic apostrophes to ', whitespace collapsed, footnote marks gone."""
+    """Casefold a published name: NFKC, typographic apostrophes to ', whitespace collapsed."""
     name = unicodedata.normalize("NFKC", name).replace("\u2019", "'").replace("\u2018", "'")
-    return re.sub(r"\s+", " ", name).strip().casefold()
+    return " ".join(name.split()).casefold()
 
 
-@lru_cache(maxsize=None)
+@lru_cache(maxsize=1)
+def declared() -> tuple[dict[str, str], frozenset[str]]:
+    """The aliases (normalised name -> ISO3) and non-state participants (normalised names) of ALIASES_FILE."""
+    config = yaml.safe_load(ALIASES_FILE.read_text(encoding="utf-8")) or {}
+    aliases = (config.get("aliases") or {}) if isinstance(config, dict) else None
+    non_states = (config.get("non_states") or []) if isinstance(config, dict) else None
+    if not isinstance(aliases, dict) or not isinstance(non_states, list) \
+            or not all(isinstance(v, str) and len(v) == 3 for v in aliases.values()):
+        raise ValueError(f"{ALIASES_FILE}: expected 'aliases: {{name: ISO3}}' and 'non_states: [name, ...]'")
+    return ({normalize(str(k)): v.upper() for k, v in aliases.items()},
+            frozenset(normalize(str(n)) for n in non_states))
+
+
+@lru_cache(maxsize=1)
+def _hdx():
+    """OCHA's country table (hdx-python-country), imported on first use: it is slow to import."""
+    from hdx.location.country import Country as HdxCountry
+
+    return HdxCountry
+
+
+@lru_cache(maxsize=4096)
 def resolve_name(name: str) -> Country | None:
     """Resolve a published participant or area name; None when nothing matches (the caller's validation fails)."""
+    if len(name) > MAX_NAME:
+        return None
     key = normalize(name)
-    if key in NON_STATES:
-        return Country(NON_STATES[key], None, False)
-    iso3 = ALIASES.get(key)
+    aliases, non_states = declared()
+    if key in non_states:
+        return NON_STATE
+    iso3 = aliases.get(key) or _hdx().get_iso3_country_code(key, use_live=False)
     if iso3 is None:
         try:
             iso3 = pycountry.countries.lookup(key).alpha_3
         except LookupError:
             return None
-    return by_iso3(iso3)
+    return by_iso3(iso3) or _hdx_country(iso3)
+
+
+def _hdx_country(iso3: str) -> Country | None:
+    info = _hdx().get_country_info_from_iso3(iso3, use_live=False) or {}
+    code = info.get("m49 numerical code") or ""
+    return Country(iso3, int(code), True) if code.isdigit() else None
 
 
 @lru_cache(maxsize=None)

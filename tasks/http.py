@@ -50,6 +50,8 @@ class Kind:
 KINDS = {
     "xml": Kind(("application/xml", "text/xml"), (b"<",)),
     "json": Kind(("application/json",), (b"{", b"[")),
+    "html": Kind(("text/html", "application/xhtml+xml"), (b"<",)),
+    "csv": Kind(("text/csv", "application/csv"), (b"",)),
     "xlsx": Kind(
         ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "application/octet-stream"),
         (b"PK\x03\x04",),
@@ -332,7 +334,7 @@ def kind_problem(kind: str, content_type: str, body: bytes) -> str | None:
     head = body[:512].lstrip()
     if not body.strip():
         return "empty body"
-    if head[:15].lower().startswith((b"<!doctype html", b"<html")):
+    if kind != "html" and head[:15].lower().startswith((b"<!doctype html", b"<html")):
         return f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {_snippet(body)}"
     if ctype not in expected.content_types:
         return f"wrong content type {ctype or '(none)'} for {kind}; expected one of {', '.join(expected.content_types)}"

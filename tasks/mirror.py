@@ -2,7 +2,7 @@
 
 The manifest has the format of ../shared/data/manifest.json (url, file, sha256, bytes, source, as_of,
 reconstructed, provenance), so `--mirror DIR` / ARMSWATCH_MIRROR serve it through tasks/http.py's MirrorAdapter.
-Upstream: every URL of treaties.yaml and indicators.yaml, as fetched by the flows. Tables fed: none.
+Upstream: every URL of treaties.yaml and sources/*.yaml, as fetched by the flows. Tables fed: none.
 """
 
 from __future__ import annotations

@@ -1,43 +1,38 @@
-"""Join treaty status and illicit-arms indicators into the country_year_panel.
+"""Join the illicit-arms indicators into the country_year_panel.
 
-Inputs are tables already parsed from upstream: participation from the UN Treaty Collection MTDSG status pages
-(https://treaties.un.org/doc/Publication/MTDSG/Volume%20II/Chapter%20XVIII/XVIII-12-c.en.xml and siblings),
-indicator_observations from the UN SDG API (https://unstats.un.org/sdgapi/v1/sdg) and firearms_seizures from the
-UNODC IAFQ file (https://data.unodc.org/sites/dataportal.unodc.org/files/<YYYY-MM>/data_iafq_firearms_trafficking.xlsx).
+Inputs are tables already parsed from upstream: countries from the UNSD M49 list
+(https://unstats.un.org/unsd/methodology/m49/overview/), indicator_observations from the UN SDG API
+(https://unstats.un.org/sdgapi/v1/sdg) and firearms_seizures from the UNODC IAFQ file
+(https://data.unodc.org/sites/dataportal.unodc.org/files/<YYYY-MM>/data_iafq_firearms_trafficking.xlsx).
 Feeds country_year_panel. Pure: tables in, table out.
 
-Rows: every ISO 3166-1 entry known to pycountry (which holds every state any input resolves to, since
-tasks.countries resolves through it) x every year from first_year to last_year. Regional aggregates, the European
-Union and areas without an ISO code (Kosovo, parts of the United Kingdom in VC_IHR_PSRC) have no row. A value
-that no input gives is null, never zero.
+Rows: the 193 UN Member States and the 2 observer States (countries.un_status) x every year from first_year to
+last_year, with the UN name and M49 region. Territories, regional aggregates, the European Union and sub-national
+rows have no row. Only rows marked is_latest_release are read, so nothing is counted twice. A value that no input
+gives is null, never zero. Treaty status per state and year is the long table treaty_status_by_year (join on
+iso3, year), so a new treaty adds rows there, not columns here.
 """
 
 from __future__ import annotations
 
-import re
 from datetime import date
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pycountry
 
-from tasks.countries import by_iso3
+from tasks import registry
 from tasks.tables import Table
 
-#: SDG series feeding the panel: column -> (series, dimensions an observation must carry). The recorded
-#: VC_ARM_SZTRACE has one row per country and year, all Reporting Type G. VC_IHR_PSRC is published by sex; its
-#: both-sexes row (BOTHSEX) is the national rate. The recorded 2020 extract holds FEMALE and MALE rows only, so
-#: homicide_rate is null there: the mean of two rates is not the total rate (male and female populations differ).
-#: The by-sex rates are carried in homicide_rate_female and homicide_rate_male so that they are not lost.
-SDG_COLUMNS = {
-    "arms_traced_pct": ("VC_ARM_SZTRACE", {"Reporting Type": "G"}),
-    "homicide_rate": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "BOTHSEX"}),
-    "homicide_rate_female": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "FEMALE"}),
-    "homicide_rate_male": ("VC_IHR_PSRC", {"Reporting Type": "G", "Sex": "MALE"}),
-}
 
-#: IAFQ national totals: column -> (Indicator, Dimension, Category), from the latest release in the input. Arms
-#: seized has a headline Total/Total row. Arms found and Arms surrendered have none, so their total is the
+def sdg_columns() -> dict[str, tuple[str, dict[str, str], str]]:
+    """SDG series feeding the panel: column -> (series, dimensions an observation must carry, meaning), from the
+    `panel` entries of sources/sdg.yaml (adding a series to the panel is one entry there). Each column comes with `<column>_footnotes`, the
+    observation's footnotes (e.g. "2021–2022 average")."""
+    return registry.load(only="sdg")[0].panel_columns()
+
+
+#: IAFQ national totals: column -> (Indicator, Dimension, Category), from the latest release, national rows only.
+#: Arms seized has a headline Total/Total row. Arms found and Arms surrendered have none, so their total is the
 #: "by type" Total, the breakdown most countries report (168 of 169 and 167 of 168 country-years in 2024). There
 #: is no fallback to other breakdowns' totals: they disagree with the headline in about a fifth of the cases.
 IAFQ_COLUMNS = {
@@ -47,61 +42,37 @@ IAFQ_COLUMNS = {
 }
 
 
-def treaty_slug(mtdsg_no: str) -> str:
-    """Column-name form of an MTDSG reference: XVIII-12-c -> xviii_12_c."""
-    return re.sub(r"[^0-9a-z]+", "_", mtdsg_no.casefold()).strip("_")
-
-
 def _field(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Field:
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
 
 
-def panel_schema(treaty_ids: list[str]) -> pa.Schema:
-    """The panel's columns: identity, three columns per treaty, then the indicators."""
-    slugs = [treaty_slug(mtdsg_no) for mtdsg_no in treaty_ids]
-    if len(set(slugs)) != len(slugs):
-        raise ValueError(f"treaty ids {treaty_ids} do not have distinct column slugs {slugs}")
+def panel_schema() -> pa.Schema:
+    """The panel's columns: identity, then each SDG column with its footnotes, then the IAFQ totals."""
     fields = [
         _field("iso3", pa.string(), "ISO 3166-1 alpha-3", False),
         _field("m49", pa.int16(), "UN M49 code", False),
-        _field("country", pa.string(), "ISO 3166-1 short name (pycountry)", False),
+        _field("country", pa.string(), "UN English name (countries.name)", False),
+        _field("region", pa.string(), "M49 region (countries.region)"),
+        _field("sub_region", pa.string(), "M49 sub-region (countries.sub_region)"),
+        _field("un_status", pa.string(), "member | observer (countries.un_status)", False),
         _field("year", pa.int16(), "Calendar year", False),
     ]
-    for mtdsg_no in treaty_ids:
-        slug = treaty_slug(mtdsg_no)
-        fields += [
-            _field(f"party__{slug}", pa.bool_(), f"{mtdsg_no}: consent to be bound dated on or before 31 December; "
-                                                 "null when the treaty's participant table is not in the input"),
-            _field(f"signatory__{slug}", pa.bool_(), f"{mtdsg_no}: signature dated on or before 31 December; "
-                                                     "null when the treaty's participant table is not in the input"),
-            _field(f"years_party__{slug}", pa.int16(), f"{mtdsg_no}: year minus the year of consent; null if not "
-                                                       "a party"),
-        ]
-    fields += [
-        _field("arms_traced_pct", pa.float64(), "VC_ARM_SZTRACE (16.4.2), Reporting Type G, percent"),
-        _field("homicide_rate", pa.float64(), "VC_IHR_PSRC (16.1.1), both sexes, per 100,000 population"),
-        _field("homicide_rate_female", pa.float64(), "VC_IHR_PSRC (16.1.1), female victims per 100,000 females"),
-        _field("homicide_rate_male", pa.float64(), "VC_IHR_PSRC (16.1.1), male victims per 100,000 males"),
-        _field("arms_seized", pa.int64(), "IAFQ Arms seized, Total/Total, latest release"),
-        _field("arms_found", pa.int64(), "IAFQ Arms found, by type/Total, latest release"),
-        _field("arms_surrendered", pa.int64(), "IAFQ Arms surrendered, by type/Total, latest release"),
-    ]
+    for column, (_, _, doc) in sdg_columns().items():
+        fields += [_field(column, pa.float64(), f"{doc}; latest release"),
+                   _field(f"{column}_footnotes", pa.list_(pa.string()), f"Footnotes of the {column} observation")]
+    for column, labels in IAFQ_COLUMNS.items():
+        fields.append(_field(column, pa.int64(), f"IAFQ {' / '.join(labels)}, latest release, national rows"))
     return pa.schema(fields)
 
 
-def _states() -> list[tuple[str, int, str]]:
-    """(iso3, m49, name) of every ISO 3166-1 entry, by iso3."""
-    return sorted((c.alpha_3, by_iso3(c.alpha_3).m49, c.name) for c in pycountry.countries)
+PANEL = Table("country_year_panel", panel_schema(), None,
+              "One row per UN member or observer state x year: the illicit-arms indicators with their footnotes.")
 
 
-def _first_dates(participation: pa.Table, mtdsg_no: str, column: str) -> dict[str, date]:
-    """Earliest `column` date per iso3 for one treaty."""
-    rows = participation.filter(pc.equal(participation["mtdsg_no"], mtdsg_no))
-    first: dict[str, date] = {}
-    for iso3, when in zip(rows["iso3"].to_pylist(), rows[column].to_pylist()):
-        if iso3 is not None and when is not None:
-            first[iso3] = min(when, first.get(iso3, when))
-    return first
+def panel_states(countries: pa.Table) -> list[dict]:
+    """Rows of `countries` for UN member and observer states, by iso3."""
+    states = countries.filter(pc.is_valid(countries["un_status"])).to_pylist()
+    return sorted(states, key=lambda c: c["iso3"])
 
 
 def _unique(pairs, what: str) -> dict[tuple[str, int], object]:
@@ -113,23 +84,31 @@ def _unique(pairs, what: str) -> dict[tuple[str, int], object]:
     return values
 
 
-def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str]) -> dict[tuple[str, int], float]:
-    """Values of country observations of `series` carrying `dimensions`, by (iso3, year)."""
-    rows = observations.filter(pc.and_(pc.equal(observations["series"], series), observations["is_country"]))
+def latest_rows(table: pa.Table) -> pa.Table:
+    """Rows marked is_latest_release."""
+    return table.filter(table["is_latest_release"])
+
+
+def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str]) -> dict[tuple[str, int], tuple]:
+    """(value, footnotes) of latest-release country observations of `series` carrying `dimensions`, by (iso3, year)."""
+    rows = latest_rows(observations)
+    rows = rows.filter(pc.and_(pc.equal(rows["series"], series), rows["is_country"]))
     return _unique(
-        (((iso3, year), value) for iso3, year, value, dims in zip(
+        (((iso3, year), (value, notes)) for iso3, year, value, notes, dims in zip(
             rows["iso3"].to_pylist(), rows["year"].to_pylist(), rows["value"].to_pylist(),
-            rows["dimensions"].to_pylist()) if dimensions.items() <= dict(dims or []).items()),
+            rows["footnotes"].to_pylist(), rows["dimensions"].to_pylist())
+         if dimensions.items() <= dict(dims or []).items()),
         f"{series} {dimensions}",
     )
 
 
 def _iafq_values(seizures: pa.Table, labels: tuple[str, str, str]) -> dict[tuple[str, int], int]:
-    """Values of the latest release's rows with these (indicator, dimension, category), by (iso3, year)."""
-    if seizures.num_rows == 0:
+    """Values of the latest release's national rows with these (indicator, dimension, category), by (iso3, year)."""
+    rows = latest_rows(seizures)
+    rows = rows.filter(pc.invert(rows["is_subnational"]))
+    if rows.num_rows == 0:
         return {}
-    latest = pc.max(seizures["release_date"])
-    rows = seizures.filter(pc.equal(seizures["release_date"], latest))
+    rows = rows.filter(pc.equal(rows["release_date"], pc.max(rows["release_date"])))
     for column, label in zip(("indicator", "dimension", "category"), labels):
         rows = rows.filter(pc.equal(rows[column], label))
     return _unique(
@@ -139,56 +118,33 @@ def _iafq_values(seizures: pa.Table, labels: tuple[str, str, str]) -> dict[tuple
     )
 
 
-def _treaty_columns(participation: pa.Table, mtdsg_no: str, keys: list[tuple[str, int]]) -> dict[str, list]:
-    slug = treaty_slug(mtdsg_no)
-    if not pc.any(pc.equal(participation["mtdsg_no"], mtdsg_no)).as_py():
-        return {f"{kind}__{slug}": [None] * len(keys) for kind in ("party", "signatory", "years_party")}
-    consent = _first_dates(participation, mtdsg_no, "consent_date")
-    signature = _first_dates(participation, mtdsg_no, "signature_date")
-    party = [iso3 in consent and consent[iso3].year <= year for iso3, year in keys]
-    return {
-        f"party__{slug}": party,
-        f"signatory__{slug}": [iso3 in signature and signature[iso3].year <= year for iso3, year in keys],
-        f"years_party__{slug}": [year - consent[iso3].year if is_party else None
-                                 for (iso3, year), is_party in zip(keys, party)],
-    }
+def build_panel(countries: pa.Table, observations: pa.Table, seizures: pa.Table, *, first_year: int = 2000,
+                last_year: int) -> pa.Table:
+    """One row per UN member or observer state x year, sorted by iso3 then year; schema PANEL.schema.
 
-
-def build_panel(participation: pa.Table, treaty_ids: list[str], observations: pa.Table, seizures: pa.Table, *,
-                first_year: int = 2000, last_year: int) -> pa.Table:
-    """One row per ISO 3166-1 state x year, sorted by iso3 then year; schema panel_schema(treaty_ids).
-
-    participation needs mtdsg_no, iso3, signature_date and consent_date; a state listed twice for a treaty counts
-    from its earliest date. observations is indicator_observations, seizures is firearms_seizures. Raises
-    ValueError when an indicator has several values for one state and year under the rules above.
+    countries is the countries table, observations indicator_observations, seizures firearms_seizures. Raises
+    ValueError when countries holds no UN member, or when an indicator has several values for one state and year
+    under the rules above.
     """
     if last_year < first_year:
         raise ValueError(f"last_year {last_year} is before first_year {first_year}")
-    states = _states()
+    states = panel_states(countries)
+    if not states:
+        raise ValueError("the countries table holds no UN member or observer state")
     years = range(first_year, last_year + 1)
-    keys = [(iso3, year) for iso3, _, _ in states for year in years]
-    columns: dict[str, list] = {
-        "iso3": [iso3 for iso3, _ in keys],
-        "m49": [m49 for _, m49, _ in states for _ in years],
-        "country": [name for _, _, name in states for _ in years],
-        "year": [year for _, year in keys],
-    }
-    for mtdsg_no in treaty_ids:
-        columns.update(_treaty_columns(participation, mtdsg_no, keys))
-    for column, (series, dimensions) in SDG_COLUMNS.items():
+    keys = [(s["iso3"], year) for s in states for year in years]
+    columns: dict[str, list] = {"iso3": [iso3 for iso3, _ in keys], "year": [year for _, year in keys]}
+    for column, source in (("m49", "m49"), ("country", "name"), ("region", "region"),
+                           ("sub_region", "sub_region"), ("un_status", "un_status")):
+        columns[column] = [s[source] for s in states for _ in years]
+    for column, (series, dimensions, _) in sdg_columns().items():
         values = _sdg_values(observations, series, dimensions)
-        columns[column] = [values.get(key) for key in keys]
+        columns[column] = [values.get(key, (None, None))[0] for key in keys]
+        columns[f"{column}_footnotes"] = [values.get(key, (None, None))[1] for key in keys]
     for column, labels in IAFQ_COLUMNS.items():
         values = _iafq_values(seizures, labels)
         columns[column] = [values.get(key) for key in keys]
-    schema = panel_schema(treaty_ids)
-    return pa.table([columns[name] for name in schema.names], schema=schema)
-
-
-def panel_table(treaty_ids: list[str]) -> Table:
-    """The country_year_panel as a published table: its columns follow the treaty catalog; one batch."""
-    return Table("country_year_panel", panel_schema(treaty_ids), None,
-                 "One row per state x year: treaty status at year end and the illicit-arms indicators.")
+    return pa.table([columns[name] for name in PANEL.schema.names], schema=PANEL.schema)
 
 
 def latest_year(observations: pa.Table, seizures: pa.Table, today: date) -> int:

@@ -24,7 +24,9 @@ Layout under the warehouse root (see warehouse/README.md):
   object store the lease object `_lock.json`, created only if absent (`If-None-Match: *`), renewed while the run
   lives and taken over (`If-Match`) only after it expired; a run whose lease was taken over publishes nothing.
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
-rerun over unchanged sources writes no data file, copy or manifest. Tables fed: all (as files).
+rerun over unchanged sources writes no data file, copy or manifest. Every data file carries key/value metadata:
+`armswatch.fingerprint`, `armswatch.source_sha256` (the raw sha256s the batch was built from), `armswatch.as_of`,
+`armswatch.run_id`, `armswatch.published_at`. Tables fed: all (as files).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from pathlib import PurePosixPath
 
 import filelock
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from upath import UPath
 
@@ -53,6 +56,7 @@ from tasks.storage import atomic_write
 from tasks.tables import Table
 
 FINGERPRINT = b"armswatch.fingerprint"
+SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
 MANIFEST = "_manifest.json"
 #: How long an object-store lock lasts without renewal; its holder renews it every third of that.
@@ -131,11 +135,16 @@ class Warehouse:
             raise PublishError(f"the warehouse manifest {path} is unreadable ({exc}); nothing was changed") from None
         return manifest
 
-    def files(self, table: Table | str) -> list[UPath]:
-        """The current data files of a table, one per batch: what `read` reads, for DuckDB, polars or pyarrow."""
+    def batches(self, table: Table | str) -> dict[str, UPath]:
+        """The current data file of each batch of a table, by file-name stem (`file_name(key)`), as the manifest
+        names them."""
         name = table if isinstance(table, str) else table.name
         entries = self.manifest()["tables"].get(name, {})
-        return [self.root / entries[stem]["file"] for stem in sorted(entries)]
+        return {stem: self.root / entries[stem]["file"] for stem in sorted(entries)}
+
+    def files(self, table: Table | str) -> list[UPath]:
+        """The current data files of a table, one per batch: what `read` reads, for DuckDB, polars or pyarrow."""
+        return list(self.batches(table).values())
 
     def read(self, table: Table) -> pa.Table:
         """The current data of a table (every batch), typed by the declared schema."""
@@ -188,9 +197,10 @@ class Warehouse:
         return done
 
     def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
-                force: bool = False) -> Published:
+                force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> Published:
         """Publish validated batches: write their changed files, then commit them in the manifest, then refresh
-        the glob copies.
+        the glob copies. `sources` maps (table name, batch key) to the raw sha256s the batch was built from, kept
+        in the file's metadata.
 
         A batch that cannot be written as Parquet (e.g. ArrowInvalid: data that does not fit its schema) is left
         out and reported in `Published.failed`; the other batches are published."""
@@ -198,7 +208,7 @@ class Warehouse:
         result, writes = Published(), []
         for key, tables in batches.items():
             try:
-                staged = self._stage(manifest, run_id, key, tables, snapshot, force)
+                staged = self._stage(manifest, run_id, key, tables, snapshot, force, sources or {})
             except Exception as exc:  # this batch's data, not the warehouse: the others go on
                 result.failed[key] = exc
                 continue
@@ -212,7 +222,7 @@ class Warehouse:
         return result
 
     def _stage(self, manifest: dict, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
-               force: bool) -> list[_Write]:
+               force: bool, sources: dict[tuple[str, str], list[str]]) -> list[_Write]:
         """The changed tables of one batch as Parquet bytes, with where they go; nothing is written yet."""
         stem, writes = file_name(key), []
         for table, data in tables.items():
@@ -221,8 +231,11 @@ class Warehouse:
             if not force and published and published.get("fingerprint") == digest:
                 continue
             history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
-            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet",
-                                 _parquet_bytes(data, digest), digest))
+            data_bytes = _parquet_bytes(data, digest, {
+                "armswatch.source_sha256": ",".join(sources.get((table.name, key), [])),
+                "armswatch.as_of": _as_of(data, snapshot), "armswatch.run_id": run_id,
+                "armswatch.published_at": _now().isoformat(timespec="seconds")})
+            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest))
         return writes
 
     def _commit(self, manifest: dict, run_id: str, writes: list[_Write]) -> None:
@@ -299,14 +312,21 @@ class Warehouse:
         return {"format": 1, "commit": None, "tables": tables}
 
     def quarantine(self, run_id: str, key: str, tables: dict[Table, pa.Table], reason: str,
-                   report: dict | None) -> UPath:
-        """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/."""
+                   report: dict | None, incident: str = "") -> UPath:
+        """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/. A batch already
+        quarantined with the same incident fingerprint (same bytes, same failures) is not copied again: the
+        folder that holds it is returned."""
+        for earlier in reversed(_listing(self.root / "_quarantine", f"*/{file_name(key)}/incident")):
+            if incident and earlier.read_text().strip() == incident:
+                return earlier.parent
         folder = self.root / "_quarantine" / run_id / file_name(key)
         for table, data in tables.items():
             atomic_write(folder / f"{table.name}.parquet", _parquet_bytes(data, fingerprint(data)))
         atomic_write(folder / "reason.txt", (reason + "\n").encode())
         if report is not None:
             atomic_write(folder / "validation.json", json.dumps(report, indent=1, default=str).encode())
+        if incident:  # last: only a complete quarantine is reused
+            atomic_write(folder / "incident", (incident + "\n").encode())
         return folder
 
 
@@ -430,17 +450,44 @@ def _read_parquet(path: UPath, table: Table) -> pa.Table:
         return pq.read_table(fh, schema=table.schema)
 
 
-def _published_fingerprint(path: UPath) -> str | None:
+def parquet_metadata(path: UPath) -> pq.FileMetaData | None:
+    """The Parquet footer of a file on any store (rows, key/value metadata); None if no such file or not Parquet."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        if storage.is_local(path):
+            return pq.read_metadata(path)
+        with path.fs.open(path.path, "rb") as fh:
+            return pq.read_metadata(fh)
     except (OSError, pa.ArrowInvalid):
         return None
-    value = metadata.get(FINGERPRINT)
-    return value.decode() if value else None
 
 
-def _parquet_bytes(data: pa.Table, digest: str) -> bytes:
-    metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode()}
+def published_metadata(path: UPath) -> dict[str, str]:
+    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
+    footer = parquet_metadata(path)
+    metadata = (footer.metadata if footer is not None else None) or {}
+    return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"armswatch.")}
+
+
+def _published_fingerprint(path: UPath) -> str | None:
+    return published_metadata(path).get(FINGERPRINT.decode())
+
+
+def source_sha256(path: UPath) -> str | None:
+    """The comma-separated raw sha256s a published file was built from; None if unknown."""
+    return published_metadata(path).get(SOURCE_SHA256.decode()) or None
+
+
+def _as_of(data: pa.Table, snapshot: date) -> str:
+    """The date the data is as of: its as_of or release_date column, else the date it was fetched, else today."""
+    for column in ("as_of", "release_date", "fetched_at"):
+        if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
+            return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+    return snapshot.isoformat()
+
+
+def _parquet_bytes(data: pa.Table, digest: str, extra: dict[str, str] | None = None) -> bytes:
+    metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode(),
+                **{k.encode(): v.encode() for k, v in (extra or {}).items()}}
     sink = pa.BufferOutputStream()
     pq.write_table(data.replace_schema_metadata(metadata), sink, compression="zstd")
     return sink.getvalue().to_pybytes()

@@ -8,19 +8,28 @@ indicator_observations from the UN SDG API (https://unstats.un.org/sdgapi/v1/sdg
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.tables import INDICATOR_REVISIONS
-from tasks.unodc import OBSERVATION_LABELS
 
 DUPLICATE_RANK = "duplicate_rank"
 
-#: The IAFQ revision key: the labels plus the rank among rows that share them (see unodc.OBSERVATION_LABELS).
-SEIZURE_KEY = [*OBSERVATION_LABELS, DUPLICATE_RANK]
+#: The labels that identify an observation across releases. Country, Region and Subregion only restate iso3
+#: (the 2024 release renamed "Netherlands" to "Netherlands (Kingdom of the)") and Source is provenance (2024
+#: rewrote "SOF/IAFQ" as "IAFQ/SOF", "PP/IAFQ" as "IAFQ/PP", ...); keying on them would turn 751 unchanged
+#: observations into removed + added pairs. Sub-national rows carry their own code, so subnational_code is a
+#: label. Even these labels are not unique: IAFQ publishes two rows under the same labels for "Arms seized / by
+#: location / Total" (the dimension covers two breakdowns, place of seizure and tracing status, each with its own
+#: Total), "Arms seized / by condition / otherwise illicitly manufactured" and "Individuals arrested/suspected / by
+#: type of offences / Illicit trafficking of arms and other types of trafficking" (198 pairs in 2022, 312 in 2024,
+#: about half with equal values). Nothing in a row tells the twins apart, so they are ranked by value (rank_duplicates).
+SEIZURE_LABELS = ("iso3", "subnational_code", "indicator", "dimension", "category", "sex", "age", "year", "unit")
+
+#: The IAFQ revision key: the labels plus the rank among rows that share them.
+SEIZURE_KEY = [*SEIZURE_LABELS, DUPLICATE_RANK]
 
 
 def rank_duplicates(table: pa.Table, label_columns: list[str], value_column: str = "value") -> pa.Table:
@@ -41,23 +50,20 @@ def rank_duplicates(table: pa.Table, label_columns: list[str], value_column: str
 
 
 def _key_values(table: pa.Table, column: str) -> list:
-    """A key column's values as JSON-ready Python values: maps as sorted objects, dates as ISO strings."""
+    """A key column's values as hashable Python values: a map as its sorted (key, value) pairs."""
     values = table[column].to_pylist()
     if pa.types.is_map(table.schema.field(column).type):
-        return [None if v is None else dict(sorted(v)) for v in values]
-    return [v.isoformat() if hasattr(v, "isoformat") else v for v in values]
+        return [None if v is None else tuple(sorted(v)) for v in values]
+    return values
 
 
-def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: str) -> dict[str, dict]:
-    """Rows by their key as JSON; ValueError naming the first repeated keys when the key is not unique."""
-    keys = [
-        json.dumps(dict(zip(key_columns, values)), ensure_ascii=False)
-        for values in zip(*(_key_values(table, c) for c in key_columns))
-    ]
+def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: str) -> dict[tuple, dict]:
+    """Rows by their key values; ValueError naming the first repeated keys when the key is not unique."""
+    keys = list(zip(*(_key_values(table, c) for c in key_columns)))
     repeated = [k for k, n in Counter(keys).items() if n > 1]
     if repeated:
         raise ValueError(f"release {release}: {len(repeated)} keys over {key_columns} are not unique, "
-                         f"e.g. {repeated[:3]}")
+                         f"e.g. {[dict(zip(key_columns, k)) for k in repeated[:3]]}")
     columns = {c: table[c].to_pylist() if c in table.column_names else [None] * table.num_rows
                for c in ("iso3", "year", value_column)}
     return {
@@ -66,14 +72,23 @@ def _keyed(table: pa.Table, key_columns: list[str], value_column: str, release: 
     }
 
 
+def _order(item: tuple[str, tuple]) -> tuple:
+    change, key = item
+    return change, tuple((v is not None, str(v)) for v in key)
+
+
 def revisions(dataset: str, old: pa.Table, new: pa.Table, key_columns: list[str], old_release: str,
               new_release: str, value_column: str = "value") -> pa.Table:
     """One row per observation added, removed or with a changed value from `old` to `new`.
 
-    Observations are matched on `key_columns`, which must be unique in each table (ValueError otherwise); nulls
-    compare equal to nulls. iso3 and year are taken from those columns when the tables have them. Rows are
-    ordered by change, then key.
+    Observations are matched on `key_columns`, which must be unique in each table and be columns of
+    indicator_revisions, where they are written as typed columns (ValueError otherwise); nulls compare equal to
+    nulls. iso3 and year are taken from those columns when the tables have them. Rows are ordered by change,
+    then key.
     """
+    unknown = [c for c in key_columns if c not in INDICATOR_REVISIONS.schema.names]
+    if unknown:
+        raise ValueError(f"key columns {unknown} are not columns of {INDICATOR_REVISIONS.name}")
     before = _keyed(old, key_columns, value_column, old_release)
     after = _keyed(new, key_columns, value_column, new_release)
     changes = [("added", key) for key in after.keys() - before.keys()]
@@ -81,12 +96,12 @@ def revisions(dataset: str, old: pa.Table, new: pa.Table, key_columns: list[str]
     changes += [("value_changed", key) for key in after.keys() & before.keys()
                 if before[key]["value"] != after[key]["value"]]
     rows = []
-    for change, key in sorted(changes):
+    for change, key in sorted(changes, key=_order):
         old_row, new_row = before.get(key), after.get(key)
         row = new_row or old_row
         rows.append({
             "dataset": dataset, "old_release": old_release, "new_release": new_release, "change": change,
-            "iso3": row["iso3"], "year": row["year"], "observation_key": key,
+            "iso3": row["iso3"], "year": row["year"], **dict(zip(key_columns, key)),
             "old_value": old_row["value"] if old_row else None,
             "new_value": new_row["value"] if new_row else None,
         })
@@ -104,8 +119,8 @@ def seizure_revisions(old: pa.Table, new: pa.Table) -> pa.Table:
     """revisions() between two firearms_seizures releases, keyed on SEIZURE_KEY, releases named by their dates."""
     return revisions(
         "firearms_seizures",
-        rank_duplicates(old, list(OBSERVATION_LABELS)),
-        rank_duplicates(new, list(OBSERVATION_LABELS)),
+        rank_duplicates(old, list(SEIZURE_LABELS)),
+        rank_duplicates(new, list(SEIZURE_LABELS)),
         SEIZURE_KEY,
         _only_release(old, "old"),
         _only_release(new, "new"),

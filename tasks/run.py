@@ -1,63 +1,134 @@
 """One run of armswatch against one warehouse: its id, lock, fetcher, validator, and the summary it reports.
 
 Shared by the flows (flows/ratification.py, flows/indicators.py, flows/refresh.py) and the CLI. Upstream: none
-itself; it wires tasks/http.py (fetch), tasks/validate.py and tasks/publish.py. Tables fed: none directly.
+itself; it wires tasks/http.py (fetch), tasks/validate.py and tasks/publish.py. The fetcher and the validator
+(Great Expectations) are built on first use, so a run that fetches nothing builds no fetcher and a run in which
+nothing changed never imports Great Expectations. Tables fed: none directly.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
+from functools import cached_property
 from pathlib import Path
 
+from upath import UPath
+
 from tasks import storage
-from tasks.archive import RawArchive
 from tasks.audit import Outcome
-from tasks.http import Fetcher, Settings
-from tasks.publish import Warehouse
-from tasks.validate import Validator
+from tasks.incidents import Incidents
+from tasks.publish import Warehouse, file_name, published_metadata, source_sha256
+
+STATUSES = ("published", "unchanged", "quarantined", "failed")
+
+
+class Stages:
+    """Counts per stage (fetch, parse, validate) as a run proceeds. Flows only count; the CLI sets `display` to a
+    progress display (flows/console.py) with the same two methods."""
+
+    display = None
+
+    def start(self, stage: str, total: int) -> None:
+        """`total` more items are expected in `stage`."""
+        if self.display is not None:
+            self.display.start(stage, total)
+
+    def advance(self, stage: str, done: int = 1) -> None:
+        """`done` items of `stage` finished."""
+        if self.display is not None:
+            self.display.advance(stage, done)
+
+
+STAGES = Stages()
 
 
 @dataclass
 class Run:
     id: str
     warehouse: Warehouse
-    fetcher: Fetcher
-    validator: Validator
+    mirror: Path | None
     today: date
     force: bool = False
+    #: (table name, batch key) -> sha256s of the raw responses (or input fingerprints) the batch is built from
+    sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+
+    @cached_property
+    def fetcher(self):
+        from tasks.archive import RawArchive
+        from tasks.http import Fetcher, Settings
+
+        return Fetcher(RawArchive(self.warehouse.root / "_raw"), Settings(), self.mirror)
+
+    @cached_property
+    def validator(self):
+        from tasks.validate import Validator
+
+        root = self.warehouse.root  # Data Docs on a local disk; on an object store each quarantine's validation.json
+        return Validator(root / "_docs" if storage.is_local(root) else None)
+
+    def built_from(self, key: str, tables, shas: list[str]) -> bool:
+        """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
+        these bytes (so it need not be parsed or validated again), unless the run is forced."""
+        shas = sorted(shas)
+        for table in tables:
+            self.sources[(table.name, key)] = shas
+        if self.force:
+            return False
+        return all((path := self.warehouse.batches(t).get(file_name(key))) is not None
+                   and source_sha256(path) == ",".join(shas) for t in tables)
+
+    def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
+        """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
+        last published from (unchanged) or last quarantined from (still quarantined, the same evidence); None when
+        it must be parsed. `force` parses everything."""
+        if self.built_from(key, tables, shas):
+            return Outcome(key, "unchanged", detail="source unchanged, not parsed")
+        known = None if self.force else Incidents(self.warehouse.root).find(key, [t.name for t in tables], shas)
+        if known is None:
+            return None
+        return Outcome(key, known["status"], known.get("rows", {}), reason="\n".join(known["explained"]),
+                       quarantine=storage.location(known["quarantine"]) if known.get("quarantine") else None,
+                       detail="source unchanged since quarantined, not parsed again",
+                       fingerprint=known["fingerprint"])
+
+    def published_from(self, table, shas: list[str]) -> str | None:
+        """The key of the published batch of `table` built from exactly these bytes, for sources whose batch key
+        is only known after parsing (an IAFQ release is keyed by the date inside it); None if none or forced."""
+        wanted = ",".join(sorted(shas))
+        for stem, path in self.warehouse.batches(table).items() if not self.force else ():
+            if source_sha256(path) == wanted:
+                return stem
+        return None
+
+    def inputs(self, *tables, extra: str = "") -> list[str]:
+        """What a derived batch is built from: the content fingerprints of every published file of `tables` (and
+        the sha256 of `extra`, e.g. the catalog ids), used like raw sha256s by `built_from`."""
+        found = [published_metadata(p).get("armswatch.fingerprint", "") for t in tables
+                 for p in self.warehouse.files(t)]
+        return found + ([hashlib.sha256(extra.encode()).hexdigest()] if extra else [])
 
 
 @dataclass
 class Report:
-    """What one flow did: an outcome per batch, in catalog order."""
+    """What one flow did: an outcome per batch, in catalog order; `crash` names what ended the run early."""
 
     flow: str
     run_id: str
     outcomes: list[Outcome] = field(default_factory=list)
     new_parties: list[dict] = field(default_factory=list)
+    crash: str = ""
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
+        return not self.crash and all(o.ok for o in self.outcomes)
 
-    def lines(self) -> list[str]:
-        out = [f"{self.flow} (run {self.run_id}):"]
-        for o in self.outcomes:
-            rows = ", ".join(f"{t} {n}" for t, n in o.rows.items() if n) or "no rows"
-            what = {
-                "published": f"published ({', '.join(o.tables_changed)})",
-                "unchanged": "unchanged, nothing written",
-                "quarantined": f"QUARANTINED in {o.quarantine}",
-                "failed": f"FAILED{f', kept in {o.quarantine}' if o.quarantine else ''}",
-            }[o.status]
-            out.append(f"  {o.key:<14} {what}; {o.detail + '; ' if o.detail else ''}{rows}")
-            if o.reason:
-                out.append(f"      reason: {o.reason}")
-        return out
+    def counts(self) -> dict[str, int]:
+        return {s: sum(o.status == s for o in self.outcomes) for s in STATUSES}
 
 
 def mirror_dir(mirror: str | None) -> Path | None:
@@ -66,15 +137,42 @@ def mirror_dir(mirror: str | None) -> Path | None:
     return Path(value) if value else None
 
 
+class WarehouseUnusable(RuntimeError):
+    """The warehouse path is a file or cannot be written (an infrastructure failure: exit code 3)."""
+
+
+def check_warehouse(warehouse: str) -> UPath:
+    """The warehouse location (tasks/storage.py: a folder or URL, resolved); storage.StorageError (exit code 2) for
+    a URL no installed backend opens; WarehouseUnusable for a local path that is a file or a folder this process
+    cannot write. An object store's access is checked by the run's first write (its lock)."""
+    root = storage.location(warehouse)
+    if not storage.is_local(root):
+        return root
+    if root.exists() and not root.is_dir():
+        raise WarehouseUnusable(f"warehouse {root} is a file, not a folder")
+    existing = next(p for p in (root, *root.parents) if p.exists())
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise WarehouseUnusable(f"warehouse {root} is not writable ({existing} does not allow this user to write)")
+    return root
+
+
+@contextmanager
+def use_run(run: Run | None, warehouse: str, mirror: str | None, force: bool = False):
+    """The run a parent flow opened (one lock, one run id for the whole refresh), or a new one."""
+    if run is not None:
+        yield run
+    else:
+        with open_run(warehouse, mirror, force) as opened:
+            yield opened
+
+
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit.
-
-    GX Data Docs are built in `<warehouse>/_docs/` when the warehouse is a local folder; on an object store the
-    validation results are kept in each quarantined batch's `validation.json` only."""
-    root = storage.location(warehouse)
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit."""
+    root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:
-        fetcher = Fetcher(RawArchive(root / "_raw"), Settings(), mirror_dir(mirror))
-        docs = root / "_docs" if storage.is_local(root) else None
-        yield Run(f"{stamp}-{secrets.token_hex(3)}", wh, fetcher, Validator(docs), date.today(), force)
+        run = Run(f"{stamp}-{secrets.token_hex(3)}", wh, mirror_dir(mirror), date.today(), force)
+        if run.mirror is not None:
+            run.fetcher  # noqa: B018  (an unreadable mirror is a configuration error before anything runs)
+        yield run

@@ -14,6 +14,7 @@ summaries and stored in alerts, never holds a secret. Upstream: none. Tables fed
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -30,6 +31,8 @@ class StorageError(ValueError):
 
 def location(url: str | os.PathLike) -> UPath:
     """The warehouse location named by `url` (a path or URL); StorageError if no installed backend opens it."""
+    if isinstance(url, UPath):
+        return url
     text = os.fspath(url)
     parts = urlsplit(text)
     if parts.scheme in LOCAL_SCHEMES or len(parts.scheme) == 1:  # a path, file://, or a Windows drive letter
@@ -67,6 +70,14 @@ def atomic_write(path: UPath | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_tree(path: UPath) -> None:
+    """Delete a folder and everything under it (on an object store: every object under that prefix)."""
+    if is_local(path):
+        shutil.rmtree(path)
+    else:
+        path.fs.rm(path.path, recursive=True)
 
 
 def create(path: UPath, data: bytes) -> str:

@@ -1,28 +1,40 @@
-"""Parse the UNODC firearms trafficking (IAFQ) bulk file into firearms_seizures.
+"""The UNODC firearms trafficking (IAFQ) source: release discovery and the bulk file → firearms_seizures.
 
-Upstream: https://data.unodc.org/sites/dataportal.unodc.org/files/<YYYY-MM>/data_iafq_firearms_trafficking.xlsx,
-linked from https://data.unodc.org/datareport/firearm-seizures. One sheet: row 1 "UNODC", row 2 the release date
-(dd/mm/yyyy text, or a date cell), row 3 the header EXPECTED_COLUMNS, then one row per observation. Feeds
-firearms_seizures (tasks.tables.FIREARMS_SEIZURES), the IAFQ indicator_revisions and the arms_seized, arms_found and
-arms_surrendered columns of the country_year_panel. Pure: bytes in, pyarrow tables out.
+Upstream: the data report page https://data.unodc.org/datareport/firearm-seizures links the current release at
+https://data.unodc.org/sites/dataportal.unodc.org/files/<YYYY-MM>/data_iafq_firearms_trafficking.xlsx (the
+month it was uploaded; a re-upload in the same month gets `_0`, `_1`, ...). Configuration and provenance:
+sources/iafq.yaml. Feeds firearms_seizures (tasks.tables.FIREARMS_SEIZURES), the IAFQ indicator_revisions and
+the arms_seized, arms_found and arms_surrendered columns of the country_year_panel.
 
-What the published files hold (releases 2022-06-17 and 2024-08-26): every cell is filled; VALUE is a float cell
-with integral counts (Unit of measurement is always "Counts"); Year is a number cell in 2022 and a text cell in
-2024; Sex and Age are "na" except for the Individuals... indicators.
+The workbook: one sheet; row 1 "UNODC", row 2 the release date (dd/mm/yyyy text, or a date cell), row 3 the
+header EXPECTED_COLUMNS, then one row per observation, read as a stream (tasks/xlsx.py). As published:
+- Year is a number cell (2022 release) or a text cell (2024); both become an int16.
+- VALUE is a number cell, or text: a plain number ("15") is that number; a censored count ("<5") is a null
+  value with value_flag "censored"; a formatted count ("1,234") is the number with value_flag "formatted"; any
+  other text ("..", "n.a.") is null with value_flag "text"; a fraction is null with "not_integer"; a number
+  beyond int64 is null with "out_of_range" (which the suite quarantines). value_text keeps the original text.
+- Iso3_code may be a sub-national pseudo-code (GBR_E_W, GBR_NI, GBR_S, IRQ_KRI): iso3 holds the parent state
+  (GBR), subnational_code the code as published, is_subnational true; the panel's country totals leave them out.
+Parsing functions are pure (bytes in, pyarrow tables out); `IafqSource` adds discovery and release bookkeeping.
 """
 
 from __future__ import annotations
 
-import io
-import zipfile
-from datetime import date, datetime
+import math
+import re
+from datetime import date, datetime, timedelta
+from urllib.parse import urljoin, urlsplit
 
+import lxml.html
 import pyarrow as pa
-from python_calamine import CalamineError, CalamineWorkbook
+import pyarrow.compute as pc
+from pydantic import Field, HttpUrl
 
+from tasks import revisions, xlsx
 from tasks.countries import by_iso3
 from tasks.errors import ParseError
-from tasks.tables import FIREARMS_SEIZURES
+from tasks.source import Batch, Client, Notes, Reader, Source, SourceConfig, Staged
+from tasks.tables import FIREARMS_SEIZURES, INDICATOR_REVISIONS
 
 SOURCE = "unodc"
 
@@ -38,50 +50,35 @@ COLUMN_NAMES = {
     "Year": "year", "Unit of measurement": "unit", "VALUE": "value", "Source": "source",
 }
 
-#: The labels that identify an observation across releases. Country, Region and Subregion only restate iso3
-#: (the 2024 release renamed "Netherlands" to "Netherlands (Kingdom of the)") and Source is provenance (2024
-#: rewrote "SOF/IAFQ" as "IAFQ/SOF", "PP/IAFQ" as "IAFQ/PP", ...); keying on them would turn 751 unchanged
-#: observations into removed + added pairs. Even these labels are not unique: IAFQ publishes two rows under the
-#: same labels for "Arms seized / by location / Total" (the dimension covers two breakdowns, place of seizure and
-#: tracing status, each with its own Total), "Arms seized / by condition / otherwise illicitly manufactured" and
-#: "Individuals arrested/suspected / by type of offences / Illicit trafficking of arms and other types of
-#: trafficking" (198 pairs in 2022, 312 in 2024, about half with equal values; 190 and 307 remain even when every
-#: column but VALUE is compared). Nothing in a row tells the twins apart, so tasks.revisions ranks them by value
-#: (see revisions.rank_duplicates).
-OBSERVATION_LABELS = ("iso3", "indicator", "dimension", "category", "sex", "age", "year", "unit")
 
 _HEADER_ROW = 3
+_CHUNK = 50_000  # rows typed at a time, so that memory holds one chunk of Python values
 _YEAR_RANGE = (1900, 2100)
+_INT64_MAX = 2**63 - 1
+#: Longest text cell accepted (the longest published label is under 100 characters).
+MAX_CELL_CHARS = 1000
+_SUBNATIONAL = re.compile(r"([A-Z]{3})_[A-Z0-9]{1,10}(?:_[A-Z0-9]{1,10}){0,4}")
+_PLAIN_NUMBER = re.compile(r"[+-]?\d{1,30}(?:\.\d{1,30})?(?:[eE][+-]?\d{1,4})?")
+_CENSORED = re.compile(r"(?:<=?|>=?|≤|≥)\s{0,3}\d{1,30}(?:[.,]\d{1,30})?")
+_FORMATTED = re.compile(r"\d{1,3}(?:[,\u00a0\u202f ]\d{3}){1,6}")
+_EXCEL_EPOCH = date(1899, 12, 30)
 
 
-def _rows(body: bytes, url: str) -> list[list]:
-    """The first sheet's cells, row 1 first, with no leading rows or columns skipped."""
-    if not zipfile.is_zipfile(io.BytesIO(body)):
-        kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not a zip archive"
-        raise ParseError(SOURCE, url, f"expected an xlsx workbook, got {kind}: {body[:60]!r}")
-    try:
-        return CalamineWorkbook.from_filelike(io.BytesIO(body)).get_sheet_by_index(0).to_python(
-            skip_empty_area=False)
-    except CalamineError as exc:
-        raise ParseError(SOURCE, url, f"not a readable xlsx workbook: {exc}") from exc
-
-
-def _release(rows: list[list], url: str) -> date:
-    if not rows or rows[0][0] != "UNODC":
-        raise ParseError(SOURCE, url, f"cell A1 is {rows[0][0] if rows else None!r}, expected 'UNODC'")
-    cell = rows[1][0] if len(rows) > 1 else None
-    if isinstance(cell, datetime):
-        return cell.date()
-    if isinstance(cell, date):
-        return cell
+def _release(cells: dict[int, list], url: str) -> date:
+    first = cells.get(1, [""])[0] if cells.get(1) else ""
+    if first != "UNODC":
+        raise ParseError(SOURCE, url, f"cell A1 is {first or None!r}, expected 'UNODC'")
+    cell = cells.get(2, [""])[0] if cells.get(2) else ""
+    if isinstance(cell, float) and cell.is_integer() and 0 < cell < 100_000:  # a date cell: an Excel serial day
+        return _EXCEL_EPOCH + timedelta(days=int(cell))
     try:
         return datetime.strptime(str(cell).strip(), "%d/%m/%Y").date()
     except ValueError:
         raise ParseError(SOURCE, url, f"cell A2 is {cell!r}, expected the release date as dd/mm/yyyy") from None
 
 
-def _check_header(rows: list[list], url: str) -> None:
-    header = list(rows[_HEADER_ROW - 1]) if len(rows) >= _HEADER_ROW else []
+def _check_header(header: list, url: str) -> None:
+    header = list(header)
     while header and header[-1] == "":
         header.pop()
     header = [str(cell).strip() for cell in header]
@@ -97,59 +94,220 @@ def _check_header(rows: list[list], url: str) -> None:
     raise ParseError(SOURCE, url, problem)
 
 
-def _text(cell) -> str | None:
+def _text(cell, excel_row: int, url: str) -> str | None:
     if isinstance(cell, float) and cell.is_integer():
         cell = int(cell)
     text = str(cell).strip()
+    if len(text) > MAX_CELL_CHARS:
+        raise ParseError(SOURCE, url, f"row {excel_row}: a cell of {len(text)} characters, over the "
+                                      f"{MAX_CELL_CHARS}-character cap: {text[:40]!r}...")
     return text or None
 
 
-def _integer(cell, what: str, excel_row: int, url: str) -> int | None:
-    """A whole number from a number or text cell; None for a blank cell."""
+def _whole(cell, what: str, excel_row: int, url: str) -> int | None:
+    """A whole number from a number or plain-number text cell; None for a blank cell."""
     if cell == "" or cell is None:
         return None
-    try:
-        number = float(cell)
-    except (TypeError, ValueError):
-        number = None
+    text = str(cell).strip()
+    number = float(text) if isinstance(cell, float) or _PLAIN_NUMBER.fullmatch(text) else None
     if isinstance(cell, bool) or number is None or not number.is_integer():
         raise ParseError(SOURCE, url, f"row {excel_row}: {what} {cell!r} is not a whole number")
     return int(number)
 
 
 def _year(cell, excel_row: int, url: str) -> int:
-    year = _integer(cell, "Year", excel_row, url)
+    year = _whole(cell, "Year", excel_row, url)
     if year is None or not _YEAR_RANGE[0] <= year <= _YEAR_RANGE[1]:
         raise ParseError(SOURCE, url, f"row {excel_row}: Year {cell!r} is not a year")
     return year
 
 
-def release_date(body: bytes, url: str) -> date:
+def value_cell(cell) -> tuple[int | None, str | None, str | None]:
+    """(value, value_text, value_flag) of a VALUE cell; see the module docstring for the flags."""
+    if cell == "" or cell is None:
+        return None, None, None
+    if isinstance(cell, bool):
+        return None, str(cell), "text"
+    text = None if isinstance(cell, float) else cell.strip()
+    if text is not None and not _PLAIN_NUMBER.fullmatch(text):
+        if _CENSORED.fullmatch(text):
+            return None, text, "censored"
+        if _FORMATTED.fullmatch(text):
+            return int(re.sub(r"\D", "", text)), text, "formatted"
+        return None, text, "text"
+    number = float(cell if text is None else text)
+    original = text if text is not None else repr(cell)
+    if not math.isfinite(number) or abs(number) > _INT64_MAX:
+        return None, original, "out_of_range"
+    if not number.is_integer():
+        return None, original, "not_integer"
+    return int(number), None, None
+
+
+def _iso3(cell: str | None) -> tuple[str | None, str | None]:
+    """(iso3, subnational_code): a sub-national pseudo-code GBR_E_W keeps its parent GBR as iso3."""
+    match = _SUBNATIONAL.fullmatch(cell or "")
+    return (match.group(1), cell) if match else (cell, None)
+
+
+def release_date(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> date:
     """The release date printed in row 2 of the IAFQ file."""
-    return _release(_rows(body, url), url)
+    head = {}
+    for number, cells in xlsx.rows(body, SOURCE, url, limits):
+        if number > 2:
+            break
+        head[number] = cells
+    return _release(head, url)
 
 
-def seizures(body: bytes, url: str) -> pa.Table:
-    """The IAFQ file as a firearms_seizures table, one row per published row, in file order.
-
-    Raises ParseError for bytes that are not an xlsx workbook, a changed layout (A1, release date, header) or a
-    cell that cannot be typed (a Year or VALUE that is not a whole number).
-    """
-    rows = _rows(body, url)
-    released = _release(rows, url)
-    _check_header(rows, url)
-    width = len(EXPECTED_COLUMNS)
-    data = [
-        (excel_row, [*row[:width], *[""] * (width - len(row))])
-        for excel_row, row in enumerate(rows[_HEADER_ROW:], start=_HEADER_ROW + 1)
-        if any(cell != "" for cell in row)
-    ]
-    columns = {name: [_text(row[i]) for _, row in data] for i, name in enumerate(COLUMN_NAMES.values())}
+def _chunk_table(data: list[tuple[int, list]], released: date, url: str) -> pa.Table:
+    names = list(COLUMN_NAMES.values())
+    columns = {name: [_text(row[i] if i < len(row) else "", n, url) for n, row in data] for i, name in enumerate(names)
+               if name not in ("year", "value")}
     year_at, value_at = EXPECTED_COLUMNS.index("Year"), EXPECTED_COLUMNS.index("VALUE")
-    columns["year"] = [_year(row[year_at], excel_row, url) for excel_row, row in data]
-    columns["value"] = [_integer(row[value_at], "VALUE", excel_row, url) for excel_row, row in data]
+    columns["year"] = [_year(row[year_at] if year_at < len(row) else "", n, url) for n, row in data]
+    cells = [(n, row[value_at] if value_at < len(row) else "") for n, row in data]
+    values = [value_cell(_text(cell, n, url) or "" if isinstance(cell, str) else cell) for n, cell in cells]
+    for at, name in enumerate(("value", "value_text", "value_flag")):
+        columns[name] = [value[at] for value in values]
+    codes = [_iso3(code) for code in columns["iso3"]]
+    columns["iso3"] = [iso3 for iso3, _ in codes]
+    columns["subnational_code"] = [code for _, code in codes]
+    columns["is_subnational"] = [code is not None for _, code in codes]
     countries = {iso3: by_iso3(iso3) for iso3 in set(columns["iso3"]) if iso3}
     columns["m49"] = [countries[iso3].m49 if countries.get(iso3) else None for iso3 in columns["iso3"]]
     columns["release_date"] = [released] * len(data)
+    columns["is_latest_release"] = [True] * len(data)
     return pa.table({field.name: columns[field.name] for field in FIREARMS_SEIZURES.schema},
                     schema=FIREARMS_SEIZURES.schema)
+
+
+def _checked_head(head: dict[int, list], url: str) -> date:
+    """The release date of rows 1-2, after checking the header in row 3."""
+    released = _release(head, url)
+    _check_header(head.get(_HEADER_ROW, []), url)
+    return released
+
+
+def seizures(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> pa.Table:
+    """The IAFQ file as a firearms_seizures table, one row per published row, in file order, flagged as the
+    latest release (IafqSource.relate corrects the flag against the other releases).
+
+    Raises ParseError for a workbook over `limits`, bytes that are not an xlsx workbook, a changed layout (A1,
+    release date, header) or a Year that is not a whole number. Memory: one chunk of rows plus the result.
+    """
+    head: dict[int, list] = {}
+    chunks, data, released = [], [], None
+    for number, cells in xlsx.rows(body, SOURCE, url, limits):
+        if number <= _HEADER_ROW:
+            head[number] = cells
+            continue
+        released = released or _checked_head(head, url)
+        if any(cell != "" for cell in cells):
+            data.append((number, cells))
+        if len(data) == _CHUNK:
+            chunks.append(_chunk_table(data, released, url))
+            data = []
+    chunks.append(_chunk_table(data, released or _checked_head(head, url), url))
+    return pa.concat_tables(chunks)
+
+
+def release_links(html: bytes, page_url: str, file_name: str) -> list[str]:
+    """IAFQ workbook URLs linked from a data report page: `/files/YYYY-MM/<file_name>.xlsx` or a same-month
+    re-upload `<file_name>_0.xlsx`, `_1`, ...; absolute, deduplicated, oldest first (by month, then revision).
+    Only the newest upload of each month is kept: a re-upload replaces the file of the same month."""
+    try:
+        document = lxml.html.document_fromstring(html, base_url=page_url)
+    except (lxml.etree.ParserError, ValueError) as exc:
+        raise ParseError(SOURCE, page_url, f"data report page is not readable HTML: {exc}") from None
+    pattern = re.compile(rf"/files/(\d{{4}}-\d{{2}})/{re.escape(file_name)}(?:_(\d{{1,3}}))?\.xlsx")
+    newest: dict[str, tuple[int, str]] = {}
+    for _, _, link, _ in document.iterlinks():  # a, area, link, iframe, ... wherever the page puts its links
+        url = urljoin(page_url, link.strip())
+        match = pattern.search(urlsplit(url).path)
+        if match and urlsplit(url).path.endswith(match.group(0)):
+            revision = -1 if match.group(2) is None else int(match.group(2))
+            if revision >= newest.get(match.group(1), (-2, ""))[0]:
+                newest[match.group(1)] = (revision, url.split("#")[0])
+    return [url for _, (_, url) in sorted(newest.items())]
+
+
+def _upload_order(url: str) -> tuple[str, int]:
+    match = re.search(r"/files/(\d{4}-\d{2})/[^/]*?(?:_(\d{1,3}))?\.xlsx$", urlsplit(url).path)
+    return (match.group(1), -1 if match.group(2) is None else int(match.group(2))) if match else ("", -1)
+
+
+class IafqConfig(SourceConfig):
+    """sources/iafq.yaml: where releases are found and which are pinned."""
+
+    report_pages: list[HttpUrl] = Field(default_factory=list, description="data report pages linking releases")
+    file_name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$", description="workbook name without .xlsx")
+    releases: list[HttpUrl] = Field(default_factory=list, description="releases pinned or added by hand")
+    max_uncompressed_bytes: int = Field(default=xlsx.Limits.max_uncompressed_bytes, gt=0)
+    max_compression_ratio: float = Field(default=xlsx.Limits.max_compression_ratio, gt=1)
+
+
+class IafqSource(Source):
+    """One batch per IAFQ release, keyed by the release date printed in the workbook."""
+
+    name = "iafq"
+    config_model = IafqConfig
+    kind = "xlsx"
+    tables = (FIREARMS_SEIZURES,)
+    derived_tables = (FIREARMS_SEIZURES, INDICATOR_REVISIONS)
+
+    @property
+    def limits(self) -> xlsx.Limits:
+        return xlsx.Limits(max_uncompressed_bytes=self.config.max_uncompressed_bytes,
+                           max_compression_ratio=self.config.max_compression_ratio)
+
+    def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:
+        """Releases linked from the report pages plus the configured ones, oldest upload first; a page that
+        cannot be read is an error of its own (the other releases still run)."""
+        urls, errors = {str(u) for u in self.config.releases}, {}
+        for page in self.config.report_pages:
+            try:
+                response = client.get(str(page), "html")
+                urls.update(release_links(response.body, response.url, self.config.file_name))
+            except (ParseError, *client.errors) as exc:
+                errors[f"report page {page}"] = str(exc)
+        return [Batch(url, (url,)) for url in sorted(urls, key=lambda u: (_upload_order(u), u))], errors
+
+    def parse(self, batch: Batch, responses) -> tuple[str, dict]:
+        (response,) = responses
+        table = seizures(response.body, response.url, self.limits)
+        released = (table["release_date"][0].as_py() if table.num_rows
+                    else release_date(response.body, response.url, self.limits))
+        return released.isoformat(), {FIREARMS_SEIZURES: table}
+
+    def relate(self, staged: Staged, reader: Reader) -> tuple[Staged, Notes]:
+        """Flag the newest release (staged or published) as the latest; note published releases no longer found."""
+        published = {d.isoformat() for d in reader.read(FIREARMS_SEIZURES)["release_date"].unique().to_pylist()}
+        latest = max(published | set(staged), default=None)
+        relabelled = {key: {FIREARMS_SEIZURES: _flagged(tables[FIREARMS_SEIZURES], key == latest)}
+                      for key, tables in staged.items()}
+        note = "not among the releases read this run (no longer linked upstream, or failed above); kept as published"
+        notes = {key: note for key in sorted(published - set(staged))}
+        return relabelled, notes
+
+    def derive(self, reader: Reader, before: Staged, published: set[str]) -> list[tuple[tuple, Staged]]:
+        """The latest flag settled on what is now published (an older release is republished with false once a
+        newer one is published), then the revisions between every consecutive pair of releases."""
+        current = reader.read(FIREARMS_SEIZURES)
+        keys = sorted({d.isoformat() for d in current["release_date"].to_pylist()})
+        flags = {}
+        for key in keys:
+            batch = current.filter(pc.equal(current["release_date"], pa.scalar(date.fromisoformat(key))))
+            should = key == keys[-1]
+            if pc.any(pc.not_equal(batch["is_latest_release"], should)).as_py():
+                flags[key] = {FIREARMS_SEIZURES: _flagged(batch, should)}
+        groups = [((FIREARMS_SEIZURES,), flags)] if flags else []
+        history = revisions.release_pairs_revisions(current)
+        if history is not None:
+            groups.append(((INDICATOR_REVISIONS,), {FIREARMS_SEIZURES.name: {INDICATOR_REVISIONS: history}}))
+        return groups
+
+
+def _flagged(table: pa.Table, latest: bool) -> pa.Table:
+    at = table.schema.get_field_index("is_latest_release")
+    return table.set_column(at, table.schema.field(at), pa.array([latest] * table.num_rows, pa.bool_()))

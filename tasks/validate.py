@@ -21,16 +21,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 
-os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-
-import great_expectations as gx  # noqa: E402  (analytics must be off before import)
-from great_expectations.data_context.types.base import ProgressBarsConfig  # noqa: E402
-
-from tasks.tables import Table  # noqa: E402
+from tasks.tables import Table
 
 SUITES = Path(__file__).resolve().parent.parent / "expectations"
 FLOAT_MAX = sys.float_info.max
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+def _gx():
+    """Great Expectations, imported only when something must be validated (it takes seconds to import)."""
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")  # analytics must be off before the import
+    import great_expectations
+
+    return great_expectations
 
 
 @dataclass
@@ -91,6 +94,9 @@ class Validator:
     """An ephemeral GX context; with `docs`, every validation also updates static Data Docs in that folder."""
 
     def __init__(self, docs: Path | None = None):
+        gx = _gx()
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
         self.context = gx.get_context(mode="ephemeral")
         self.context.variables.progress_bars = ProgressBarsConfig(globally=False)
         self.source = self.context.data_sources.add_pandas("armswatch")
@@ -103,8 +109,9 @@ class Validator:
             self.actions = [gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["armswatch"])]
         self.checkpoints = {}
 
-    def _checkpoint(self, table: Table) -> gx.Checkpoint:
+    def _checkpoint(self, table: Table):
         if table.name not in self.checkpoints:
+            gx = _gx()
             batches = self.source.add_dataframe_asset(table.name).add_batch_definition_whole_dataframe("staged")
             suite = self.context.suites.add(gx.ExpectationSuite(**suite_definition(table)))
             definition = self.context.validation_definitions.add(
@@ -149,9 +156,9 @@ def nan_as_inf(data: pa.Table) -> pa.Table:
 
 
 def flatten_nested(data: pa.Table) -> pa.Table:
-    """Map and list columns as canonical JSON text, so that pandas-backed expectations can compare them."""
+    """Map, list and struct columns as canonical JSON text, so that pandas-backed expectations can compare them."""
     for i, f in enumerate(data.schema):
-        if pa.types.is_map(f.type) or pa.types.is_list(f.type):
+        if pa.types.is_map(f.type) or pa.types.is_list(f.type) or pa.types.is_struct(f.type):
             values = data.column(i).to_pylist()
             text = [None if v is None else json.dumps(sorted(v) if pa.types.is_map(f.type) else v, default=str)
                     for v in values]
@@ -165,9 +172,10 @@ def _observed(res: dict) -> object:
         return f"error: {res['exception_info'].get('exception_message')}"
     if "observed_value" in result:
         return result["observed_value"]
-    return f"{result.get('unexpected_count')} unexpected, e.g. {result.get('partial_unexpected_list', [])[:3]}"
+    sample = ", ".join(str(v) for v in result.get("partial_unexpected_list", [])[:3])
+    return f"{result.get('unexpected_count')} unexpected, e.g. {sample}"
 
 
 def _sample(rows: list[dict], batch_key: str) -> str:
-    shown = [{k: v for k, v in row.items() if k != batch_key} for row in rows[:3]]
+    shown = "; ".join(", ".join(f"{k}={v}" for k, v in row.items() if k != batch_key) for row in rows[:3])
     return f"{len(rows)} unexpected row(s), e.g. {shown}"

@@ -15,6 +15,8 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MTDSG = SHARED / "untc" / "mtdsg-2018-01-15"
+M49_URL = "https://unstats.un.org/unsd/methodology/m49/overview/"
+REPORT_PAGE = "https://data.unodc.org/datareport/firearm-seizures"
 
 
 @pytest.fixture(scope="session")
@@ -59,3 +61,11 @@ def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = N
             shutil.copyfile(SHARED / entry["file"], target)
     (mirror / "manifest.json").write_text(json.dumps(entries))
     return mirror
+
+
+def report_page(*months: str) -> bytes:
+    """A data report page in the shape UNODC uses: a download link per release (relative or absolute)."""
+    links = "".join(f'<li><a href="/sites/dataportal.unodc.org/files/{m}/data_iafq_firearms_trafficking.xlsx">'
+                    f"Firearms trafficking data ({m})</a></li>" for m in months)
+    return (f"<!DOCTYPE html><html><head><title>Firearms seizures | dataUNODC</title></head><body><main>"
+            f"<h1>Firearms seizures</h1><ul>{links}</ul></main></body></html>").encode()

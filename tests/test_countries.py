@@ -7,7 +7,8 @@ import csv
 import pytest
 
 from conftest import SHARED
-from tasks.countries import by_iso3, by_m49, resolve_name
+from tasks import countries
+from tasks.countries import Country, by_iso3, by_m49, resolve_name
 
 M49_ROWS = list(csv.DictReader((SHARED / "unsd/m49/UNSD-Methodology.csv").open(encoding="utf-8-sig"), delimiter=";"))
 COUNTRIES = [r for r in M49_ROWS if r["ISO-alpha3 Code"]]
@@ -35,12 +36,56 @@ def test_un_styles_resolve(name, iso3):
     assert resolve_name(name).iso3 == iso3 and resolve_name(name).is_state
 
 
-def test_european_union_is_a_participant_that_is_not_a_state():
-    eu = resolve_name("European Union")
-    assert (eu.iso3, eu.m49, eu.is_state) == ("EUU", None, False)
+@pytest.mark.parametrize("name, iso3", [
+    ("Türkiye", "TUR"), ("Czechia", "CZE"), ("North Macedonia", "MKD"), ("Eswatini", "SWZ"),
+    ("Gambia (The)", "GMB"), ("Bahamas (The)", "BHS"), ("Netherlands (Kingdom of the)", "NLD"),
+    ("Bolivia (Plurinational State of)", "BOL"), ("Congo (The Democratic Republic of the)", "COD"),
+    ("United Kingdom of Great Britain and Northern Ireland", "GBR"), ("Lao People’s Democratic Republic", "LAO"),
+    ("Republic of Moldova", "MDA"), ("Micronesia (Federated States of)", "FSM"),
+])
+def test_names_as_untc_writes_them_today_resolve(name, iso3):
+    country = resolve_name(name)
+    assert country is not None and (country.iso3, country.is_state) == (iso3, True)
+    assert country.m49 == by_iso3(iso3).m49
+
+
+@pytest.mark.parametrize("name", ["European Union", "European Community", "World Health Organization",
+                                  "Economic Community of West African States"])
+def test_participants_that_are_not_states_have_no_codes(name):
+    assert resolve_name(name) == Country(None, None, False)
+
+
+def test_an_operator_adds_an_alias_in_the_yaml_file_without_code_change(tmp_path, monkeypatch):
+    aliases = tmp_path / "country_aliases.yaml"
+    aliases.write_text("aliases:\n  Republic of Ruritania: SRB\nnon_states:\n  - Ruritanian Customs Union\n")
+    monkeypatch.setattr(countries, "ALIASES_FILE", aliases)
+    for cached in (countries.declared, countries.resolve_name):
+        cached.cache_clear()
+    try:
+        assert resolve_name("republic of  Ruritania").iso3 == "SRB"
+        assert resolve_name("Ruritanian Customs Union").is_state is False
+    finally:
+        countries.declared.cache_clear()
+        countries.resolve_name.cache_clear()
+
+
+def test_overlong_names_do_not_resolve():
+    assert resolve_name("Denmark" + " " * 20_000) is None
 
 
 def test_unknown_names_and_aggregates_do_not_resolve():
     assert resolve_name("Atlantis") is None
     assert by_m49(1) is None and by_m49(419) is None  # World, Latin America and the Caribbean
     assert by_iso3("MEX").m49 == 484
+
+
+def test_a_malformed_alias_file_is_a_clear_error(tmp_path, monkeypatch):
+    aliases = tmp_path / "country_aliases.yaml"
+    aliases.write_text("aliases: [Turkey, TUR]\n")
+    monkeypatch.setattr(countries, "ALIASES_FILE", aliases)
+    countries.declared.cache_clear()
+    try:
+        with pytest.raises(ValueError, match="country_aliases.yaml: expected 'aliases: {name: ISO3}'"):
+            countries.declared()
+    finally:
+        countries.declared.cache_clear()

@@ -1,8 +1,9 @@
 """Deployments end to end against a real Prefect server and process worker on loopback (SQLite).
 
 Starts `prefect server`, creates the process work pool, deploys deployments.yaml, starts a worker, triggers
-the treaties deployment on the recorded mirror (clean: no alert) and on a mirror with a bad document (quarantined:
-exactly one alert naming the failing expectation, received by a real HTTP webhook on loopback).
+the treaties deployment on the recorded mirror (clean: Completed, no alert) and on a mirror with a bad document
+(quarantined: the flow run ends Failed, exactly one alert naming the failing expectation, received by a real HTTP
+webhook on loopback).
 Bounded: every wait has a deadline; every process started is stopped at teardown.
 """
 
@@ -51,9 +52,9 @@ def prefect_server(tmp_path_factory):
         processes.append(proc)
         return proc
 
-    def run(*args: str) -> subprocess.CompletedProcess:
+    def run(*args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([str(BIN / "prefect"), *args], cwd=PROJECT, env=env, capture_output=True, text=True,
-                              timeout=DEADLINE, check=True)
+                              timeout=DEADLINE, check=check)
 
     try:
         start("server", "start", "--host", "127.0.0.1", "--port", str(port), log="server.log")
@@ -103,21 +104,23 @@ def test_scheduled_deployment_publishes_and_alerts_once_on_a_bad_document(prefec
             f"B(name='armswatch', url='{receiver.url}', json_data={{'subject': '{{{{subject}}}}', "
             "'text': '{{body}}'}).save('e2e-alerts', overwrite=True)")], env=env, check=True, timeout=DEADLINE)
 
-        def trigger(mirror: Path) -> str:
+        def trigger(mirror: Path) -> subprocess.CompletedProcess:
             return run("deployment", "run", "armswatch-treaties/treaties", "--param", f"mirror={mirror}",
                        "--param", f"warehouse={warehouse}", "--param", f"treaties={catalog}",
                        "--param", "alert_block=custom-webhook/e2e-alerts",
-                       "--watch", "--watch-timeout", str(DEADLINE)).stdout
+                       "--watch", "--watch-timeout", str(DEADLINE), check=False)
 
         clean = trigger(SHARED)
-        assert "Completed" in clean, clean[-2000:]
+        assert clean.returncode == 0 and "Completed" in clean.stdout, clean.stdout[-2000:] + clean.stderr[-2000:]
         assert sorted(p.stem for p in (warehouse / "participation").glob("*.parquet")) == ["XVIII-12-c", "XXVI-8"]
         assert receiver.bodies == [], "a clean run sends no alert"
 
         url = untc.mtdsg_url("XVIII-12-c")
         lying = (MTDSG / "XVIII-12-c.en.xml").read_bytes().replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
         bad = trigger(make_mirror(tmp_path, {url: ("XVIII-12-c.xml", lying)}))
-        assert "Completed" in bad, bad[-2000:]
+        output = bad.stdout + bad.stderr
+        assert bad.returncode == 1 and "Failed" in output, output[-2000:]  # red in Prefect, after publishing
+        assert (warehouse / "participation" / "XXVI-8.parquet").exists()
         deadline = time.monotonic() + 30
         while not receiver.bodies and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -95,7 +95,7 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
 
     from flows.cli import main
     from flows.refresh import refresh
-    from tasks.alerts import batch_rows, failure_alert, summary_markdown
+    from tasks.alerts import batch_rows, failure_alert, summary_lines, summary_markdown
     from tasks.tables import PARTICIPATION, TREATIES
 
     root = url("full")
@@ -130,7 +130,7 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
     assert panel.height > 0 and panel.equals(pl.read_parquet(f"{root}/country_year_panel/*.parquet"))
 
     # credentials: in no output, log, artifact, alert, summary or stored object
-    leaks = ["\n".join(line for r in reports for line in r.lines()), failure_alert("run", reports) or "",
+    leaks = ["\n".join(summary_lines(reports)), failure_alert("run", reports) or "",
              summary_markdown("run", reports), json.dumps(batch_rows(reports), default=str), caplog.text,
              "".join(capsys.readouterr())]
     with get_client(sync_client=True) as client:
@@ -139,16 +139,24 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
     stored = fs.find(root.removeprefix("s3://"))
     assert not [key for key in stored if SECRET.encode() in fs.cat_file(key)]
 
-    # an unchanged rerun through the CLI writes no data file, copy, history or manifest
+    # `armswatch status` reads the bucket: the manifest's files, the open quarantine, the run log
+    assert main(["status", "--warehouse", root]) == 1  # UNTOC 2018 is quarantined
+    shown = capsys.readouterr().out
+    assert re.search(r"^participation +XXVI-8 +\d+ ", shown, re.M) and "treaties / XVIII-12: quarantined" in shown
+    assert not (warehouse.root / "armswatch.duckdb").exists(), "no DuckDB file on an object store"
+
+    # an unchanged rerun through the CLI writes no data file, copy, history or manifest (only the raw archive, the
+    # lease, the run log and the incident state)
     mark, manifest = s3.mark(), (warehouse.root / "_manifest.json").read_bytes()
     assert main(["run", "--mirror", str(SHARED), "--warehouse", root]) == 1  # UNTOC 2018 is quarantined again
     prefix = root.removeprefix("s3://") + "/"
     written = [key.removeprefix(prefix) for key in s3.puts(mark)]
     kinds = Counter(key.split("/")[0] for key in written)
-    assert set(kinds) <= {"_raw", "_lock.json", "_quarantine"}, kinds
+    assert set(kinds) <= {"_raw", "_lock.json", "_runs", "_state"}, kinds
     assert (warehouse.root / "_manifest.json").read_bytes() == manifest
     out = capsys.readouterr()
-    assert "unchanged, nothing written" in out.out and SECRET not in out.out + out.err
+    assert re.search(r"^treaties +XXVI-8 +unchanged\b", out.out, re.M) and "total: 0 published" in out.out, out.out
+    assert SECRET not in out.out + out.err
     print(f"\nunchanged rerun: PUTs by top-level folder {dict(kinds)}")
 
 
@@ -251,8 +259,8 @@ def test_the_cli_refuses_a_second_run_naming_the_holder(s3, capsys):
 
     root = url("cli-lock")
     with Warehouse(root).locked():
-        # 2 on this branch; 3 (infrastructure: lock held by another run) under the shared exit-code contract
-        assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", root]) in (2, 3)
+        # 3: infrastructure (the lock is held by another run)
+        assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", root]) == 3
     err = capsys.readouterr().err
     assert f"warehouse {root} is in use by another run (host {socket.gethostname()} pid {os.getpid()}" in err
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import calendar
 import re
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tasks.errors import ParseError
-from tasks.untc import clean_name, parse_cell, parse_document, sanitize
+from tasks.untc import Cell, batch_tables, clean_name, parse_cell, parse_document, sanitize
 
 FAST = settings(max_examples=200, derandomize=True, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -59,7 +59,7 @@ def test_parse_cell_raises_only_value_error(text):
         result = parse_cell(text)
     except ValueError:
         return
-    assert result is None or (isinstance(result[0], date) and (result[1] is None or result[1].isalpha()))
+    assert result is None or (isinstance(result.when, date) and (result.suffix is None or result.suffix.isalpha()))
 
 
 @st.composite
@@ -81,7 +81,7 @@ def valid_cell(draw) -> tuple[str, date, str | None]:
 @given(valid_cell())
 def test_parse_cell_round_trips_valid_cells(case):
     text, when, suffix = case
-    assert parse_cell(text) == (when, suffix)
+    assert parse_cell(text) == Cell(when, suffix, text.strip().startswith("["))
 
 
 @pytest.mark.parametrize("word", MONTH_WORDS)
@@ -92,7 +92,7 @@ def test_parse_cell_month_word_in_any_case_parses_or_raises_value_error(word):
             result = parse_cell(text)
         except ValueError:
             continue
-        assert result[0].year in (1999, 2000)
+        assert result.when.year in (1999, 2000)
 
 
 @pytest.mark.parametrize("text", [None, "", "   ", "\t\n"])
@@ -170,10 +170,13 @@ def test_sanitize_changes_nothing_in_a_clean_body(body):
 # --- parse_document -----------------------------------------------------------------------------------------------
 
 def only_parse_errors(body: bytes) -> None:
+    """A document either parses into typed tables (no value overflows a column type) or is a ParseError."""
     try:
-        parse_document(body, "https://example.test/fuzz.xml", "XCIX-7-z", None)
+        doc = parse_document(body, "https://example.test/fuzz.xml", "XCIX-7-z", None)
     except ParseError as exc:
         assert str(exc).startswith("untc: https://example.test/fuzz.xml: ")
+        return
+    batch_tables(doc, "0" * 64, datetime(2026, 1, 2, tzinfo=timezone.utc), date(2026, 1, 2))
 
 
 @FAST
@@ -199,7 +202,8 @@ def mutated_document(draw) -> bytes:
             body[i:i] = body[i:i + draw(st.integers(1, 200))]
         else:
             body[i:i] = draw(st.sampled_from([b"&", b"<", b"</Row>", b"<Row><Entry>X</Entry></Row>", b"\x00",
-                                              b"<Entry>31 Feb 2001</Entry>", b"]]>", b"<!--", b"\xff\xfe"]))
+                                              b"<Entry>31 Feb 2001</Entry>", b"]]>", b"<!--", b"\xff\xfe",
+                                              b"99999", b"[", b"]", b"<Entry>[1 Jan 2001] a</Entry>"]))
     return bytes(body)
 
 
@@ -214,7 +218,7 @@ def test_parse_document_on_mutated_documents_raises_only_parse_error(body):
 @pytest.mark.parametrize("word", ["sept", "SEPT", "sEPT", "Sept", "Sept."])
 def test_parse_cell_sept_in_any_case(word):
     """Once a RecursionError: parse_date retried with replace('Sept', 'Sep'), which changes no other spelling."""
-    assert parse_cell(f"1 {word} 2000 a") == (date(2000, 9, 1), "a")
+    assert parse_cell(f"1 {word} 2000 a") == Cell(date(2000, 9, 1), "a")
 
 
 def test_huge_footnote_marker_does_not_escape_as_value_error():

@@ -1,6 +1,5 @@
 """tasks.revisions on the recorded IAFQ releases (2022-06-17 -> 2024-08-26) and on small tables."""
 
-import json
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
@@ -37,7 +36,7 @@ def iafq(old, new):
 
 def test_iafq_labels_alone_are_not_unique(old):
     with pytest.raises(ValueError, match="release 2022-06-17: 198 keys .* are not unique"):
-        revisions.revisions("firearms_seizures", old, old, list(unodc.OBSERVATION_LABELS), "2022-06-17", "x")
+        revisions.revisions("firearms_seizures", old, old, list(revisions.SEIZURE_LABELS), "2022-06-17", "x")
 
 
 def test_iafq_counts(iafq):
@@ -52,29 +51,35 @@ def test_iafq_counts(iafq):
 
 def test_iafq_revised_example(iafq):
     # United Kingdom, arms found in 2021: 48 in the 2022 release (partial year), 185 in the 2024 release.
-    key = {"iso3": "GBR", "indicator": "Arms found", "dimension": "by type", "category": "Total", "sex": "na",
-           "age": "na", "year": 2021, "unit": "Counts", "duplicate_rank": 0}
-    rows = iafq.filter(pc.equal(iafq["observation_key"], json.dumps(key))).to_pylist()
+    key = {"iso3": "GBR", "subnational_code": None, "indicator": "Arms found", "dimension": "by type",
+           "category": "Total", "sex": "na", "age": "na", "year": 2021, "unit": "Counts", "duplicate_rank": 0}
+    rows = [r for r in iafq.to_pylist() if all(r[k] == v for k, v in key.items())]
     assert rows == [{
         "dataset": "firearms_seizures", "old_release": "2022-06-17", "new_release": "2024-08-26",
-        "change": "value_changed", "iso3": "GBR", "year": 2021, "observation_key": json.dumps(key),
-        "old_value": 48.0, "new_value": 185.0,
+        "change": "value_changed", **key, "m49": None, "dimensions": None, "old_value": 48.0, "new_value": 185.0,
     }]
 
 
 def test_iafq_relabelled_categories_are_removed_and_added(iafq):
     # 2024 renamed "by other suspected offences" categories, e.g. Drugs -> Drug trafficking.
-    keys = {change: Counter(json.loads(k)["category"] for k, c in zip(
-        iafq["observation_key"].to_pylist(), iafq["change"].to_pylist()) if c == change)
-        for change in ("added", "removed")}
+    keys = {change: Counter(r["category"] for r in iafq.to_pylist() if r["change"] == change)
+            for change in ("added", "removed")}
     assert keys["removed"]["Drugs"] == 97 and keys["added"]["Drugs"] == 0
     assert keys["added"]["Drug trafficking"] == 127
 
 
 def test_iafq_renamed_country_and_source_are_not_revisions(iafq):
     # 2024 renamed Netherlands and rewrote Source labels; neither is part of the key, so neither shows up here.
-    keys = [json.loads(k) for k in iafq["observation_key"].to_pylist()]
-    assert all(set(k) == set(revisions.SEIZURE_KEY) for k in keys)
+    assert not {"country", "source"} & set(iafq.column_names)
+    assert set(revisions.SEIZURE_KEY) <= set(iafq.column_names)
+    assert iafq["indicator"].null_count == 0 and iafq["m49"].null_count == iafq.num_rows
+
+
+def test_revision_keys_are_typed_columns(iafq):
+    schema = iafq.schema
+    assert schema.field("year").type == pa.int16() and schema.field("duplicate_rank").type == pa.int16()
+    assert pa.types.is_map(schema.field("dimensions").type)
+    assert "observation_key" not in schema.names
 
 
 def test_same_release_has_no_revisions(old):
@@ -112,8 +117,15 @@ def test_sdg_series_keyed_on_dimensions():
     out = revisions.revisions("VC_ARM_SZTRACE", old, new, ["m49", "year", "dimensions"], "2026.Q3.G.01", "next")
     assert [(r["change"], r["iso3"], r["year"], r["old_value"], r["new_value"]) for r in out.to_pylist()] == [
         ("removed", "ALB", 2024, 0.0, None), ("value_changed", "MEX", 2021, 99.52, 99.6)]
-    assert json.loads(out["observation_key"][1].as_py()) == {
-        "m49": 484, "year": 2021, "dimensions": {"Reporting Type": "G"}}
+    changed = out.to_pylist()[1]
+    assert (changed["m49"], changed["year"], changed["dimensions"], changed["indicator"]) == (
+        484, 2021, [("Reporting Type", "G")], None)
+
+
+def test_key_columns_must_be_revision_columns():
+    table = pa.table({"iso3": ["MEX"], "colour": ["red"], "value": [1.0]})
+    with pytest.raises(ValueError, match=r"key columns \['colour'\] are not columns of indicator_revisions"):
+        revisions.revisions("d", table, table, ["iso3", "colour"], "a", "b")
 
 
 def traced(release: str, edit=lambda rows: rows) -> pa.Table:

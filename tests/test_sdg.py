@@ -72,7 +72,7 @@ def test_parse_page_reads_paging():
 
 @pytest.mark.parametrize("body, problem", [
     (b"<html><body>Service Unavailable</body></html>", "not JSON"),
-    (b'{"totalElements": 1, "data": []}', "page lacks totalPages, pageNumber"),
+    (b'{"totalElements": 1, "data": []}', "page lacks pageNumber"),
     (b'{"totalElements": "1", "totalPages": 1, "pageNumber": 1, "data": []}', "totalElements is '1'"),
     (b"[]", "expected a JSON object"),
 ])
@@ -161,3 +161,61 @@ def test_value_cells():
     bad = edited(page, lambda doc: doc["data"][0].update(value="<5"))
     with pytest.raises(ParseError, match="value '<5' is not a number"):
         sdg.observations([bad], "r", FETCHED)
+
+
+def test_several_releases_newest_is_taken():
+    listing = json.dumps([{"code": "16.4.2", "series": [
+        {"code": TRACE, "release": "2025.Q4.G.01"}, {"code": TRACE, "release": "2026.Q10.G.01"},
+        {"code": TRACE, "release": "2026.Q2.G.03"}, {"code": "VC_OTHER", "release": "2099.Q1.G.01"}]}]).encode()
+    assert sdg.releases_for(listing, "u", TRACE) == ["2026.Q10.G.01", "2026.Q2.G.03", "2025.Q4.G.01"]
+    assert sdg.release_for(listing, "u", TRACE) == "2026.Q10.G.01"
+
+
+def test_pinned_page_url():
+    assert sdg.series_data_url(sdg.BASE, TRACE, 2, 50, "2026.Q3.G.01") == (
+        "https://unstats.un.org/sdgapi/v1/sdg/Series/Data?seriesCode=VC_ARM_SZTRACE&page=2&pageSize=50"
+        "&releaseCode=2026.Q3.G.01")
+
+
+def test_missing_total_pages_is_computed():
+    pages = [edited(page, lambda doc: doc.pop("totalPages")) for page in recorded_pages(TRACE)]
+    assert sdg.parse_page(pages[0][1], pages[0][0])["total_pages"] == 3
+    assert sdg.observations(pages, "r", FETCHED).num_rows == 104
+    no_size = edited(pages[0], lambda doc: doc.pop("size"))
+    assert sdg.parse_page(no_size[1], no_size[0], page_size=50)["total_pages"] == 3
+    with pytest.raises(ParseError, match="no size"):
+        sdg.parse_page(no_size[1], no_size[0])
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda doc: doc.update(totalPages=3000), "totalPages is 3000 but totalElements 104 in pages of 50 make 3"),
+    (lambda doc: doc.update(totalElements=10**9, totalPages=None), r"20000000 pages .* over the 500-page cap"),
+])
+def test_page_count_is_bounded(change, problem):
+    url, body = edited(recorded_pages(TRACE)[0], change)
+    with pytest.raises(ParseError, match=problem):
+        sdg.parse_page(body, url)
+
+
+@pytest.mark.parametrize("body, problem", [
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+    (b'{"a": ' + b"[" * 40 + b"]" * 40 + b"}", "nested 41 levels deep, over the 32-level cap"),
+    (b'{"totalElements": ' + b"9" * 5000 + b"}", "a JSON number of 5000 characters"),
+    (b'{"value": 1e400}', "JSON number 1e400 is out of range"),
+    (b'{"value": Infinity}', "JSON constant Infinity is not a number"),
+])
+def test_json_is_bounded(body, problem):
+    with pytest.raises(ParseError, match=problem):
+        sdg.parse_page(body, "https://example.org/page")
+
+
+def test_page_size_cap():
+    url, body = recorded_pages(TRACE)[0]
+    with pytest.raises(ParseError, match=r"response of \d+ bytes, over the 1000-byte cap"):
+        sdg.parse_page(body, url, limits=sdg.Limits(max_page_bytes=1000))
+
+
+def test_infinite_value_string_is_kept_for_the_suite():
+    page = edited(recorded_pages(TRACE)[2], lambda doc: doc.update(totalElements=4, totalPages=1, pageNumber=1)
+                  or doc["data"][0].update(value="Infinity"))
+    assert sdg.observations([page], "r", FETCHED)["value"][0].as_py() == float("inf")

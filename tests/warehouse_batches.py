@@ -28,13 +28,13 @@ def batch(key: str, version: int, fetched_at: datetime | None = None) -> dict[Ta
         "chapter": "XCIX", "conclusion_date": date(2001, 5, 31), "stated_signatories": 3,
         "stated_parties": version, "parsed_signatories": 3, "parsed_parties": version,
         "participant_table_found": True, "source_url": f"https://example.test/{key}.xml",
-        "raw_sha256": f"{version:064x}", "fetched_at": fetched_at,
+        "raw_sha256": f"{version:064x}", "fetched_at": fetched_at, "as_of": SNAPSHOT,
     }
     participants = [
         {"mtdsg_no": key, "participant": name, "footnotes": [i] if i else [], "iso3": iso3,
          "signature_date": date(2001, 1, 1) + timedelta(days=version + i), "signature_kind": "signature",
          "consent_date": date(2005, 1, 1) + timedelta(days=version * 7 + i), "consent_kind": "ratification",
-         "is_party": True, "is_state": True}
+         "is_party": True, "is_state": True, "withdrawn": False}
         for i, (name, iso3) in enumerate([("Albania", "ALB"), ("Argentina", "ARG"), ("Denmark", "DNK")])
     ]
     return {

@@ -1,0 +1,78 @@
+"""What an operator sees on the console during a CLI run: Prefect's per-task lines and Great Expectations'
+temporary-directory lines stay out of it (they remain in Prefect's logs; `--verbose` brings them back), a rich
+progress bar per stage (fetch, parse, validate) with counts, and the summary table the CLI prints at the end.
+Upstream: none. Tables fed: none.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tasks.run import STAGES
+
+ENGINE_LINES = ("Finished in state", "Encountered exception")
+
+
+class QuietConsole(logging.Filter):
+    """Lets warnings and errors of armswatch itself through; drops Prefect's engine lines and tracebacks."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return (record.levelno >= logging.WARNING and not record.exc_info
+                and not record.getMessage().startswith(ENGINE_LINES))
+
+
+def quiet_logging() -> None:
+    """Filter the console handlers Prefect installed (the API handler keeps every line for Prefect's logs)."""
+    for name in ("", "uvicorn", "fastapi"):
+        for handler in logging.getLogger(name).handlers:
+            if type(handler).__name__ == "PrefectConsoleHandler" and not any(
+                    isinstance(f, QuietConsole) for f in handler.filters):
+                handler.addFilter(QuietConsole())
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
+
+
+class StageBars:
+    """One progress bar per stage; totals grow as flows announce work (STAGES.start) and finish it."""
+
+    def __init__(self, console: Console):
+        self.progress = Progress(TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeElapsedColumn(), console=console)
+        self.bars: dict[str, int] = {}
+        self.lock = threading.Lock()
+
+    def _bar(self, stage: str) -> int:
+        if stage not in self.bars:
+            self.bars[stage] = self.progress.add_task(stage, total=0)
+        return self.bars[stage]
+
+    def start(self, stage: str, total: int) -> None:
+        with self.lock:
+            bar = self._bar(stage)
+            self.progress.update(bar, total=(self.progress.tasks[bar].total or 0) + total)
+
+    def advance(self, stage: str, done: int = 1) -> None:
+        with self.lock:
+            bar = self._bar(stage)
+            task = self.progress.tasks[bar]
+            self.progress.update(bar, completed=task.completed + done,
+                                 total=max(task.total or 0, task.completed + done))
+
+
+@contextmanager
+def progress(enabled: bool = True):
+    """Show the stage bars on stderr while the body runs."""
+    if not enabled:
+        yield
+        return
+    bars = StageBars(Console(stderr=True))
+    STAGES.display = bars
+    try:
+        with bars.progress:
+            yield
+    finally:
+        STAGES.display = None

@@ -1,0 +1,110 @@
+"""Analyst tables and outputs: the UN M49 countries, treaty status, the country × year panel, then
+warehouse/armswatch.duckdb and warehouse/report/index.html.
+
+Upstream: none; everything is read from what is published in the warehouse (countries comes from the registered
+M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed: countries, treaty_status, treaty_status_by_year, country_year_panel.
+Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from flows.steps import audit, final_state, reported
+from tasks import catalog, duckdb_views, panel, registry, report, storage
+from tasks.run import Report, Run, use_run
+from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
+                          PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
+from tasks.treaty_status import status_tables
+
+#: Every table the DuckDB file has a view for.
+PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.PANEL)
+
+
+@task(cache_policy=NO_CACHE)
+def build_status(run: Run, entries: list[catalog.Treaty], countries_table) -> dict:
+    """treaty_status and treaty_status_by_year batches, one per catalog treaty whose treaties row is published."""
+    treaties = {row["mtdsg_no"]: row for row in run.warehouse.read(TREATIES).to_pylist()}
+    participation = run.warehouse.read(PARTICIPATION)
+    staged = {}
+    for entry in entries:
+        if entry.id in treaties:
+            row = dict(treaties[entry.id], short_name=entry.short_name or treaties[entry.id]["short_name"])
+            status, by_year = status_tables(row, participation, countries_table)
+            staged[entry.id] = {TREATY_STATUS: status, TREATY_STATUS_BY_YEAR: by_year}
+    return staged
+
+
+@task(cache_policy=NO_CACHE)
+def build_panel(run: Run, countries_table):
+    observations, seizures = run.warehouse.read(INDICATOR_OBSERVATIONS), run.warehouse.read(FIREARMS_SEIZURES)
+    return panel.build_panel(countries_table, observations, seizures,
+                             last_year=panel.latest_year(observations, seizures, run.today))
+
+
+@flow(name="armswatch-panel")
+def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None, force: bool = False,
+                       notify: bool = True, alert_block: str | None = None, run: Run | None = None):
+    """Treaty status per state from the published treaties, and the country × year panel from the indicators;
+    not rebuilt when their inputs (the published files they read and the catalog) are those they were last built
+    from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
+    entries = catalog.load(treaties)
+    with (use_run(run, warehouse, None, force) as run,
+          reported(Report("panel", run.id), run, notify, alert_block) as report):
+        countries_table = run.warehouse.read(COUNTRIES)
+        if countries_table.num_rows == 0:
+            reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
+            report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
+            return final_state([report])
+        catalog_text = ",".join(f"{e.id}={e.short_name or ''}" for e in entries)
+        published = set(run.warehouse.read(TREATIES)["mtdsg_no"].to_pylist())
+        for tables, keys, inputs, build in (
+                ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if e.id in published],
+                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries, countries_table)),
+                ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
+                 lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}})):
+            same = [run.skip(key, tables, run.inputs(*inputs, extra=catalog_text)) for key in keys]
+            if keys and all(same):  # built from exactly these inputs already: not built or validated again
+                report.outcomes += audit(run, tables, {}, {}, same)
+                continue
+            try:
+                staged, errors = build(), {}
+            except Exception as exc:  # a table that cannot be derived is a failed batch, reported and alerted
+                staged, errors = {}, {tables[0].name: exc}
+            report.outcomes += audit(run, tables, staged, errors)
+    return final_state([report])
+
+
+def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
+    """Rebuild when the run changed or quarantined something, or when either output is missing."""
+    changed = any(o.status != "unchanged" for r in reports for o in r.outcomes)
+    return changed or not (root / duckdb_views.DATABASE).exists() or not (root / "report" / "index.html").exists()
+
+
+@task(cache_policy=NO_CACHE)
+def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
+    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due, and
+    for a warehouse on an object store (a DuckDB file cannot be opened there: analysts read the manifest's files,
+    see the README)."""
+    logger = get_run_logger()
+    root = run.warehouse.root
+    if not storage.is_local(root):
+        logger.info("warehouse %s is on an object store: %s and the report are not built (they are local files); "
+                    "read the tables through %s/_manifest.json", root, duckdb_views.DATABASE, root)
+        return []
+    if not analyst_outputs_due(root, reports):
+        logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
+        return []
+    try:
+        database = duckdb_views.build(root, list(PUBLISHED_TABLES))
+        with duckdb_views.connect(root) as con:
+            page = report.build(root, con, reports, datetime.now(timezone.utc))
+    except Exception as exc:  # the published data stands; the run goes on to report and alert
+        logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+        return []
+    logger.info("wrote %s and %s", database, page)
+    return [str(database), str(page)]

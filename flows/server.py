@@ -1,0 +1,179 @@
+"""The Prefect API a CLI run talks to: the configured one (PREFECT_API_URL, checked before the run starts), or a
+temporary server the CLI starts as its own child process and stops when it ends.
+
+Prefect's own temporary server waits 20 s by default, which a busy 2-core machine does not meet on a first start
+(the server also migrates its database then: `make setup` runs `prefect server database upgrade -y` ahead, see
+the Makefile). Here the wait is `ARMSWATCH_SERVER_STARTUP_TIMEOUT` seconds (default 300); the server is launched
+first, so it boots while the CLI imports the flows; and the server asks the kernel to stop it when the CLI dies
+(PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server. A database already at the newest migration
+is not migrated again on start. Upstream: none. Tables fed: none.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+
+import httpx
+import prefect
+from prefect.context import refresh_global_settings_context
+from prefect.settings import PREFECT_API_URL, get_current_settings
+
+STARTUP_TIMEOUT = 300
+PR_SET_PDEATHSIG = 1
+
+
+class PrefectUnavailable(RuntimeError):
+    """No Prefect API to record the run in (an infrastructure failure: exit code 3)."""
+
+
+def startup_timeout() -> float:
+    return float(os.environ.get("ARMSWATCH_SERVER_STARTUP_TIMEOUT") or STARTUP_TIMEOUT)
+
+
+def _stop_with(parent: int):
+    """preexec_fn: the child gets SIGTERM from the kernel when `parent` dies, even by SIGKILL."""
+
+    def arm() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the request was armed
+            os._exit(1)
+
+    return arm
+
+
+def database_ready() -> bool:
+    """True when Prefect's SQLite database is at the installed Prefect's newest migration (`make setup` migrates
+    it), so the temporary server can skip migrating on start, which costs seconds on a busy machine."""
+    url = get_current_settings().server.database.connection_url
+    url = url.get_secret_value() if url is not None else ""
+    if not url.startswith("sqlite") or ":///" not in url:
+        return False
+    versions = Path(prefect.__module_path__) / "server" / "database" / "_migrations" / "versions" / "sqlite"
+    newest = max(versions.glob("2*.py"), default=None)
+    head = re.search(r'^revision = "(\w+)"', newest.read_text(), re.M) if newest else None
+    database = Path(url.split(":///", 1)[1])
+    if head is None or not database.is_file():
+        return False
+    try:
+        with closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            return db.execute("select version_num from alembic_version").fetchall() == [(head.group(1),)]
+    except sqlite3.Error:
+        return False
+
+
+def prepare_database() -> None:
+    """Migrate Prefect's database unless it is ready (what `make setup` runs: `python -m flows.server`)."""
+    if PREFECT_API_URL.value():
+        print(f"Prefect API configured ({PREFECT_API_URL.value()}): no local database to prepare")
+    elif database_ready():
+        print("Prefect database ready")
+    else:
+        subprocess.run([str(Path(sys.executable).with_name("prefect")), "server", "database", "upgrade", "-y"],
+                       check=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class PrefectAPI:
+    """`launch()` early, then `with api:` waits until the API answers and points Prefect at it for the body."""
+
+    def __init__(self):
+        self.configured = PREFECT_API_URL.value()
+        self.process: subprocess.Popen | None = None
+        self.url = self.configured
+
+    def launch(self) -> None:
+        if self.configured or self.process is not None:
+            return
+        port = _free_port()
+        self.url = f"http://127.0.0.1:{port}/api"
+        self.process = subprocess.Popen(  # the command of Prefect's temporary server (SubprocessASGIServer)
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
+             "--log-level", "error", "--lifespan", "on"],
+            env={**({"PREFECT_API_DATABASE_MIGRATE_ON_START": "false"} if database_ready() else {}), **os.environ,
+                 **get_current_settings().to_environment_variables(exclude_unset=True),
+                 "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
+            preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None,
+        )
+
+    def __enter__(self) -> str:
+        self.launch()
+        if self.process is None:
+            from prefect.client.orchestration import get_client
+
+            with get_client(sync_client=True) as client:  # with the configured credentials (Prefect Cloud)
+                problem = client.api_healthcheck()
+            if problem is not None:
+                raise PrefectUnavailable(f"the Prefect API at {self.configured} is unreachable; start the server "
+                                         f"or unset PREFECT_API_URL to let armswatch start a temporary one")
+            return self.url
+        deadline = time.monotonic() + startup_timeout()
+        while not self._healthy(timeout=5):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                code = self.process.poll()
+                self.stop()
+                raise PrefectUnavailable(
+                    "the temporary Prefect server " + (f"exited with code {code}" if code is not None else
+                                                       f"did not start within {startup_timeout():.0f} s")
+                    + "; run `make setup` (it prepares Prefect's database) or raise ARMSWATCH_SERVER_STARTUP_TIMEOUT")
+            time.sleep(0.2)
+        os.environ["PREFECT_API_URL"] = self.url
+        refresh_global_settings_context()
+        return self.url
+
+    def __exit__(self, *exc) -> None:
+        if self.process is None:
+            return
+        _drain()
+        os.environ.pop("PREFECT_API_URL", None)
+        refresh_global_settings_context()
+        self.stop()
+
+    def _healthy(self, timeout: float) -> bool:
+        try:
+            return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=1)
+        except subprocess.TimeoutExpired:  # uvicorn waits for idle keep-alive connections; SQLite commits are
+            # durable and every log and event was drained, so nothing is lost by not waiting for it
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+
+def _drain() -> None:
+    """Send the logs and events still queued before the server stops."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    try:
+        APILogWorker.instance().drain()
+    except RuntimeError:  # never started
+        pass
+    EventsWorker.drain_all()
+
+
+if __name__ == "__main__":
+    prepare_database()

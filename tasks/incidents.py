@@ -1,0 +1,136 @@
+"""Open incidents and what is kept of them: alert de-duplication, reminders, recovery notices, retention.
+
+An incident is a batch that was quarantined or failed. Its fingerprint is (batch, the raw sha256s it was built
+from, the failing expectations, or the error with its numbers blanked): the same batch failing on the same bytes
+for the same reasons alerts once, then reminds at most every `ARMSWATCH_REMIND_DAYS` days (default 7); its
+quarantine folder is written once and reused. When the batch passes again, one "recovered" notice goes out.
+State: `<warehouse>/_state/incidents.json`. Retention (`prune`): the last `ARMSWATCH_KEEP` (default 10) quarantine
+folders per batch and GX validation results per table, the last 100 run logs (`_runs/`).
+Tables fed: none.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from tasks import storage
+from tasks.storage import atomic_write
+
+REMIND_DAYS, KEEP, KEEP_RUN_LOGS = 7.0, 10, 100
+
+
+def remind_days() -> float:
+    return float(os.environ.get("ARMSWATCH_REMIND_DAYS") or REMIND_DAYS)
+
+
+def keep() -> int:
+    return max(1, int(os.environ.get("ARMSWATCH_KEEP") or KEEP))
+
+
+def fingerprint(key: str, sources: list[str], failures: list, reason: str) -> str:
+    """Stable across runs for the same bytes and the same failing expectations (or the same error)."""
+    if failures:
+        what = sorted({f"{f.table}:{f.expectation}:{f.kwargs.get('column') or f.kwargs.get('column_list') or ''}"
+                       for f in failures})
+    else:
+        what = [re.sub(r"0x[0-9a-f]+|\d+", "#", reason)]
+    return hashlib.sha256(json.dumps([key, sorted(sources), what], default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Decision:
+    """What to tell people about one run: batches to alert on (new or due a reminder), batches that recovered."""
+
+    alert: list[tuple[object, object, str]]  # (report, outcome, "new" | "reminder")
+    recovered: list[tuple[str, str]]  # (flow, batch key)
+
+
+class Incidents:
+    def __init__(self, root: Path):
+        self.path = storage.location(root) / "_state" / "incidents.json"
+        self.open: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+
+    def find(self, key: str, tables: list[str], sources: list[str]) -> dict | None:
+        """The open incident of batch `key` of `tables` built from exactly these `sources`, if any."""
+        return next((i for i in self.open.values() if i["batch"] == key and i.get("tables") == sorted(tables)
+                     and i.get("sources") == sorted(sources)), None)
+
+    def triage(self, reports, now: datetime, sources: dict | None = None,
+               remind_after: float | None = None) -> Decision:
+        """Decide what to alert on, update the open incidents and save them (the caller holds the warehouse lock).
+        `sources`: (table name, batch key) -> raw sha256s, kept with each new incident."""
+        remind_after = remind_days() if remind_after is None else remind_after
+        sources = sources or {}
+        alert, recovered = [], []
+        for report in reports:
+            for outcome in report.outcomes:
+                ident = f"{report.flow}/{outcome.key}"
+                known = self.open.get(ident)
+                if outcome.ok:
+                    if known:
+                        recovered.append((report.flow, outcome.key))
+                        del self.open[ident]
+                    continue
+                if known and known["fingerprint"] == outcome.fingerprint:
+                    due = now - datetime.fromisoformat(known["last_alerted"]) >= timedelta(days=remind_after)
+                    known["runs"] = known.get("runs", 1) + 1
+                    if due:
+                        alert.append((report, outcome, "reminder"))
+                        known["last_alerted"] = now.isoformat(timespec="seconds")
+                    continue
+                alert.append((report, outcome, "new"))
+                self.open[ident] = {
+                    "flow": report.flow, "batch": outcome.key, "status": outcome.status,
+                    "fingerprint": outcome.fingerprint, "first_seen": now.isoformat(timespec="seconds"),
+                    "last_alerted": now.isoformat(timespec="seconds"), "runs": 1, "reason": outcome.reason,
+                    "quarantine": str(outcome.quarantine) if outcome.quarantine else None,
+                    "tables": sorted(outcome.rows), "rows": outcome.rows,
+                    "sources": sorted({s for t in outcome.rows for s in sources.get((t, outcome.key), [])}),
+                    "explained": explain(outcome),
+                }
+        for report in reports:  # a batch no longer in its flow's catalog closes its incident silently
+            keys = {o.key for o in report.outcomes}
+            if not report.crash:
+                for ident in [i for i, v in self.open.items() if v["flow"] == report.flow and v["batch"] not in keys]:
+                    del self.open[ident]
+        atomic_write(self.path, json.dumps(self.open, indent=1, sort_keys=True).encode())
+        return Decision(alert, recovered)
+
+
+def explain(outcome) -> list[str]:
+    """Why a batch failed, as the short readable lines of the run summary."""
+    from tasks.alerts import describe
+
+    return [line for f in outcome.failures for line in describe(f)] or outcome.reason.splitlines()
+
+
+def prune(root: Path, keep_last: int | None = None) -> list[Path]:
+    """Delete all but the newest `keep_last` quarantine folders per batch and validation results per table, and all
+    but the newest run logs; folders of open incidents are kept. Returns what was deleted."""
+    keep_last = keep() if keep_last is None else keep_last
+    root = storage.location(root)
+    protected = {v.get("quarantine") for v in Incidents(root).open.values()}
+    deleted = []
+    by_batch: dict[str, list[Path]] = {}
+    for folder in (root / "_quarantine").glob("*/*"):
+        by_batch.setdefault(folder.name, []).append(folder)
+    groups = list(by_batch.values())
+    groups += [list(table.glob("*/*")) for table in (root / "_docs" / "validations").glob("*")]
+    for folders in groups:
+        for folder in sorted(folders, key=lambda p: p.parent.name + p.name)[:-keep_last]:
+            if str(folder) not in protected and folder.is_dir():
+                storage.remove_tree(folder)
+                deleted.append(folder)
+    for run in (root / "_quarantine").glob("*"):
+        if run.is_dir() and not any(run.iterdir()):
+            run.rmdir()
+    for log in sorted((root / "_runs").glob("*.json"))[:-KEEP_RUN_LOGS]:
+        log.unlink()
+        deleted.append(log)
+    return deleted

@@ -1,0 +1,85 @@
+"""`armswatch status`: what the warehouse holds now, read from the warehouse alone (no Prefect, no network).
+
+Per table and batch: rows, as of, last published, the raw sha256s it was built from (the armswatch.* Parquet
+metadata written by tasks/publish.py, of the files the warehouse manifest names as current); the open quarantines with their reasons (tasks/incidents.py state); the
+last runs with their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
+Tables read: every table's files (metadata only). Tables fed: none.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from upath import UPath
+
+from tasks import storage
+from tasks.incidents import Incidents
+from tasks.publish import Warehouse, parquet_metadata
+from tasks.storage import atomic_write
+
+LAST_RUNS = 10
+
+
+def log_run(root: UPath, run_id: str, flow_run: str, reports, now: datetime) -> UPath:
+    """Record one flow run's outcome in `_runs/<run_id>.json`."""
+    entry = {
+        "run_id": run_id, "flow_run": flow_run, "finished_at": now.isoformat(timespec="seconds"),
+        "ok": all(r.ok for r in reports), "crash": "; ".join(r.crash for r in reports if r.crash),
+        "counts": {s: sum(r.counts()[s] for r in reports) for s in ("published", "unchanged", "quarantined",
+                                                                     "failed")},
+        "batches": [{"flow": r.flow, "batch": o.key, "status": o.status} for r in reports for o in r.outcomes],
+    }
+    path = storage.location(root) / "_runs" / f"{run_id}.json"
+    atomic_write(path, json.dumps(entry, indent=1).encode())
+    return path
+
+
+def status(root: UPath) -> dict:
+    root = storage.location(root)
+    warehouse = Warehouse(root)
+    tables = {}
+    for name in sorted(warehouse.manifest()["tables"]):
+        batches = []
+        for stem, path in warehouse.batches(name).items():
+            footer = parquet_metadata(path)
+            meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
+            batches.append({
+                "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
+                "published_at": meta.get("armswatch.published_at"),
+                "source_sha256": [s for s in meta.get("armswatch.source_sha256", "").split(",") if s],
+            })
+        if batches:
+            tables[name] = batches
+    quarantines = [{k: v for k, v in incident.items() if k != "fingerprint"}
+                   for _, incident in sorted(Incidents(root).open.items())]
+    runs = [json.loads(p.read_text()) for p in sorted((root / "_runs").glob("*.json"))[-LAST_RUNS:]]
+    return {"warehouse": str(root), "tables": tables, "open_quarantines": quarantines,
+            "last_runs": [{k: v for k, v in run.items() if k != "batches"} for run in reversed(runs)]}
+
+
+def text(report: dict) -> str:
+    out = [f"warehouse {report['warehouse']}", ""]
+    rows = [(table, b["batch"], str(b["rows"]), b["as_of"] or "", b["published_at"] or "",
+             ",".join(s[:12] for s in b["source_sha256"]) or "-")
+            for table, batches in report["tables"].items() for b in batches]
+    header = ("table", "batch", "rows", "as of", "last published", "source sha256")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        out.append("  ".join(c.rjust(w) if i == 2 else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip())
+    if not rows:
+        out.append("(nothing published yet)")
+    out += ["", f"open quarantines: {len(report['open_quarantines'])}"]
+    for q in report["open_quarantines"]:
+        out.append(f"  {q['flow']} / {q['batch']}: {q['status']} since {q['first_seen']} ({q['runs']} run(s))"
+                   + (f", kept in {q['quarantine']}" if q.get("quarantine") else ""))
+        out.append(f"      {' '.join(q['reason'].split())[:300]}")
+    out += ["", "last runs:"]
+    for run in report["last_runs"]:
+        c = run["counts"]
+        out.append(f"  {run['run_id']}  {'ok    ' if run['ok'] else 'FAILED'}  {c['published']} published, "
+                   f"{c['unchanged']} unchanged, {c['quarantined']} quarantined, {c['failed']} failed"
+                   + (f"; ended early: {run['crash']}" if run["crash"] else ""))
+    if not report["last_runs"]:
+        out.append("  (no runs yet)")
+    return "\n".join(out)

@@ -1,0 +1,127 @@
+"""warehouse/armswatch.duckdb and warehouse/report/index.html after a full run over the recorded mirror: the
+README's analyst queries, latest-release views, a moved warehouse, the report in a real browser, offline."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import duckdb
+import pytest
+from PIL import Image, ImageStat
+
+import browser
+from conftest import REPORT_PAGE, make_mirror, report_page
+from flows.cli import main
+from tasks import duckdb_views, report
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory):
+    """A full run (treaties, indicators, countries, status, panel, DuckDB file, report) with the Firearms
+    Protocol and the Arms Trade Treaty over the recorded mirror plus a UNODC report page linking its two releases,
+    then a second run over the same sources."""
+    root = tmp_path_factory.mktemp("analyst")
+    catalog = root / "treaties.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n"
+                       "- {id: XXVI-8, short_name: Arms Trade Treaty}\n")
+    wh = root / "wh"
+    mirror = make_mirror(root, {REPORT_PAGE: ("report.html", report_page("2022-06", "2024-08"))})
+    args = ["run", "--mirror", str(mirror), "--warehouse", str(wh), "--treaties", str(catalog)]
+    assert main(args) == 0
+    first = {p: p.stat().st_mtime_ns for p in (wh / duckdb_views.DATABASE, wh / "report" / "index.html")}
+    assert main(args) == 0
+    return wh, first
+
+
+def readme_queries() -> list[str]:
+    """The SQL blocks of the README's analyst section."""
+    section = README.read_text().split("## Analyst queries", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```sql\n(.*?)```", section, re.S)
+
+
+def test_a_view_per_table_and_latest_views(warehouse):
+    wh, _ = warehouse
+    with duckdb_views.connect(wh) as con:
+        views = {v for (v,) in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
+        assert {"treaties", "participation", "countries", "treaty_status", "treaty_status_by_year",
+                "country_year_panel", "firearms_seizures_latest", "indicator_observations_latest"} <= views
+        assert con.execute("select value from firearms_seizures_latest where iso3 = 'MEX' and year = 2019 and "
+                           "indicator = 'Arms seized' and dimension = 'Total' and category = 'Total'").fetchall() == [
+            (7486,)]
+        assert con.execute("select count(*) from indicator_observations_latest").fetchall() == [(5144,)]
+        assert con.execute("select count(*) from indicator_revisions where change = 'removed' "
+                           "and category = 'Drugs'").fetchall() == [(97,)], "typed revision keys"
+
+
+def test_views_read_relative_paths_so_the_warehouse_can_move(warehouse, tmp_path, monkeypatch):
+    wh, _ = warehouse
+    moved = tmp_path / "elsewhere"
+    shutil.copytree(wh, moved, ignore=shutil.ignore_patterns("_raw", "_history", "_docs"))
+    monkeypatch.chdir(moved)
+    with duckdb.connect(duckdb_views.DATABASE, read_only=True) as con:
+        assert con.execute("select count(*) from countries").fetchall() == [(249,)]
+    monkeypatch.chdir(tmp_path)
+    with duckdb_views.connect(moved) as con:
+        assert con.execute("select count(*) from treaty_status").fetchall() == [(390,)]
+    with duckdb.connect(str(moved / duckdb_views.DATABASE), read_only=True) as con:
+        with pytest.raises(duckdb.IOException, match="No files found"):
+            con.execute("select count(*) from countries")
+
+
+def test_readme_queries_answer(warehouse):
+    wh, _ = warehouse
+    queries = readme_queries()
+    assert len(queries) == 3
+    with duckdb_views.connect(wh) as con:
+        not_att = con.execute(queries[0]).fetchall()
+        cumulative = con.execute(queries[1]).fetchall()
+        tracing = con.execute(queries[2]).fetchall()
+    assert len(not_att) == 42 and ("Algeria",) in not_att and ("Mexico",) not in not_att
+    assert [row for row in cumulative if row[0] in (2013, 2017)] == [(2013, 107, 9), (2017, 114, 94)]
+    assert {row[0] for row in tracing} == {"party", "signatory", "no_action"}
+    assert sum(row[1] for row in tracing) == 43
+
+
+def test_report_is_rebuilt_only_when_something_changed(warehouse):
+    wh, first = warehouse
+    assert {p: p.stat().st_mtime_ns for p in first} == first, "the second, unchanged run rewrote nothing"
+
+
+def test_report_has_every_section_inline(warehouse):
+    wh, _ = warehouse
+    page = (wh / "report" / "index.html").read_text()
+    for section in report.SECTIONS:
+        assert f'<section id="{section}">' in page
+    assert page.count("<svg") >= 4
+    assert re.findall(r"""(?:src|href)\s*=\s*["']?(?!#)[^"'\s>]+""", page) == []
+    assert "Mexico" in page and "2021-2022 average" in page and "XVIII-12-c" in page
+
+
+def test_report_in_a_real_browser_offline(warehouse, tmp_path):
+    wh, _ = warehouse
+    loaded = browser.load((wh / "report" / "index.html").as_uri(), tmp_path)
+    assert loaded.requests == []
+    for section in report.SECTIONS:
+        assert f'id="{section}"' in loaded.dom
+    assert loaded.dom.count("<svg") >= 4
+    for words in ("Parties per year", "status by region", "Arms traced", "revised", "Validation results",
+                  "Firearms Protocol", "Arms Trade Treaty", "quarantined or failed"):
+        assert words in loaded.dom
+    image = Image.open(loaded.screenshot).convert("L")
+    assert image.size == (1280, 6000)
+    assert ImageStat.Stat(image).stddev[0] > 20, "the screenshot is not blank"
+    top = image.crop((0, 0, 1280, 1200))
+    assert sum(1 for n in top.histogram() if n) > 50, "charts are drawn (many grey levels), not only text on white"
+
+
+def test_the_browser_check_sees_a_page_that_makes_requests(tmp_path):
+    page = tmp_path / "leaky.html"
+    page.write_text('<html><body><img src="http://example.org/x.png"><script src="https://cdn.example/a.js">'
+                    "</script><p>leaky</p></body></html>")
+    loaded = browser.load(page.as_uri(), tmp_path / "chrome", height=600)
+    assert loaded.requests == ["http://example.org/x.png", "https://cdn.example/a.js"]

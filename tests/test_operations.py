@@ -1,0 +1,232 @@
+"""What operators see: exit codes, Failed flow states, the quiet console, `status`, crashes still reported, no
+orphan Prefect server, and unchanged reruns that neither parse nor import Great Expectations.
+
+The subprocess tests run `armswatch` as a new user would: a fresh PREFECT_HOME and no Prefect variables, so the
+CLI starts (and stops) its own temporary Prefect server. Every wait is bounded; every process started is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import MTDSG, SHARED, make_mirror
+from flows.cli import main
+from tasks import untc
+from tasks.publish import Warehouse
+
+PROJECT = Path(__file__).resolve().parents[1]
+ARMSWATCH = Path(sys.executable).with_name("armswatch")
+DEADLINE = 300
+LYING = (MTDSG / "XVIII-12-c.en.xml").read_bytes().replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
+
+
+def catalog(tmp_path: Path, *ids: str) -> Path:
+    path = tmp_path / "catalog.yaml"
+    path.write_text("".join(f"- {{id: {i}, short_name: {i}}}\n" for i in ids))
+    return path
+
+
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory) -> dict:
+    """The environment of a new user: no Prefect variables, an empty PREFECT_HOME (prepared as `make setup` does)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(tmp_path_factory.mktemp("prefect-home")), PREFECT_SERVER_ANALYTICS_ENABLED="false",
+               GX_ANALYTICS_ENABLED="false", DO_NOT_TRACK="1")
+    subprocess.run([sys.executable, "-m", "flows.server"], cwd=PROJECT, env=env, check=True, timeout=DEADLINE,
+                   capture_output=True)
+    return env
+
+
+def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(ARMSWATCH), *args], cwd=PROJECT, env=env, capture_output=True, text=True,
+                          timeout=DEADLINE)
+
+
+def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fresh_env, tmp_path):
+    wh = tmp_path / "wh"
+    result = cli(fresh_env, "run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(wh),
+                 "--treaties", str(catalog(tmp_path, "XVIII-12", "XXVI-8")))
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr and "Task run" not in result.stderr, result.stderr
+    assert "Created temporary directory" not in result.stderr
+    out = result.stdout.splitlines()
+    assert out[0].split() == ["flow", "batch", "status", "rows", "detail"]
+    rows = {line.split()[1]: line for line in out[2:4]}
+    assert rows["XVIII-12"].split()[2] == "quarantined" and rows["XXVI-8"].split()[2] == "published"
+    assert rows["XVIII-12"].index("quarantined") == rows["XXVI-8"].index("published"), "columns align"
+    assert "total: 1 published, 0 unchanged, 1 quarantined, 0 failed" in result.stdout
+    assert "meaning: participant table missing although the document states parties" in result.stdout
+    assert "{'" not in result.stdout, "no Python reprs in the reasons"
+
+
+UNCHANGED_RERUN = """
+import json, sys
+from tasks import untc
+calls = []
+real = untc.parse_document
+untc.parse_document = lambda *a, **k: calls.append(a[1]) or real(*a, **k)
+from flows.cli import main
+code = main(sys.argv[1:])
+print(json.dumps({"code": code, "parsed": calls, "gx": "great_expectations" in sys.modules}))
+"""
+
+
+def test_an_unchanged_rerun_neither_parses_nor_imports_great_expectations(fresh_env, tmp_path):
+    args = ["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh"),
+            "--treaties", str(catalog(tmp_path, "XVIII-12", "XXVI-8"))]
+
+    def run() -> dict:
+        result = subprocess.run([sys.executable, "-c", UNCHANGED_RERUN, *args], cwd=PROJECT, env=fresh_env,
+                                capture_output=True, text=True, timeout=DEADLINE)
+        return json.loads(result.stdout.splitlines()[-1])
+
+    first = run()
+    assert first == {"code": 1, "parsed": [untc.mtdsg_url("XVIII-12"), untc.mtdsg_url("XXVI-8")], "gx": True}
+    again = run()
+    assert again == {"code": 1, "parsed": [], "gx": False}, "same bytes: nothing parsed, GX never imported"
+    entries = sorted((tmp_path / "wh" / "_quarantine").glob("*/*"))
+    assert [p.name for p in entries] == ["XVIII-12"], "the quarantine is not copied again"
+
+
+def test_usage_and_infrastructure_errors_are_one_line_with_their_own_exit_code(tmp_path, capsys):
+    assert main(["run", "--warehouse", "s3://bucket/prefix", "--mirror", str(SHARED)]) == 2
+    assert not Path("s3:").exists()
+    assert "unsupported warehouse URL s3://bucket/prefix" in capsys.readouterr().err
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert main(["run", "--warehouse", str(afile), "--mirror", str(SHARED)]) == 3
+    assert capsys.readouterr().err.strip() == f"armswatch: warehouse {afile} is a file, not a folder"
+    assert main(["run", "--bogus"]) == 2
+
+
+def test_an_unreachable_prefect_api_exits_3_in_one_line(fresh_env, tmp_path):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = cli({**fresh_env, "PREFECT_API_URL": f"http://127.0.0.1:{port}/api"}, "run", "--mirror", str(SHARED),
+                 "--warehouse", str(tmp_path / "wh"))
+    assert result.returncode == 3
+    assert result.stderr.strip().splitlines() == [
+        f"armswatch: the Prefect API at http://127.0.0.1:{port}/api is unreachable; start the server or unset "
+        f"PREFECT_API_URL to let armswatch start a temporary one"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_warehouse_locked_by_another_run_exits_3(tmp_path, capsys):
+    with Warehouse(tmp_path / "wh").locked():
+        code = main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh"),
+                     "--treaties", str(catalog(tmp_path, "XXVI-8"))])
+    assert code == 3
+    assert "is in use by another run" in capsys.readouterr().err
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            pass
+    return found
+
+
+def _wait(condition, what: str):
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting until {what}")
+        time.sleep(0.2)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_the_temporary_server_never_outlives_a_killed_cli(fresh_env, tmp_path):
+    proc = subprocess.Popen([str(ARMSWATCH), "run", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh")],
+                            cwd=PROJECT, env=fresh_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait(lambda: _children(proc.pid), "the CLI started its server")
+        server = _children(proc.pid)[0]
+        assert "uvicorn" in (Path("/proc") / str(server) / "cmdline").read_text()
+        proc.kill()
+        proc.wait()
+        _wait(lambda: not _alive(server), "the orphaned server stopped")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
+    wh = tmp_path / "wh"
+    proc = subprocess.Popen([str(ARMSWATCH), "run", "--mirror", str(SHARED), "--warehouse", str(wh)], cwd=PROJECT,
+                            env=fresh_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait(lambda: any((wh / "_raw" / "responses").glob("*/*.json")), "the run fetches")
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=DEADLINE)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 4, err[-3000:]
+    assert "the run ended early: " in out and out.startswith("flow"), out + err[-3000:]
+    log = json.loads(next((wh / "_runs").glob("*.json")).read_text())
+    assert "SIGTERM" in log["crash"] and not log["ok"]
+    assert not (wh / ".lock.owner").exists(), "the lock was released"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_flow_and_parent_states_are_failed_on_a_quarantine(tmp_path):
+    from flows.ratification import ratification
+    from flows.refresh import refresh
+
+    cat = catalog(tmp_path, "XVIII-12-c", "XXVI-8")
+    bad = make_mirror(tmp_path, {untc.mtdsg_url("XVIII-12-c"): ("XVIII-12-c.xml", LYING)})
+    clean = ratification(warehouse=str(tmp_path / "ok"), mirror=str(SHARED), treaties=str(cat), return_state=True)
+    assert clean.is_completed()
+    state = ratification(warehouse=str(tmp_path / "wh"), mirror=str(bad), treaties=str(cat), return_state=True)
+    assert state.is_failed() and "1 batch(es) quarantined" in state.message
+    report = state.result(raise_on_failure=False)
+    assert [(o.key, o.status) for o in report.outcomes] == [("XVIII-12-c", "quarantined"), ("XXVI-8", "published")]
+
+    parent = refresh(warehouse=str(tmp_path / "wh2"), mirror=str(bad), treaties=str(cat), return_state=True)
+    assert parent.is_failed()
+    reports = parent.result(raise_on_failure=False)
+    assert [r.flow for r in reports] == ["treaties", "indicators", "panel"]
+    assert len({r.run_id for r in reports}) == 1, "one run id for the whole refresh"
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys):
+    wh = tmp_path / "wh"
+    bad = make_mirror(tmp_path, {untc.mtdsg_url("XVIII-12-c"): ("XVIII-12-c.xml", LYING)})
+    assert main(["run", "--only", "treaties", "--mirror", str(bad), "--warehouse", str(wh),
+                 "--treaties", str(catalog(tmp_path, "XVIII-12-c", "XXVI-8"))]) == 1
+    capsys.readouterr()
+    assert main(["status", "--warehouse", str(wh)]) == 1
+    text = capsys.readouterr().out
+    assert "open quarantines: 1" in text and "treaties / XVIII-12-c: quarantined" in text
+    assert re.search(r"^participation +XXVI-8 +135 +\d{4}-\d\d-\d\d +\d{4}-", text, re.M), text
+    assert main(["status", "--warehouse", str(wh), "--json"]) == 1
+    status = json.loads(capsys.readouterr().out)
+    participation = {b["batch"]: b for b in status["tables"]["participation"]}
+    assert participation["XXVI-8"]["rows"] == 135 and len(participation["XXVI-8"]["source_sha256"]) == 1
+    assert participation["XXVI-8"]["as_of"] and participation["XXVI-8"]["published_at"]
+    assert [q["batch"] for q in status["open_quarantines"]] == ["XVIII-12-c"]
+    assert status["last_runs"][0]["counts"]["quarantined"] == 1 and not status["last_runs"][0]["ok"]
+    assert main(["status", "--warehouse", str(tmp_path / "nothing")]) == 2
