@@ -1,8 +1,8 @@
 """The `armswatch` command: run the flows once, show the warehouse's status, record a mirror, describe the tables.
 
-  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources DIR]
+  armswatch run [--mirror DIR] [--warehouse DIR|URL] [--treaties FILE] [--sources DIR]
                 [--only treaties|indicators|<source>] [--force] [--verbose]
-  armswatch status [--warehouse DIR] [--json]
+  armswatch status [--warehouse DIR|URL] [--json]
   armswatch record DIR [--treaties FILE] [--sources DIR]
   armswatch docs
 
@@ -27,8 +27,8 @@ import sys
 import flows  # noqa: F401  (analytics off before Prefect loads)
 from tasks import catalog, registry
 from tasks.errors import FetchError
-from tasks.publish import WarehouseBusy
-from tasks.run import WarehouseUnusable, check_warehouse
+from tasks.publish import WarehouseBusy, WarehouseUnusable
+from tasks.run import check_warehouse
 from tasks.storage import StorageError
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4

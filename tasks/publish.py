@@ -67,6 +67,11 @@ class WarehouseBusy(RuntimeError):
     """Another run holds the warehouse lock."""
 
 
+class WarehouseUnusable(RuntimeError):
+    """The warehouse cannot be written: a local path that is a file or not writable, or a store that refuses or
+    cannot be reached when the run takes its lock (no credentials, no such bucket, access denied)."""
+
+
 class PublishError(RuntimeError):
     """Publishing failed (disk full, permission denied, store unreachable, lock lost): before the commit the
     published data is untouched; after it the data is published and the next run's recover() refreshes the copies."""
@@ -160,7 +165,13 @@ class Warehouse:
         """Hold the warehouse for one run, finishing any crashed publish first; WarehouseBusy naming the holder if
         another run has it."""
         lock = _FileLock(self.root) if storage.is_local(self.root) else _Lease(self.root / "_lock.json")
-        lock.acquire(timeout)
+        try:
+            lock.acquire(timeout)
+        except WarehouseBusy:
+            raise
+        except Exception as exc:  # the store itself: no credentials, no bucket, denied, unreachable
+            raise WarehouseUnusable(f"warehouse {self.root} cannot be locked for writing: "
+                                    f"{type(exc).__name__}: {exc}") from None
         self._lock = lock
         try:
             self.recover()

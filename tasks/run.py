@@ -22,7 +22,7 @@ from upath import UPath
 from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, file_name, published_metadata, source_sha256
+from tasks.publish import Warehouse, WarehouseUnusable, file_name, published_metadata, source_sha256
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -135,10 +135,6 @@ def mirror_dir(mirror: str | None) -> Path | None:
     """The mirror folder from the argument or ARMSWATCH_MIRROR; None means live URLs."""
     value = mirror or os.environ.get("ARMSWATCH_MIRROR") or None
     return Path(value) if value else None
-
-
-class WarehouseUnusable(RuntimeError):
-    """The warehouse path is a file or cannot be written (an infrastructure failure: exit code 3)."""
 
 
 def check_warehouse(warehouse: str) -> UPath:

@@ -43,7 +43,7 @@ def location(url: str | os.PathLike) -> UPath:
     try:
         fsspec.get_filesystem_class(parts.scheme)
     except (ValueError, ImportError) as exc:
-        raise StorageError(f"unsupported warehouse URL {text!r}: {exc}") from None
+        raise StorageError(f"unsupported warehouse URL {text}: {exc}") from None
     # Listings are never cached: another machine may have written since (a lock, a manifest, a run's archive).
     return UPath(text.rstrip("/"), use_listings_cache=False)
 

@@ -99,7 +99,7 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
     from tasks.tables import PARTICIPATION, TREATIES
 
     root = url("full")
-    reports = refresh(warehouse=root, mirror=str(SHARED))
+    reports = refresh(warehouse=root, mirror=str(SHARED), return_state=True).result(raise_on_failure=False)
     statuses = {o.key: o.status for r in reports for o in r.outcomes}
     assert statuses["XVIII-12"] == "quarantined" and statuses["XXVI-8"] == "published", statuses
     quarantined = next(o for r in reports for o in r.outcomes if o.key == "XVIII-12")
@@ -279,6 +279,16 @@ def test_a_run_whose_lease_was_taken_over_publishes_nothing(s3, monkeypatch):
             held.publish("run-late", wb.batches(1), wb.SNAPSHOT)
     assert warehouse.manifest()["tables"] == {}
     assert not warehouse.root.fs.find(f"{warehouse.root.path}/_history")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_bucket_that_cannot_be_written_exits_3(s3, capsys):
+    from flows.cli import main
+
+    missing = f"s3://no-such-bucket-{uuid.uuid4().hex[:8]}/armswatch"
+    assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", missing]) == 3
+    err = capsys.readouterr().err
+    assert err.strip().startswith(f"armswatch: warehouse {missing} cannot be locked for writing: ") and SECRET not in err
 
 
 @pytest.mark.parametrize(("warehouse", "problem"), [
