@@ -1,8 +1,8 @@
 """The `armswatch` command: run the flows once, show the warehouse's status, record a mirror, describe the tables.
 
-  armswatch run [--mirror DIR] [--warehouse DIR] [--treaties FILE] [--sources DIR]
+  armswatch run [--mirror DIR] [--warehouse DIR|URL] [--treaties FILE] [--sources DIR]
                 [--only treaties|indicators|<source>] [--force] [--verbose]
-  armswatch status [--warehouse DIR] [--json]
+  armswatch status [--warehouse DIR|URL] [--json]
   armswatch record DIR [--treaties FILE] [--sources DIR]
   armswatch docs
 
@@ -10,6 +10,7 @@ Exit codes:
   0  every batch was published or unchanged (status: nothing quarantined)
   1  some batch was quarantined or failed; the others were still published (status: a quarantine is open)
   2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
+     (a scheme no installed fsspec backend opens, or credentials inside the URL)
   3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
      another run
   4  the run crashed (unexpected exception, SIGTERM), after still printing the summary of what was published and
@@ -26,8 +27,9 @@ import sys
 import flows  # noqa: F401  (analytics off before Prefect loads)
 from tasks import catalog, registry
 from tasks.errors import FetchError
-from tasks.publish import WarehouseBusy
-from tasks.run import UnsupportedWarehouse, WarehouseUnusable, check_warehouse
+from tasks.publish import WarehouseBusy, WarehouseUnusable
+from tasks.run import check_warehouse
+from tasks.storage import StorageError
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
 
@@ -43,7 +45,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the flows once")
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
-    run.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
+    run.add_argument("--warehouse", default="warehouse",
+                     help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
     run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
     run.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
     run.add_argument("--only", choices=["treaties", "indicators", *registry.names()],
@@ -51,7 +54,8 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="parse, validate and republish even unchanged batches")
     run.add_argument("--verbose", action="store_true", help="show Prefect's and GX's log lines on the console")
     st = sub.add_parser("status", help="tables, batches, open quarantines and last runs of a warehouse")
-    st.add_argument("--warehouse", default="warehouse", help="warehouse root (default ./warehouse)")
+    st.add_argument("--warehouse", default="warehouse",
+                    help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
@@ -81,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(markdown())
         return EXIT_OK
-    except (catalog.CatalogError, UnsupportedWarehouse) as exc:
+    except (catalog.CatalogError, StorageError) as exc:
         return _fail(exc, EXIT_USAGE)
     except FetchError as exc:
         return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
@@ -151,12 +155,10 @@ def _run(args) -> int:
 
 
 def _status(args) -> int:
-    from pathlib import Path
-
     from tasks.status import status, text
 
     root = check_warehouse(args.warehouse)
-    if not Path(root).is_dir():
+    if not root.is_dir():
         return _fail(f"warehouse {root} does not exist (nothing was ever run into it)", EXIT_USAGE)
     report = status(root)
     print(json.dumps(report, indent=1) if args.json else text(report))

@@ -16,7 +16,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, duckdb_views, panel, registry, report
+from tasks import catalog, duckdb_views, panel, registry, report, storage
 from tasks.archive import atomic_write
 from tasks.run import Report, Run, use_run
 from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
@@ -99,9 +99,15 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
-    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due."""
+    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due, and
+    for a warehouse on an object store (a DuckDB file cannot be opened there: analysts read the manifest's files,
+    see the README)."""
     logger = get_run_logger()
     root = run.warehouse.root
+    if not storage.is_local(root):
+        logger.info("warehouse %s is on an object store: %s and the report are not built (they are local files); "
+                    "read the tables through %s/_manifest.json", root, duckdb_views.DATABASE, root)
+        return []
     if not analyst_outputs_due(root, reports):
         logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
         return []

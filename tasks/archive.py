@@ -1,6 +1,7 @@
 """The raw archive: every response armswatch receives, kept content-addressed before anything parses it.
 
-Layout under `<warehouse>/_raw/`:
+Layout under `<warehouse>/_raw/` (a local folder or an object store: every write goes through
+tasks/storage.py, one atomic write per file):
 - `objects/<sha256[:2]>/<sha256>`: the body bytes, written once (identical bodies are stored once);
 - `responses/<YYYY-MM-DD>/<fetched_at>-<url hash>.json`: one metadata record per fetch (url, status, headers,
   fetched_at, sha256, bytes, error), including failed and revalidated ones; status 0 records an attempt that got
@@ -15,11 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
-from pathlib import Path
+
+from upath import UPath
+
+from tasks.storage import atomic_write
 
 #: Response headers kept in the metadata record; others (cookies, tracing) are dropped.
 KEPT_HEADERS = ("Content-Type", "Content-Length", "Content-Encoding", "ETag", "Last-Modified", "Date", "Retry-After")
@@ -37,26 +39,11 @@ class Response:
     body: bytes = field(default=b"", repr=False, compare=False)
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file in the same folder, fsync, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 class RawArchive:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root):
+        self.root = UPath(root)
 
-    def object_path(self, sha256: str) -> Path:
+    def object_path(self, sha256: str) -> UPath:
         return self.root / "objects" / sha256[:2] / sha256
 
     def store(self, url: str, status: int, headers: dict, body: bytes, fetched_at: datetime,
@@ -80,7 +67,7 @@ class RawArchive:
         return self._load(path) if path.exists() else None
 
     @staticmethod
-    def _load(path: Path) -> Response:
+    def _load(path: UPath) -> Response:
         meta = json.loads(path.read_text())
         meta["fetched_at"] = datetime.fromisoformat(meta["fetched_at"])
         return Response(**meta)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from tasks.archive import atomic_write
+from tasks.storage import atomic_write
 from tasks.errors import ArmswatchError
 from tasks.incidents import fingerprint
 from tasks.publish import PublishError, Warehouse

@@ -1,10 +1,13 @@
 """warehouse/armswatch.duckdb: a DuckDB database holding no data, only views over the published Parquet files.
 
 One view per published table (`<table>`), plus `<table>_latest` for the tables that hold several releases
-(firearms_seizures, indicator_observations). The views read `<table>/*.parquet` by paths RELATIVE to the
-warehouse, so the folder can be moved or shared; DuckDB resolves relative paths against the working directory or
+(firearms_seizures, indicator_observations). The views read the files the warehouse manifest names as current
+when the database is built (`Warehouse.files`: every batch at one version across its tables; they are immutable,
+so the views stay readable while later runs publish), by paths RELATIVE to the warehouse, so the folder can be
+moved or shared; DuckDB resolves relative paths against the working directory or
 `file_search_path`, so open it from the warehouse folder (`cd warehouse && duckdb armswatch.duckdb`), or anywhere
-with `SET file_search_path = '<warehouse>'` (what `connect()` does). Upstream: none (reads the warehouse).
+with `SET file_search_path = '<warehouse>'` (what `connect()` does). Only a local warehouse gets the file (DuckDB
+cannot write its database to an object store; flows/panel.py skips it there with a logged note). Upstream: none (reads the warehouse).
 Tables fed: none; every published table gets a view.
 """
 
@@ -15,7 +18,8 @@ from pathlib import Path
 
 import duckdb
 
-from tasks.archive import atomic_write
+from tasks.publish import Warehouse
+from tasks.storage import atomic_write
 from tasks.tables import Table
 
 DATABASE = "armswatch.duckdb"
@@ -32,11 +36,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def view_statements(names: list[str]) -> list[str]:
-    """CREATE VIEW statements for the tables `names` (each with at least one published file)."""
+def view_statements(files: dict[str, list[str]]) -> list[str]:
+    """CREATE VIEW statements for the tables of `files` (table -> its current files relative to the warehouse, at
+    least one each)."""
     statements = []
-    for name in names:
-        source = f"read_parquet({_quote(f'{name}/*.parquet')}, union_by_name = true)"
+    for name, paths in files.items():
+        source = f"read_parquet([{', '.join(_quote(p) for p in paths)}], union_by_name = true)"
         statements.append(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {source}')
         if name in LATEST:
             statements.append(f'CREATE OR REPLACE VIEW "{name}_latest" AS SELECT * FROM "{name}" WHERE {LATEST[name]}')
@@ -48,14 +53,15 @@ def build(root: Path, tables: list[Table]) -> Path:
 
     Built in a temporary file and renamed into place, so a reader never sees a half-built database."""
     root = Path(root).resolve()
-    names = [t.name for t in tables if any((root / t.name).glob("*.parquet"))]
+    warehouse = Warehouse(root)
+    files = {t.name: [p.relative_to(root).as_posix() for p in found] for t in tables if (found := warehouse.files(t))}
     target = root / DATABASE
     tmp = root / f".{DATABASE}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)
     try:
         with duckdb.connect(str(tmp)) as con:
             con.execute(f"SET file_search_path = {_quote(str(root))}")
-            for statement in view_statements(names):
+            for statement in view_statements(files):
                 con.execute(statement)
         with open(tmp, "rb") as fh:
             atomic_write(target, fh.read())

@@ -15,12 +15,12 @@ import hashlib
 import json
 import os
 import re
-import shutil
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tasks.archive import atomic_write
+from tasks import storage
+from tasks.storage import atomic_write
 
 REMIND_DAYS, KEEP, KEEP_RUN_LOGS = 7.0, 10, 100
 
@@ -53,7 +53,7 @@ class Decision:
 
 class Incidents:
     def __init__(self, root: Path):
-        self.path = Path(root) / "_state" / "incidents.json"
+        self.path = storage.location(root) / "_state" / "incidents.json"
         self.open: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def find(self, key: str, tables: list[str], sources: list[str]) -> dict | None:
@@ -114,7 +114,7 @@ def prune(root: Path, keep_last: int | None = None) -> list[Path]:
     """Delete all but the newest `keep_last` quarantine folders per batch and validation results per table, and all
     but the newest run logs; folders of open incidents are kept. Returns what was deleted."""
     keep_last = keep() if keep_last is None else keep_last
-    root = Path(root)
+    root = storage.location(root)
     protected = {v.get("quarantine") for v in Incidents(root).open.values()}
     deleted = []
     by_batch: dict[str, list[Path]] = {}
@@ -125,7 +125,7 @@ def prune(root: Path, keep_last: int | None = None) -> list[Path]:
     for folders in groups:
         for folder in sorted(folders, key=lambda p: p.parent.name + p.name)[:-keep_last]:
             if str(folder) not in protected and folder.is_dir():
-                shutil.rmtree(folder)
+                storage.remove_tree(folder)
                 deleted.append(folder)
     for run in (root / "_quarantine").glob("*"):
         if run.is_dir() and not any(run.iterdir()):

@@ -16,7 +16,8 @@ from datetime import date, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tasks.archive import RawArchive, Response, atomic_write
+from tasks.archive import RawArchive, Response
+from tasks.storage import atomic_write
 
 _EXTENSIONS = {"application/json": ".json", "application/xml": ".xml", "text/xml": ".xml", "text/csv": ".csv",
                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": ".xlsx"}

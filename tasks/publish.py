@@ -1,18 +1,32 @@
-"""Write–audit–publish into the warehouse: only validated batches become current data, atomically.
+"""Write–audit–publish into the warehouse: only validated batches become current data, in one atomic step.
+
+The warehouse is a location by URL (tasks/storage.py): a local folder or an object store (`s3://bucket/prefix`),
+both served by this one code path, which needs no rename, hard link or fsync of the store, only an atomic write
+of one object (on S3 a PUT; on a local disk a temporary file renamed over the old one).
 
 Layout under the warehouse root (see warehouse/README.md):
-- `<table>/<batch>.parquet`: current data, one file per batch (a treaty, an SDG series, the IAFQ file), each with
-  the table's full schema, so `<table>/*.parquet` is one glob for pyarrow, DuckDB and polars;
-- `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: every published change, kept;
+- `_manifest.json`: what is current: for every table, each batch's data file and content fingerprint (`tables`),
+  and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by one atomic
+  write as the commit of a publish, so a reader that follows it sees, for every batch across all its tables,
+  either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`);
+- `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: the data files, immutable, one per
+  published version; the manifest names the current ones;
+- `<table>/<batch>.parquet`: a copy of each current file, refreshed just after the commit, for readers that glob
+  `<table>/*.parquet`; each file is complete, but a glob taken during a publish (or after a crash, until the next
+  run) may see one batch's tables at different versions;
+- `_pending/<commit>.json`: a publish in progress (its files, as paths relative to the root), written before any
+  of them. The next run's recover() rolls it back (deletes its unpublished files) if the manifest does not name
+  its commit, or forward (refreshes the copies) if it does. A journal naming a path that is absolute, climbs out
+  with `..`, is not a table file, or resolves outside the warehouse through a symlink is refused whole
+  (JournalRefused), nothing of it applied;
 - `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
-- `_staging/<run_id>/`: a publish in progress. A publish stages every file, then writes `COMMIT.json` (its moves,
-  as paths relative to the warehouse root), then renames. A crash or error before COMMIT leaves only staging
-  (rolled back on the next run); after it, the next run rolls the renames forward. A batch's files are thus either
-  all old or all new once any run has started. A journal naming a path that is absolute, climbs out with `..`, or
-  resolves outside the warehouse through a symlink is refused whole (JournalRefused), nothing of it applied;
-- `.lock`: one run at a time (an flock, released by the kernel when its holder dies: stale locks recover).
+- one run at a time: on a local disk an flock on `.lock` (released by the kernel when its holder dies); on an
+  object store the lease object `_lock.json`, created only if absent (`If-None-Match: *`), renewed while the run
+  lives and taken over (`If-Match`) only after it expired; a run whose lease was taken over publishes nothing.
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
-rerun over unchanged sources writes nothing. Tables fed: all (as files).
+rerun over unchanged sources writes no data file, copy or manifest. Every data file carries key/value metadata:
+`armswatch.fingerprint`, `armswatch.source_sha256` (the raw sha256s the batch was built from), `armswatch.as_of`,
+`armswatch.run_id`, `armswatch.published_at`. Tables fed: all (as files).
 """
 
 from __future__ import annotations
@@ -22,36 +36,49 @@ import io
 import json
 import os
 import re
-import shutil
+import secrets
+import socket
+import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from pathlib import Path, PurePosixPath
+from datetime import date, datetime, timedelta, timezone
+from pathlib import PurePosixPath
 
 import filelock
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from upath import UPath
 
-from tasks.archive import atomic_write
+from tasks import storage
+from tasks.storage import atomic_write
 from tasks.tables import Table
 
 FINGERPRINT = b"armswatch.fingerprint"
 SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
+MANIFEST = "_manifest.json"
+#: How long an object-store lock lasts without renewal; its holder renews it every third of that.
+LEASE_SECONDS = 600
 
 
 class WarehouseBusy(RuntimeError):
     """Another run holds the warehouse lock."""
 
 
+class WarehouseUnusable(RuntimeError):
+    """The warehouse cannot be written: a local path that is a file or not writable, or a store that refuses or
+    cannot be reached when the run takes its lock (no credentials, no such bucket, access denied)."""
+
+
 class PublishError(RuntimeError):
-    """Publishing failed (disk full, permission denied, ...): before the commit the previously published data is
-    untouched; after it the journal is kept and the next run's recover() completes the publish."""
+    """Publishing failed (disk full, permission denied, store unreachable, lock lost): before the commit the
+    published data is untouched; after it the data is published and the next run's recover() refreshes the copies."""
 
 
 class JournalRefused(PublishError):
-    """A commit journal names a path outside the warehouse; none of its moves were applied and it is kept."""
+    """A pending journal names a path outside the table files; none of it was applied and it is kept."""
 
 
 @dataclass
@@ -61,6 +88,16 @@ class Published:
     changed: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, Exception] = field(default_factory=dict)  # batch key -> why it could not be staged
+
+
+@dataclass
+class _Write:
+    table: str
+    stem: str
+    history: str  # relative to the root
+    current: str
+    data: bytes
+    digest: str
 
 
 def fingerprint(data: pa.Table) -> str:
@@ -78,163 +115,224 @@ def file_name(key: str) -> str:
 
 
 class Warehouse:
-    def __init__(self, root: Path):
-        self.root = Path(root)
+    def __init__(self, root):
+        self.root = root if isinstance(root, UPath) else storage.location(root)
+        self._lock = None
 
-    def current(self, table: Table, key: str) -> Path:
+    def current(self, table: Table, key: str) -> UPath:
+        """The glob copy of a batch's current file (`<table>/<batch>.parquet`)."""
         return self.root / table.name / f"{file_name(key)}.parquet"
+
+    def manifest(self) -> dict:
+        """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
+        "fingerprint"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
+        from its `<table>/` files."""
+        path = self.root / MANIFEST
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return self._legacy_manifest()
+        try:
+            manifest = json.loads(raw)
+            if not isinstance(manifest.get("tables"), dict):
+                raise ValueError("no 'tables' object")
+        except (ValueError, AttributeError) as exc:
+            raise PublishError(f"the warehouse manifest {path} is unreadable ({exc}); nothing was changed") from None
+        return manifest
+
+    def batches(self, table: Table | str) -> dict[str, UPath]:
+        """The current data file of each batch of a table, by file-name stem (`file_name(key)`), as the manifest
+        names them."""
+        name = table if isinstance(table, str) else table.name
+        entries = self.manifest()["tables"].get(name, {})
+        return {stem: self.root / entries[stem]["file"] for stem in sorted(entries)}
+
+    def files(self, table: Table | str) -> list[UPath]:
+        """The current data files of a table, one per batch: what `read` reads, for DuckDB, polars or pyarrow."""
+        return list(self.batches(table).values())
 
     def read(self, table: Table) -> pa.Table:
         """The current data of a table (every batch), typed by the declared schema."""
-        files = sorted((self.root / table.name).glob("*.parquet"))
-        parts = [pq.read_table(f, schema=table.schema) for f in files]
+        parts = [_read_parquet(path, table) for path in self.files(table)]
         return pa.concat_tables(parts) if parts else table.schema.empty_table()
 
     def read_batch(self, table: Table, key: str) -> pa.Table | None:
-        path = self.current(table, key)
-        return pq.read_table(path, schema=table.schema) if path.exists() else None
+        entry = self.manifest()["tables"].get(table.name, {}).get(file_name(key))
+        return _read_parquet(self.root / entry["file"], table) if entry else None
 
     @contextmanager
     def locked(self, timeout: float = 0):
-        """Hold the warehouse for one run; WarehouseBusy naming the holder if another run has it."""
-        self.root.mkdir(parents=True, exist_ok=True)
-        lock = filelock.FileLock(self.root / ".lock", timeout=timeout)
-        owner = self.root / ".lock.owner"
+        """Hold the warehouse for one run, finishing any crashed publish first; WarehouseBusy naming the holder if
+        another run has it."""
+        lock = _FileLock(self.root) if storage.is_local(self.root) else _Lease(self.root / "_lock.json")
         try:
-            lock.acquire()
-        except filelock.Timeout:
-            holder = owner.read_text().strip() if owner.exists() else "unknown process"
-            raise WarehouseBusy(f"warehouse {self.root} is in use by another run ({holder}); "
-                                f"try again when it has finished") from None
+            lock.acquire(timeout)
+        except WarehouseBusy:
+            raise
+        except Exception as exc:  # the store itself: no credentials, no bucket, denied, unreachable
+            raise WarehouseUnusable(f"warehouse {self.root} cannot be locked for writing: "
+                                    f"{type(exc).__name__}: {exc}") from None
+        self._lock = lock
         try:
-            owner.write_text(f"pid {os.getpid()} since {datetime.now(timezone.utc).isoformat(timespec='seconds')}\n")
             self.recover()
             yield self
         finally:
-            owner.unlink(missing_ok=True)
+            self._lock = None
             lock.release()
 
     def recover(self) -> list[str]:
-        """Finish or undo publishes a crashed run left in _staging; returns what was done."""
+        """Finish (manifest committed) or undo (not committed) the publishes a crashed run left pending."""
         done = []
-        for run in sorted((self.root / "_staging").glob("*")):
-            journal = run / "COMMIT.json"
-            if journal.exists():
-                try:
-                    moves = json.loads(journal.read_text())
-                except (OSError, ValueError) as exc:
-                    raise JournalRefused(f"commit journal {journal} is unreadable ({exc}); nothing of it was "
-                                         f"applied, it is kept for inspection") from None
-                self._apply(self._confined(moves, journal))
-                done.append(f"rolled forward {run.name}")
+        for journal in _listing(self.root / "_pending", "*.json"):
+            try:
+                entry = json.loads(journal.read_bytes())
+                commit, moves = str(entry["commit"]), self._confined(entry["files"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise JournalRefused(f"pending journal {journal} refused: {exc}; nothing of it was applied, it is "
+                                     f"kept for inspection") from None
+            manifest = self.manifest()
+            named = {e["file"] for entries in manifest["tables"].values() for e in entries.values()}
+            if manifest.get("commit") == commit:
+                for history, current in moves:
+                    if history in named:
+                        atomic_write(self.root / current, (self.root / history).read_bytes())
+                done.append(f"rolled forward {commit}")
             else:
-                done.append(f"rolled back {run.name}")
-            shutil.rmtree(run)
+                for history, _ in moves:
+                    if history not in named:
+                        _delete(self.root / history)
+                done.append(f"rolled back {commit}")
+            self._sweep({(self.root / p).parent for move in moves for p in move})
+            _delete(journal)
+        self._sweep({self.root / "_pending"})
         return done
 
     def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
                 force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> Published:
-        """Publish validated batches: stage changed files, commit the journal, rename into place. `sources` maps
-        (table name, batch key) to the raw sha256s the batch was built from, kept in the file's metadata.
+        """Publish validated batches: write their changed files, then commit them in the manifest, then refresh
+        the glob copies. `sources` maps (table name, batch key) to the raw sha256s the batch was built from, kept
+        in the file's metadata.
 
-        A batch that cannot be staged for a reason other than the file system (e.g. ArrowInvalid: data that does
-        not fit its schema) is left out and reported in `Published.failed`; the other batches are published."""
-        staging = self.root / "_staging" / run_id
-        journal = staging / "COMMIT.json"
-        result, moves, applied = Published(), [], False
-        try:
-            for key, tables in batches.items():
-                try:
-                    staged = self._stage(staging, run_id, key, tables, snapshot, force, sources or {})
-                except OSError:
-                    raise
-                except Exception as exc:  # this batch's data, not the warehouse: the others go on
-                    result.failed[key] = exc
-                    continue
-                moves += staged
-                if staged:
-                    result.changed[key] = [Path(m["current"]).parent.name for m in staged]
-                else:
-                    result.unchanged.append(key)
-            if moves:
-                checked = self._confined(moves, journal)
-                atomic_write(journal, json.dumps(moves, indent=1).encode())
-                self._apply(checked)
-            applied = True
-        except OSError as exc:
-            if journal.exists():
-                raise PublishError(f"publishing to {self.root} failed after the commit: {exc}; the next run completes "
-                                   f"it from {journal}") from exc
-            raise PublishError(f"publishing to {self.root} failed, published data left as it was: {exc}") from exc
-        finally:
-            if applied or not journal.exists():
-                shutil.rmtree(staging, ignore_errors=True)
+        A batch that cannot be written as Parquet (e.g. ArrowInvalid: data that does not fit its schema) is left
+        out and reported in `Published.failed`; the other batches are published."""
+        manifest = self.manifest()
+        result, writes = Published(), []
+        for key, tables in batches.items():
+            try:
+                staged = self._stage(manifest, run_id, key, tables, snapshot, force, sources or {})
+            except Exception as exc:  # this batch's data, not the warehouse: the others go on
+                result.failed[key] = exc
+                continue
+            writes += staged
+            if staged:
+                result.changed[key] = [w.table for w in staged]
+            else:
+                result.unchanged.append(key)
+        if writes:
+            self._commit(manifest, run_id, writes)
         return result
 
-    def _stage(self, staging: Path, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
-               force: bool, sources: dict[tuple[str, str], list[str]]) -> list[dict]:
-        """Write the changed tables of one batch into staging; their moves, paths relative to the root."""
-        moves = []
+    def _stage(self, manifest: dict, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
+               force: bool, sources: dict[tuple[str, str], list[str]]) -> list[_Write]:
+        """The changed tables of one batch as Parquet bytes, with where they go; nothing is written yet."""
+        stem, writes = file_name(key), []
         for table, data in tables.items():
             digest = fingerprint(data)
-            target = self.current(table, key)
-            if not force and _published_fingerprint(target) == digest:
+            published = manifest["tables"].get(table.name, {}).get(stem)
+            if not force and published and published.get("fingerprint") == digest:
                 continue
-            staged = staging / table.name / target.name
-            _write_parquet(data, staged, digest, {
+            history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
+            data_bytes = _parquet_bytes(data, digest, {
                 "armswatch.source_sha256": ",".join(sources.get((table.name, key), [])),
                 "armswatch.as_of": _as_of(data, snapshot), "armswatch.run_id": run_id,
-                "armswatch.published_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
-            history = (self.root / "_history" / table.name / f"snapshot_date={snapshot.isoformat()}"
-                       / f"{file_name(key)}.{run_id}.parquet")
-            moves.append({name: str(path.relative_to(self.root))
-                          for name, path in (("staged", staged), ("current", target), ("history", history))})
-        return moves
+                "armswatch.published_at": _now().isoformat(timespec="seconds")})
+            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest))
+        return writes
 
-    def _confined(self, moves, journal: Path) -> list[tuple[Path, Path, Path]]:
-        """The journal's moves as paths inside the warehouse; JournalRefused if any path could leave it."""
-        root = self.root.resolve()
-        checked = []
+    def _commit(self, manifest: dict, run_id: str, writes: list[_Write]) -> None:
+        commit = f"{run_id}.{secrets.token_hex(4)}"
+        journal = self.root / "_pending" / f"{commit}.json"
+        tables = {name: dict(entries) for name, entries in manifest["tables"].items()}
+        for w in writes:
+            tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest}
+        new = {"format": 1, "commit": commit, "run_id": run_id,
+               "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables,
+               "files": {name: [entries[stem]["file"] for stem in sorted(entries)] for name, entries in tables.items()}}
+        committed = False
         try:
-            for move in moves:
-                paths = []
-                for name in ("staged", "current", "history"):
-                    relative = PurePosixPath(move[name])
-                    if relative.is_absolute() or ".." in relative.parts or not relative.parts:
-                        raise ValueError(f"{name} path {move[name]!r} is not relative to the warehouse")
-                    path = self.root / relative
-                    if not path.resolve().is_relative_to(root):
-                        raise ValueError(f"{name} path {move[name]!r} resolves to {path.resolve()}, outside {root}")
-                    paths.append(path)
-                checked.append(tuple(paths))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise JournalRefused(f"commit journal {journal} refused: {exc}; nothing of it was applied, it is kept "
-                                 f"for inspection") from None
+            self._check_lock()
+            atomic_write(journal, json.dumps({"commit": commit, "files": [
+                {"history": w.history, "current": w.current} for w in writes]}, indent=1).encode())
+            for w in writes:
+                atomic_write(self.root / w.history, w.data)
+            self._check_lock()
+            atomic_write(self.root / MANIFEST, json.dumps(new, indent=1, sort_keys=True).encode())
+            committed = True
+            for w in writes:
+                atomic_write(self.root / w.current, w.data)
+            _delete(journal)
+        except Exception as exc:  # the data is already Parquet: whatever fails now is the store
+            if committed:
+                raise PublishError(f"publishing to {self.root} failed after the commit: {exc}; the data is "
+                                   f"published, the next run completes it from {journal}") from exc
+            try:
+                for path in (*(self.root / w.history for w in writes), journal):
+                    _delete(path)
+            except Exception:  # the store refuses even that: the next run's recover() rolls it back
+                pass
+            raise PublishError(f"publishing to {self.root} failed, published data left as it was: {exc}") from exc
+
+    def _check_lock(self) -> None:
+        if self._lock is not None and self._lock.lost:
+            raise OSError(f"the warehouse lock was taken over by another run ({self._lock.lost})")
+
+    def _confined(self, files) -> list[tuple[str, str]]:
+        """The journal's files as (history, copy) paths relative to the root; ValueError if any could leave the
+        table files (absolute, `..`, another folder, or outside the warehouse through a symlink)."""
+        checked = []
+        for move in files:
+            pair = []
+            for name, inside in (("history", lambda p: p.parts[0] == "_history" and len(p.parts) == 4),
+                                 ("current", lambda p: len(p.parts) == 2 and not p.parts[0].startswith(("_", ".")))):
+                relative = PurePosixPath(move[name])
+                if relative.is_absolute() or ".." in relative.parts or not relative.parts or not inside(relative):
+                    raise ValueError(f"{name} path {move[name]!r} is not a table file of the warehouse")
+                if storage.is_local(self.root):
+                    resolved, root = (self.root / relative).resolve(), self.root.resolve()
+                    if not resolved.is_relative_to(root):
+                        raise ValueError(f"{name} path {move[name]!r} resolves to {resolved}, outside {root}")
+                pair.append(str(relative))
+            checked.append(tuple(pair))
         return checked
 
-    @staticmethod
-    def _apply(moves: list[tuple[Path, Path, Path]]) -> None:
-        """Idempotent: link each staged file into history, then rename it over the current file."""
-        for staged, current, history in moves:
-            if not staged.exists():
+    def _sweep(self, folders) -> None:
+        """Remove the temporary files a killed local write left beside the files of a pending publish."""
+        if storage.is_local(self.root):
+            for folder in {self.root, *folders}:  # the root holds the manifest's
+                for tmp in _listing(folder, ".*.tmp"):
+                    tmp.unlink(missing_ok=True)
+
+    def _legacy_manifest(self) -> dict:
+        tables = {}
+        for folder in _listing(self.root, "*"):
+            if folder.name.startswith(("_", ".")) or not folder.is_dir():
                 continue
-            history.parent.mkdir(parents=True, exist_ok=True)
-            if not history.exists():
-                os.link(staged, history)
-            current.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(staged, current)
+            for path in _listing(folder, "*.parquet"):
+                tables.setdefault(folder.name, {})[path.stem] = {
+                    "file": f"{folder.name}/{path.name}", "fingerprint": _published_fingerprint(path)}
+        return {"format": 1, "commit": None, "tables": tables}
 
     def quarantine(self, run_id: str, key: str, tables: dict[Table, pa.Table], reason: str,
-                   report: dict | None, incident: str = "") -> Path:
+                   report: dict | None, incident: str = "") -> UPath:
         """Keep a failed batch, its GX results and the reason under _quarantine/<run_id>/<batch>/. A batch already
         quarantined with the same incident fingerprint (same bytes, same failures) is not copied again: the
         folder that holds it is returned."""
-        for earlier in sorted((self.root / "_quarantine").glob(f"*/{file_name(key)}/incident"), reverse=True):
+        for earlier in reversed(_listing(self.root / "_quarantine", f"*/{file_name(key)}/incident")):
             if incident and earlier.read_text().strip() == incident:
                 return earlier.parent
         folder = self.root / "_quarantine" / run_id / file_name(key)
         for table, data in tables.items():
-            _write_parquet(data, folder / f"{table.name}.parquet", fingerprint(data))
+            atomic_write(folder / f"{table.name}.parquet", _parquet_bytes(data, fingerprint(data)))
         atomic_write(folder / "reason.txt", (reason + "\n").encode())
         if report is not None:
             atomic_write(folder / "validation.json", json.dumps(report, indent=1, default=str).encode())
@@ -243,20 +341,149 @@ class Warehouse:
         return folder
 
 
-def published_metadata(path: Path) -> dict[str, str]:
-    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
+class _FileLock:
+    """A local warehouse's lock: an flock, released by the kernel when its holder dies."""
+
+    lost = None
+
+    def __init__(self, root: UPath):
+        self.root = root
+        self.owner = root / ".lock.owner"
+
+    def acquire(self, timeout: float) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.lock = filelock.FileLock(self.root / ".lock", timeout=timeout)
+        try:
+            self.lock.acquire()
+        except filelock.Timeout:
+            holder = self.owner.read_text().strip() if self.owner.exists() else "unknown process"
+            raise WarehouseBusy(f"warehouse {self.root} is in use by another run ({holder}); "
+                                f"try again when it has finished") from None
+        self.owner.write_text(f"pid {os.getpid()} since {_now().isoformat(timespec='seconds')}\n")
+
+    def release(self) -> None:
+        self.owner.unlink(missing_ok=True)
+        self.lock.release()
+
+
+class _Lease:
+    """An object-store warehouse's lock: the object `_lock.json` naming its holder and when the lease expires.
+
+    Created only if absent (If-None-Match: *), so of two runs starting at once exactly one gets it; renewed every
+    third of LEASE_SECONDS by a thread while the run lives (If-Match its own version); taken over (If-Match the
+    version read) only once expired, so a run that died holding it delays the next one by at most LEASE_SECONDS.
+    A holder whose renewal fails has lost the lease (`lost`) and publishes nothing more."""
+
+    def __init__(self, path: UPath):
+        self.path, self.seconds, self.lost = path, LEASE_SECONDS, None
+        self.holder = (f"host {socket.gethostname()} pid {os.getpid()} since {_now().isoformat(timespec='seconds')}"
+                       + (f", flow run {os.environ['PREFECT__FLOW_RUN_ID']}" if "PREFECT__FLOW_RUN_ID" in os.environ
+                          else ""))
+        self.stop = threading.Event()
+
+    def _body(self) -> bytes:
+        expires = _now() + timedelta(seconds=self.seconds)
+        return json.dumps({"holder": self.holder, "expires": expires.isoformat(timespec="seconds")}).encode()
+
+    def acquire(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                self.etag = storage.create(self.path, self._body())
+                break
+            except FileExistsError:
+                pass
+            found = storage.read_versioned(self.path)
+            if found is None:  # released meanwhile
+                continue
+            holder, expires = _lease_info(found[0])
+            if expires <= _now():
+                try:
+                    self.etag = storage.replace_if(self.path, self._body(), found[1])
+                    break
+                except OSError:  # another run took it over first
+                    continue
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"warehouse {self.path.parent} is in use by another run ({holder}; its lease "
+                                    f"{self.path} runs until {expires.isoformat(timespec='seconds')} unless "
+                                    f"renewed); try again when it has finished")
+            time.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        self.thread = threading.Thread(target=self._renew, name="armswatch-lease", daemon=True)
+        self.thread.start()
+
+    def _renew(self) -> None:
+        while not self.stop.wait(self.seconds / 3):
+            try:
+                self.etag = storage.replace_if(self.path, self._body(), self.etag)
+            except Exception as exc:
+                self.lost = f"renewing {self.path} failed: {type(exc).__name__}"
+                return
+
+    def release(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        found = storage.read_versioned(self.path)
+        if self.lost is None and found is not None and found[1] == self.etag:
+            _delete(self.path)
+
+
+def _lease_info(body: bytes) -> tuple[str, datetime]:
+    """Holder and expiry of a lease object; an unreadable one counts as expired."""
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        lease = json.loads(body)
+        return str(lease["holder"]), datetime.fromisoformat(lease["expires"])
+    except (ValueError, KeyError, TypeError):
+        return "an unreadable lease", datetime.min.replace(tzinfo=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _listing(folder: UPath, pattern: str) -> list[UPath]:
+    try:
+        return sorted(folder.glob(pattern))
+    except FileNotFoundError:
+        return []
+
+
+def _delete(path: UPath) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _read_parquet(path: UPath, table: Table) -> pa.Table:
+    if storage.is_local(path):
+        return pq.read_table(path, schema=table.schema)
+    with path.fs.open(path.path, "rb") as fh:
+        return pq.read_table(fh, schema=table.schema)
+
+
+def parquet_metadata(path: UPath) -> pq.FileMetaData | None:
+    """The Parquet footer of a file on any store (rows, key/value metadata); None if no such file or not Parquet."""
+    try:
+        if storage.is_local(path):
+            return pq.read_metadata(path)
+        with path.fs.open(path.path, "rb") as fh:
+            return pq.read_metadata(fh)
     except (OSError, pa.ArrowInvalid):
-        return {}
+        return None
+
+
+def published_metadata(path: UPath) -> dict[str, str]:
+    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
+    footer = parquet_metadata(path)
+    metadata = (footer.metadata if footer is not None else None) or {}
     return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"armswatch.")}
 
 
-def _published_fingerprint(path: Path) -> str | None:
+def _published_fingerprint(path: UPath) -> str | None:
     return published_metadata(path).get(FINGERPRINT.decode())
 
 
-def source_sha256(path: Path) -> str | None:
+def source_sha256(path: UPath) -> str | None:
     """The comma-separated raw sha256s a published file was built from; None if unknown."""
     return published_metadata(path).get(SOURCE_SHA256.decode()) or None
 
@@ -269,12 +496,9 @@ def _as_of(data: pa.Table, snapshot: date) -> str:
     return snapshot.isoformat()
 
 
-def _write_parquet(data: pa.Table, path: Path, digest: str, extra: dict[str, str] | None = None) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _parquet_bytes(data: pa.Table, digest: str, extra: dict[str, str] | None = None) -> bytes:
     metadata = {**(data.schema.metadata or {}), FINGERPRINT: digest.encode(),
                 **{k.encode(): v.encode() for k, v in (extra or {}).items()}}
-    tmp = path.with_name(f".{path.name}.tmp")
-    pq.write_table(data.replace_schema_metadata(metadata), tmp, compression="zstd")
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    sink = pa.BufferOutputStream()
+    pq.write_table(data.replace_schema_metadata(metadata), sink, compression="zstd")
+    return sink.getvalue().to_pybytes()

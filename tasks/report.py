@@ -18,7 +18,7 @@ import altair as alt
 import duckdb
 import vl_convert
 
-from tasks.archive import atomic_write
+from tasks.storage import atomic_write
 from tasks.run import Report
 
 FIREARMS_PROTOCOL, ATT = "XVIII-12-c", "XXVI-8"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,9 +17,12 @@ from datetime import date, datetime, timezone
 from functools import cached_property
 from pathlib import Path
 
+from upath import UPath
+
+from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, published_metadata, source_sha256
+from tasks.publish import Warehouse, WarehouseUnusable, file_name, published_metadata, source_sha256
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -66,7 +68,8 @@ class Run:
     def validator(self):
         from tasks.validate import Validator
 
-        return Validator(self.warehouse.root / "_docs")
+        root = self.warehouse.root  # Data Docs on a local disk; on an object store each quarantine's validation.json
+        return Validator(root / "_docs" if storage.is_local(root) else None)
 
     def built_from(self, key: str, tables, shas: list[str]) -> bool:
         """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
@@ -76,7 +79,8 @@ class Run:
             self.sources[(table.name, key)] = shas
         if self.force:
             return False
-        return all(source_sha256(self.warehouse.current(t, key)) == ",".join(shas) for t in tables)
+        return all((path := self.warehouse.batches(t).get(file_name(key))) is not None
+                   and source_sha256(path) == ",".join(shas) for t in tables)
 
     def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
         """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
@@ -88,7 +92,7 @@ class Run:
         if known is None:
             return None
         return Outcome(key, known["status"], known.get("rows", {}), reason="\n".join(known["explained"]),
-                       quarantine=Path(known["quarantine"]) if known.get("quarantine") else None,
+                       quarantine=storage.location(known["quarantine"]) if known.get("quarantine") else None,
                        detail="source unchanged since quarantined, not parsed again",
                        fingerprint=known["fingerprint"])
 
@@ -96,16 +100,16 @@ class Run:
         """The key of the published batch of `table` built from exactly these bytes, for sources whose batch key
         is only known after parsing (an IAFQ release is keyed by the date inside it); None if none or forced."""
         wanted = ",".join(sorted(shas))
-        for path in sorted((self.warehouse.root / table.name).glob("*.parquet")) if not self.force else ():
+        for stem, path in self.warehouse.batches(table).items() if not self.force else ():
             if source_sha256(path) == wanted:
-                return path.stem
+                return stem
         return None
 
     def inputs(self, *tables, extra: str = "") -> list[str]:
         """What a derived batch is built from: the content fingerprints of every published file of `tables` (and
         the sha256 of `extra`, e.g. the catalog ids), used like raw sha256s by `built_from`."""
         found = [published_metadata(p).get("armswatch.fingerprint", "") for t in tables
-                 for p in sorted((self.warehouse.root / t.name).glob("*.parquet"))]
+                 for p in self.warehouse.files(t)]
         return found + ([hashlib.sha256(extra.encode()).hexdigest()] if extra else [])
 
 
@@ -133,20 +137,13 @@ def mirror_dir(mirror: str | None) -> Path | None:
     return Path(value) if value else None
 
 
-class UnsupportedWarehouse(ValueError):
-    """The warehouse is given as a URL (s3://, gs://, ...): only local folders are supported (exit code 2)."""
-
-
-class WarehouseUnusable(RuntimeError):
-    """The warehouse path is a file or cannot be written (an infrastructure failure: exit code 3)."""
-
-
-def check_warehouse(warehouse: str) -> Path:
-    """The warehouse folder, resolved; refuses URLs, files and folders this process cannot write."""
-    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://", str(warehouse)):
-        raise UnsupportedWarehouse(f"unsupported warehouse URL {warehouse}: only a local folder path is supported "
-                                   f"(object storage is not supported yet)")
-    root = Path(warehouse).resolve()
+def check_warehouse(warehouse: str) -> UPath:
+    """The warehouse location (tasks/storage.py: a folder or URL, resolved); storage.StorageError (exit code 2) for
+    a URL no installed backend opens; WarehouseUnusable for a local path that is a file or a folder this process
+    cannot write. An object store's access is checked by the run's first write (its lock)."""
+    root = storage.location(warehouse)
+    if not storage.is_local(root):
+        return root
     if root.exists() and not root.is_dir():
         raise WarehouseUnusable(f"warehouse {root} is a file, not a folder")
     existing = next(p for p in (root, *root.parents) if p.exists())
@@ -167,7 +164,7 @@ def use_run(run: Run | None, warehouse: str, mirror: str | None, force: bool = F
 
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (finishing any crashed publish) and yield a Run; released on exit."""
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit."""
     root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:

@@ -1,7 +1,7 @@
 """`armswatch status`: what the warehouse holds now, read from the warehouse alone (no Prefect, no network).
 
 Per table and batch: rows, as of, last published, the raw sha256s it was built from (the armswatch.* Parquet
-metadata written by tasks/publish.py); the open quarantines with their reasons (tasks/incidents.py state); the
+metadata written by tasks/publish.py, of the files the warehouse manifest names as current); the open quarantines with their reasons (tasks/incidents.py state); the
 last runs with their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
 Tables read: every table's files (metadata only). Tables fed: none.
 """
@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from pathlib import Path
 
-import pyarrow.parquet as pq
+from upath import UPath
 
-from tasks.archive import atomic_write
+from tasks import storage
 from tasks.incidents import Incidents
-from tasks.publish import published_metadata
+from tasks.publish import Warehouse, parquet_metadata
+from tasks.storage import atomic_write
 
 LAST_RUNS = 10
 
 
-def log_run(root: Path, run_id: str, flow_run: str, reports, now: datetime) -> Path:
+def log_run(root: UPath, run_id: str, flow_run: str, reports, now: datetime) -> UPath:
     """Record one flow run's outcome in `_runs/<run_id>.json`."""
     entry = {
         "run_id": run_id, "flow_run": flow_run, "finished_at": now.isoformat(timespec="seconds"),
@@ -30,26 +30,27 @@ def log_run(root: Path, run_id: str, flow_run: str, reports, now: datetime) -> P
                                                                      "failed")},
         "batches": [{"flow": r.flow, "batch": o.key, "status": o.status} for r in reports for o in r.outcomes],
     }
-    path = Path(root) / "_runs" / f"{run_id}.json"
+    path = storage.location(root) / "_runs" / f"{run_id}.json"
     atomic_write(path, json.dumps(entry, indent=1).encode())
     return path
 
 
-def status(root: Path) -> dict:
-    root = Path(root)
+def status(root: UPath) -> dict:
+    root = storage.location(root)
+    warehouse = Warehouse(root)
     tables = {}
-    folders = sorted(p for p in root.glob("*") if p.is_dir() and not p.name.startswith(("_", ".")))
-    for folder in folders:
+    for name in sorted(warehouse.manifest()["tables"]):
         batches = []
-        for path in sorted(folder.glob("*.parquet")):
-            meta = published_metadata(path)
+        for stem, path in warehouse.batches(name).items():
+            footer = parquet_metadata(path)
+            meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
             batches.append({
-                "batch": path.stem, "rows": pq.read_metadata(path).num_rows, "as_of": meta.get("armswatch.as_of"),
+                "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
                 "published_at": meta.get("armswatch.published_at"),
                 "source_sha256": [s for s in meta.get("armswatch.source_sha256", "").split(",") if s],
             })
         if batches:
-            tables[folder.name] = batches
+            tables[name] = batches
     quarantines = [{k: v for k, v in incident.items() if k != "fingerprint"}
                    for _, incident in sorted(Incidents(root).open.items())]
     runs = [json.loads(p.read_text()) for p in sorted((root / "_runs").glob("*.json"))[-LAST_RUNS:]]

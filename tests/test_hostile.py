@@ -27,6 +27,7 @@ from hypothesis import strategies as st
 import faults
 import warehouse_batches as wb
 from tasks.archive import RawArchive
+from tasks import publish as publish_module
 from tasks.audit import audit_and_publish
 from tasks.errors import FetchError, ParseError
 from tasks.http import Fetcher, MirrorAdapter, Settings
@@ -226,30 +227,40 @@ def test_record_keeps_urls_whose_names_collide_apart(tmp_path):
         assert mirror_fetch_recorded(tmp_path, tmp_path / "rec", url) == DOC + b" " * n
 
 
-# --- 14.1 confined commit journals ---------------------------------------------------------------------------------
+# --- 14.1 confined pending journals ----------------------------------------------------------------------------------
 
 def crashed_after_commit(root: Path, monkeypatch) -> Path:
-    """Version 1 published, then version 2 committed (journal written) but not renamed: a crash after COMMIT."""
+    """Version 1 published, then version 2 committed (manifest written) but its glob copies not refreshed."""
     with Warehouse(root).locked() as warehouse:
         warehouse.publish("run-v1", wb.batches(1), wb.SNAPSHOT)
+    real = publish_module.atomic_write
+
+    def crash_on_copies(path, data):
+        if path.parent.parent == root and not path.parent.name.startswith("_"):
+            raise OSError("crash")
+        real(path, data)
+
     with monkeypatch.context() as patch:
-        patch.setattr(Warehouse, "_apply", staticmethod(lambda moves: (_ for _ in ()).throw(OSError("crash"))))
+        patch.setattr(publish_module, "atomic_write", crash_on_copies)
         with pytest.raises(PublishError, match="the next run completes it"):
             Warehouse(root).publish("run-v2", wb.batches(2), wb.SNAPSHOT)
-    [journal] = (root / "_staging").glob("*/COMMIT.json")
+    [journal] = (root / "_pending").glob("*.json")
     return journal
 
 
 def test_journal_paths_are_relative_so_a_moved_warehouse_still_rolls_forward(tmp_path, monkeypatch):
     journal = crashed_after_commit(tmp_path / "before", monkeypatch)
-    assert all(not Path(p).is_absolute() for move in json.loads(journal.read_text()) for p in move.values())
+    files = json.loads(journal.read_text())["files"]
+    assert files and all(not Path(p).is_absolute() for move in files for p in move.values())
     moved = tmp_path / "after"
     (tmp_path / "before").rename(moved)
     with Warehouse(moved).locked() as warehouse:
         for key in wb.KEYS:
             for table in wb.TABLES:
                 assert warehouse.read_batch(table, key).equals(wb.batch(key, 2)[table])
-    assert not list((moved / "_staging").glob("*"))
+                copy = pq.read_table(warehouse.current(table, key), schema=table.schema)
+                assert copy.equals(wb.batch(key, 2)[table])
+    assert not list((moved / "_pending").glob("*"))
 
 
 @pytest.mark.parametrize("escape", ["absolute", "dotdot", "symlink"])
@@ -259,18 +270,18 @@ def test_recovery_refuses_a_journal_leading_outside_the_warehouse(tmp_path, monk
     victim = outside / "victim.txt"
     victim.write_text("keep me")
     journal = crashed_after_commit(root, monkeypatch)
-    moves = json.loads(journal.read_text())
+    entry = json.loads(journal.read_text())
     if escape == "absolute":
-        moves[0]["current"] = str(victim)
-        moves[0]["history"] = str(outside / "hardlink.parquet")
+        entry["files"][0]["current"] = str(victim)
+        entry["files"][0]["history"] = str(outside / "victim.txt")
     elif escape == "dotdot":
-        moves[0]["current"] = "../outside/victim.txt"
+        entry["files"][0]["current"] = "../outside/victim.txt"
     else:
         shutil.rmtree(root / "participation")
         (root / "participation").symlink_to(outside)
-    journal.write_text(json.dumps(moves))
+    journal.write_text(json.dumps(entry))
     before = {p.name: p.read_bytes() for p in root.rglob("*.parquet") if p.is_file()}
-    with pytest.raises(JournalRefused, match=rf"commit journal {journal} refused: .*outside|not relative"):
+    with pytest.raises(JournalRefused, match=rf"pending journal {journal} refused: .*(outside|not a table file)"):
         with Warehouse(root).locked():
             pytest.fail("a run started over a refused journal")
     assert victim.read_text() == "keep me" and sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
@@ -494,21 +505,24 @@ def test_recorded_names_stay_inside_the_record_folder(path):
 
 @FAST
 @given(st.lists(PATHLIKE.map(lambda p: p.replace("?", "").replace("%", "")), min_size=3, max_size=3))
-def test_a_journal_never_moves_anything_outside_the_warehouse(paths):
+def test_a_journal_never_touches_anything_outside_the_warehouse(paths):
     with tempfile.TemporaryDirectory() as scratch:
         root, outside = Path(scratch) / "wh", Path(scratch) / "outside"
-        (root / "_staging" / "run").mkdir(parents=True)
+        (root / "_pending").mkdir(parents=True)
         outside.mkdir()
-        staged = root / "_staging" / "run" / "s.parquet"
-        staged.write_bytes(b"staged")
-        moves = [dict(zip(("staged", "current", "history"), paths)),
-                 {"staged": "_staging/run/s.parquet", "current": paths[1], "history": paths[2]}]
-        (root / "_staging" / "run" / "COMMIT.json").write_text(json.dumps(moves))
+        (outside / "victim").write_bytes(b"keep")
+        kept = root / "_history" / "t" / "snapshot_date=x" / "s.parquet"
+        kept.parent.mkdir(parents=True)
+        kept.write_bytes(b"kept")
+        files = [dict(zip(("history", "current"), paths)), {"history": paths[2], "current": paths[0]},
+                 {"history": "_history/t/snapshot_date=x/s.parquet", "current": paths[1]}]
+        (root / "_pending" / "run.json").write_text(json.dumps({"commit": "run", "files": files}))
         try:
             Warehouse(root).recover()
         except JournalRefused:
-            assert staged.read_bytes() == b"staged", "nothing applied"
-        assert sorted(os.listdir(scratch)) == ["outside", "wh"] and list(outside.iterdir()) == []
+            assert kept.read_bytes() == b"kept", "nothing applied"
+        assert sorted(os.listdir(scratch)) == ["outside", "wh"] and list(outside.iterdir()) == [outside / "victim"]
+        assert (outside / "victim").read_bytes() == b"keep"
 
 
 @pytest.mark.usefixtures("prefect_harness")

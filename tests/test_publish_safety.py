@@ -1,15 +1,17 @@
 """Warehouse crash safety and concurrency: SIGKILLed publishes, two runs at once, disk full, idempotence.
 
 The killed publishes run in child processes (`warehouse_batches.CHILD`) over a warehouse holding version N and
-publishing version N + 1 of three batches x two tables. After each kill, `Warehouse(root).locked()` (which runs
-recover()) must leave every table file a complete Parquet file holding exactly version N or N + 1, the same version
-for every file of the publish, and nothing in _staging.
+publishing version N + 1 of three batches x two tables. Right after each kill, a reader following the manifest
+sees every batch at version N or N + 1, the same version for every file of the publish; after
+`Warehouse(root).locked()` (which runs recover()) the glob copies `<table>/<batch>.parquet` hold that version too,
+nothing is pending, and no file of an uncommitted publish is left.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import random
 import re
@@ -38,9 +40,15 @@ def fingerprints(version: int) -> dict[tuple[str, str], str]:
 
 
 def state(root: Path) -> dict[tuple[str, str], str]:
-    """Fingerprint of every current table file, each read back completely with its declared schema."""
+    """Fingerprint of every current batch file the manifest names, each read back completely with its schema."""
     warehouse = Warehouse(root)
     return {(t.name, key): fingerprint(warehouse.read_batch(t, key)) for key in wb.KEYS for t in wb.TABLES}
+
+
+def copies(root: Path) -> dict[tuple[str, str], str]:
+    """Fingerprint of every glob copy `<table>/<batch>.parquet`."""
+    return {(t.name, key): fingerprint(pq.read_table(root / t.name / f"{key}.parquet", schema=t.schema))
+            for key in wb.KEYS for t in wb.TABLES}
 
 
 def version_of(root: Path, old: int, new: int) -> int:
@@ -56,15 +64,18 @@ def describe(current: dict, old: int, new: int) -> dict:
     return {f"{t}/{k}": names.get(fp, "other") for (t, k), fp in current.items()}
 
 
-def staging_runs(root: Path) -> list[Path]:
-    return sorted((root / "_staging").glob("*"))
+def pending(root: Path) -> list[Path]:
+    return sorted((root / "_pending").glob("*"))
 
 
 def assert_clean(root: Path) -> None:
-    """No staged run, no temporary file next to current data, every history file a readable Parquet."""
-    assert staging_runs(root) == []
+    """Nothing pending, no temporary file anywhere, the glob copies equal the manifest's files, every history file
+    a readable Parquet of a committed run."""
+    assert pending(root) == []
+    assert [p for p in root.rglob(".*.tmp")] == []
     for table in wb.TABLES:
         assert sorted(p.name for p in (root / table.name).iterdir()) == [f"{k}.parquet" for k in sorted(wb.KEYS)]
+    assert copies(root) == state(root)
     for path in (root / "_history").rglob("*.parquet"):
         pq.read_table(path)
 
@@ -90,7 +101,7 @@ def warehouse_v1(tmp_path) -> Path:
 
 def test_calibration_child_publishes_completely(warehouse_v1):
     lines = finish(child(warehouse_v1, 2, "run-v2"))
-    assert lines[0] == "ready" and lines[-1] == "done"
+    assert lines[0] == "ready" and "done" in lines
     with Warehouse(warehouse_v1).locked():
         assert version_of(warehouse_v1, 1, 2) == 2
     assert_clean(warehouse_v1)
@@ -115,11 +126,15 @@ def test_sigkill_at_random_points_never_leaves_a_mixed_batch(warehouse_v1):
         proc.wait(timeout=10)
         where = classify(root, lines, version, new)
         landed[where] += 1
+        seen = version_of(root, version, new)  # before any recovery: what a reader of the manifest sees
         with Warehouse(root).locked():
             pass
         after = version_of(root, version, new)
-        assert after == (version if where in ("before publish", "mid-publish, staged: rolled back") else new), where
+        assert after == seen == (version if where in ("before publish", "mid-publish, written: rolled back")
+                                 else new), where
         assert_clean(root)
+        if after == version:
+            assert not list((root / "_history").rglob(f"*.run-{kill:02d}.parquet")), "uncommitted files removed"
         version = after
     print(f"\n{KILLS} SIGKILLs: {dict(sorted(landed.items()))}")
     assert sum(landed.values()) == KILLS
@@ -127,12 +142,12 @@ def test_sigkill_at_random_points_never_leaves_a_mixed_batch(warehouse_v1):
 
 def classify(root: Path, lines: list[str], old: int, new: int) -> str:
     """Where a kill landed, from the child's output and the state it left (before recovery)."""
-    runs = staging_runs(root)
-    if runs:
-        if (runs[0] / "COMMIT.json").exists():
+    journals = [p for p in pending(root) if p.suffix == ".json"]
+    if journals:
+        commit = json.loads(journals[0].read_text())["commit"]
+        if json.loads((root / "_manifest.json").read_text())["commit"] == commit:
             return "mid-publish, committed: rolled forward"
-        before = version_of(root, old, new)
-        return "mid-publish, staged: rolled back" if before == old else "mid-publish, cleanup: nothing to do"
+        return "mid-publish, written: rolled back"
     if "done" in lines or version_of(root, old, new) == new:
         return "after publish"
     return "before publish"
@@ -143,24 +158,26 @@ def kill_points(root: Path) -> list[str]:
     lines = finish(child(root, 2, "run-points"))
     with Warehouse(root).locked():
         assert version_of(root, 1, 2) == 2
-    return [line.removeprefix("step ") for line in lines if line.startswith("step ")]
+    return [line.removeprefix("step ") for line in lines[: lines.index("done")] if line.startswith("step ")]
 
 
 @pytest.mark.timeout(180)
 def test_sigkill_before_every_step_of_a_publish(warehouse_v1):
-    """Deterministic complement: a kill just before each os.replace / os.link / rmtree of the publish (fsync and
-    mkdir steps fall between those). Before the journal's rename the old version stays; after it, the new one."""
+    """Deterministic complement: a kill just before each os.replace / os.unlink of the publish (fsync and mkdir
+    steps fall between those). Before the manifest's rename the old version stays; after it, the new one."""
     root = warehouse_v1
     steps = kill_points(root)
-    commit = steps.index("replace COMMIT.json") + 1
-    points = [i for i, s in enumerate(steps, 1) if s.split()[0] in ("replace", "link", "rmtree")]
-    assert len(points) == 2 * len(wb.KEYS) * len(wb.TABLES) + len(wb.KEYS) * len(wb.TABLES) + 2
+    commit = steps.index("replace _manifest.json") + 1
+    points = [i for i, s in enumerate(steps, 1) if s.split()[0] in ("replace", "unlink")]
+    # the pending journal, each history file, the manifest, each copy, removing the journal
+    assert len(points) == 1 + len(wb.KEYS) * len(wb.TABLES) + 1 + len(wb.KEYS) * len(wb.TABLES) + 1
     version = 2
     for k in points:
         new = version + 1
         proc = child(root, new, f"run-kill-{k:02d}", kill_at=k)
         finish(proc)
         assert proc.returncode == -signal.SIGKILL, (k, steps[k - 1])
+        assert version_of(root, version, new) == (new if k > commit else version), (k, steps[k - 1])
         with Warehouse(root).locked():
             pass
         version = version_of(root, version, new)
@@ -189,7 +206,7 @@ def test_second_run_is_refused_while_the_first_holds_the_lock_and_recovers_after
 
 # --- failures while publishing ---------------------------------------------------------------------------------
 
-STEPS = (("os", "replace"), ("os", "link"), ("os", "mkdir"), ("os", "fsync"), ("pq", "write_table"))
+STEPS = ("replace", "mkdir", "fsync")
 
 
 def disk_full_at(monkeypatch, k: int) -> list[str]:
@@ -197,20 +214,18 @@ def disk_full_at(monkeypatch, k: int) -> list[str]:
 
     A mkdir of a folder that exists is no step: it fails with EEXIST whatever the free space."""
     seen: list[str] = []
-    modules = {"os": os, "pq": pq}
-    for module_name, name in STEPS:
-        module = modules[module_name]
-        real = getattr(module, name)
+    for name in STEPS:
+        real = getattr(os, name)
 
         def step(*args, _real=real, _name=name, **kwargs):
             if _name == "mkdir" and Path(args[0]).exists():
                 return _real(*args, **kwargs)
-            seen.append(_name)
+            seen.append(f"{_name} {Path(str(args[-1] if _name == 'replace' else args[0])).name}")
             if len(seen) == k:
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
             return _real(*args, **kwargs)
 
-        monkeypatch.setattr(module, name, step)
+        monkeypatch.setattr(os, name, step)
     return seen
 
 
@@ -221,14 +236,14 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def test_disk_full_at_every_step_fails_clearly_and_never_mixes(warehouse_v1, monkeypatch):
     """ENOSPC at each file-system step of a publish (tests run as root, so chmod cannot deny; the failure is
-    injected). Before the journal is committed: PublishError, files byte-identical, nothing staged. After it:
+    injected). Before the manifest is committed: PublishError, files byte-identical, nothing pending. After it:
     PublishError saying the next run completes it, and the next run's recover() does."""
     root = warehouse_v1
     with monkeypatch.context() as patch:
         total = disk_full_at(patch, 0)
         Warehouse(root).publish("run-count", wb.batches(2), wb.SNAPSHOT)
     steps = list(total)
-    commit = max(i for i, s in enumerate(steps[: steps.index("link")], 1) if s == "replace")
+    commit = steps.index("replace _manifest.json") + 1
     version = 2
     for k in range(1, len(steps) + 1):
         new = version + 1
@@ -242,7 +257,7 @@ def test_disk_full_at_every_step_fails_clearly_and_never_mixes(warehouse_v1, mon
         if k <= commit:
             assert "published data left as it was" in message
             assert snapshot(root) == before, (k, steps[k - 1])
-            assert staging_runs(root) == []
+            assert pending(root) == []
         else:
             assert "the next run completes it" in message, message
         with Warehouse(root).locked():
@@ -256,16 +271,16 @@ def test_disk_full_at_every_step_fails_clearly_and_never_mixes(warehouse_v1, mon
 def test_permission_denied_while_staging_fails_clearly(warehouse_v1):
     root = warehouse_v1
     before = snapshot(root)
-    (root / "_staging").mkdir(exist_ok=True)
-    (root / "_staging").chmod(0o555)
+    (root / "_pending").mkdir(exist_ok=True)
+    (root / "_pending").chmod(0o555)
     try:
         with pytest.raises(PublishError, match=rf"publishing to {re.escape(str(root))} failed, published data left "
                                                r"as it was: .*Permission denied"):
             Warehouse(root).publish("run-denied", wb.batches(2), wb.SNAPSHOT)
     finally:
-        (root / "_staging").chmod(0o755)
+        (root / "_pending").chmod(0o755)
     assert snapshot(root) == before
-    assert staging_runs(root) == []
+    assert pending(root) == []
 
 
 # --- idempotence ------------------------------------------------------------------------------------------------
@@ -319,10 +334,10 @@ def test_changing_one_batch_rewrites_only_that_batch(warehouse_v1):
     assert result.changed == {changed_key: [wb.PARTICIPATION.name]}
     assert sorted(result.unchanged) == sorted(k for k in wb.KEYS if k != changed_key)
     after = inventory(root)
-    rewritten = f"{wb.PARTICIPATION.name}/{changed_key}.parquet"
-    assert after[rewritten] != before[rewritten]
-    assert {k: v for k, v in after.items() if k != rewritten and k in before} == {
-        k: v for k, v in before.items() if k != rewritten}
+    rewritten = (f"{wb.PARTICIPATION.name}/{changed_key}.parquet", "_manifest.json")
+    assert all(after[name] != before[name] for name in rewritten)
+    assert {k: v for k, v in after.items() if k not in rewritten and k in before} == {
+        k: v for k, v in before.items() if k not in rewritten}
     assert history(root) - old_history == {f"participation/snapshot_date={wb.SNAPSHOT}/{changed_key}.run-one.parquet"}
     assert set(after) - set(before) == {f"_history/{h}" for h in history(root) - old_history}
     assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed_key)) == fingerprint(
@@ -340,3 +355,28 @@ def test_quarantine_keeps_the_batch_and_reason_without_touching_published_data(w
                                                          "validation.json"]
     assert {k: v for k, v in inventory(root).items() if not k.startswith("_quarantine")} == before
     assert pq.read_table(folder / "treaties.parquet").num_rows == 1
+
+
+def test_a_warehouse_published_before_the_manifest_is_read_and_updated_in_place(tmp_path):
+    """Only `<table>/<batch>.parquet` files (the layout before `_manifest.json`): they are the current data, an
+    unchanged rerun writes nothing, and the first change writes the manifest naming the old files and the new."""
+    root = tmp_path / "warehouse"
+    for key, batch in wb.batches(1).items():
+        for table, data in batch.items():
+            path = root / table.name / f"{key}.parquet"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            pq.write_table(data.replace_schema_metadata({b"armswatch.fingerprint": fingerprint(data).encode()}), path)
+    assert version_of(root, 1, 2) == 1
+    before = inventory(root)
+    with Warehouse(root).locked() as warehouse:
+        assert warehouse.publish("run-same", wb.batches(1), wb.SNAPSHOT).changed == {}
+    assert inventory(root) == before
+    changed = wb.KEYS[0]
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-one", {changed: wb.batch(changed, 2)}, wb.SNAPSHOT)
+        assert [str(f.relative_to(root)) for f in warehouse.files(wb.PARTICIPATION)] == [
+            f"_history/participation/snapshot_date={wb.SNAPSHOT}/{changed}.run-one.parquet",
+            *(f"participation/{k}.parquet" for k in wb.KEYS[1:])]
+        assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed)) == fingerprint(
+            wb.batch(changed, 2)[wb.PARTICIPATION])
+    assert copies(root) == state(root)

@@ -37,9 +37,11 @@ def test_only_published_tables_get_views_and_the_page_names_what_is_missing(tmp_
 
 
 def test_view_statements_read_relative_paths():
-    statements = duckdb_views.view_statements(["firearms_seizures", "treaties"])
+    seizures = ["_history/firearms_seizures/snapshot_date=2026-11-29/2022-06-17.r1.parquet",
+                "_history/firearms_seizures/snapshot_date=2026-11-29/2024-08-26.r1.parquet"]
+    statements = duckdb_views.view_statements({"firearms_seizures": seizures, "treaties": ["treaties/IV-4.parquet"]})
     assert statements[0] == ('CREATE OR REPLACE VIEW "firearms_seizures" AS SELECT * FROM '
-                             "read_parquet('firearms_seizures/*.parquet', union_by_name = true)")
+                             f"read_parquet(['{seizures[0]}', '{seizures[1]}'], union_by_name = true)")
     assert statements[1].startswith('CREATE OR REPLACE VIEW "firearms_seizures_latest" AS SELECT * FROM '
                                     '"firearms_seizures" WHERE is_latest_release')
     assert len(statements) == 3 and "/tmp" not in " ".join(statements)

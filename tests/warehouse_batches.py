@@ -2,9 +2,10 @@
 
 `batches(version)` gives, per batch key, a TREATIES and a PARTICIPATION table whose content differs for every
 version, so a file's fingerprint tells which version it holds. `CHILD` is the program a killed child runs:
-`python -c CHILD <tests dir> <root> <version> <run_id> [publish|hold]`. With KILL_AT=k in the environment it
-SIGKILLs itself just before the k-th file-system step of the publish (os.replace, os.link, os.fsync, os.mkdir,
-shutil.rmtree) and prints the steps it saw ("step <name> <file>") so a calibration run can name each kill point.
+`python -c CHILD <tests dir> <root path or URL> <version> <run_id> [publish|hold]` (env LEASE_SECONDS: the
+lease of an object-store lock). With KILL_AT=k in the environment it
+SIGKILLs itself just before the k-th file-system step of the publish (os.replace, os.fsync, os.mkdir, os.unlink)
+and prints the steps it saw ("step <name> <file>") so a calibration run can name each kill point.
 """
 
 from __future__ import annotations
@@ -47,13 +48,15 @@ def batches(version: int, keys: tuple[str, ...] = KEYS) -> dict[str, dict[Table,
 
 
 CHILD = r"""
-import os, shutil, signal, sys, time
+import os, signal, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
 from tasks.publish import Warehouse
 import warehouse_batches as wb
 
-root, version, run_id, mode = Path(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+import tasks.publish
+tasks.publish.LEASE_SECONDS = float(os.environ.get("LEASE_SECONDS", tasks.publish.LEASE_SECONDS))
+root, version, run_id, mode = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
 kill_at, steps = int(os.environ.get("KILL_AT", "0")), []
 
 
@@ -61,7 +64,7 @@ def hooked(module, name):
     real = getattr(module, name)
 
     def step(*args, **kwargs):
-        steps.append(f"{name} {Path(str(args[-1] if name in ('replace', 'link') else args[0])).name}")
+        steps.append(f"{name} {Path(str(args[-1] if name == 'replace' else args[0])).name}")
         print("step", steps[-1], flush=True)
         if len(steps) == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -75,8 +78,8 @@ with Warehouse(root).locked(timeout=10) as warehouse:
     if mode == "hold":
         print("locked", os.getpid(), flush=True)
         time.sleep(60)
-    for module, name in ((os, "replace"), (os, "link"), (os, "fsync"), (os, "mkdir"), (shutil, "rmtree")):
-        hooked(module, name)
+    for name in ("replace", "fsync", "mkdir", "unlink"):
+        hooked(os, name)
     print("ready", flush=True)
     warehouse.publish(run_id, data, wb.SNAPSHOT)
     print("done", flush=True)
