@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 
@@ -91,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
     except (WarehouseBusy, WarehouseUnusable) as exc:
         return _fail(exc, EXIT_INFRASTRUCTURE)
+    except BrokenPipeError:  # the reader went away (`armswatch status | head`): stop quietly, as a shell tool does
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
     except Exception as exc:
         from flows.server import PrefectUnavailable
 

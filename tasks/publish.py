@@ -236,6 +236,7 @@ class Warehouse:
                force: bool, sources: dict[tuple[str, str], list[str]]) -> list[_Write]:
         """The changed tables of one batch as Parquet bytes, with where they go; nothing is written yet."""
         stem, writes = file_name(key), []
+        as_of = _as_of(tables.values(), snapshot)  # one date for every table of the batch
         for table, data in tables.items():
             digest = fingerprint(data)
             published = manifest["tables"].get(table.name, {}).get(stem)
@@ -244,7 +245,7 @@ class Warehouse:
             history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
             data_bytes = _parquet_bytes(data, digest, {
                 "armswatch.source_sha256": ",".join(sources.get((table.name, key), [])),
-                "armswatch.as_of": _as_of(data, snapshot), "armswatch.run_id": run_id,
+                "armswatch.as_of": as_of, "armswatch.run_id": run_id,
                 "armswatch.published_at": _now().isoformat(timespec="seconds")})
             writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest))
         return writes
@@ -488,11 +489,14 @@ def source_sha256(path: UPath) -> str | None:
     return published_metadata(path).get(SOURCE_SHA256.decode()) or None
 
 
-def _as_of(data: pa.Table, snapshot: date) -> str:
-    """The date the data is as of: its as_of or release_date column, else the date it was fetched, else today."""
+def _as_of(batch, snapshot: date) -> str:
+    """The date a batch's data is as of: the as_of or release_date column of any of its tables (a treaty's status
+    date holds for all six of its tables), else the date it was fetched, else today."""
+    batch = list(batch)
     for column in ("as_of", "release_date", "fetched_at"):
-        if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
-            return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+        for data in batch:
+            if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
+                return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
     return snapshot.isoformat()
 
 

@@ -221,12 +221,12 @@ def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys)
     assert main(["status", "--warehouse", str(wh)]) == 1
     text = capsys.readouterr().out
     assert "open quarantines: 1" in text and "treaties / XVIII-12-c: quarantined" in text
-    assert re.search(r"^participation +XXVI-8 +135 +\d{4}-\d\d-\d\d +\d{4}-", text, re.M), text
+    assert re.search(r"^participation +XXVI-8 +135 +2018-01-15 +\d{4}-", text, re.M), "the treaty's status date"
     assert main(["status", "--warehouse", str(wh), "--json"]) == 1
     status = json.loads(capsys.readouterr().out)
     participation = {b["batch"]: b for b in status["tables"]["participation"]}
     assert participation["XXVI-8"]["rows"] == 135 and len(participation["XXVI-8"]["source_sha256"]) == 1
-    assert participation["XXVI-8"]["as_of"] and participation["XXVI-8"]["published_at"]
+    assert participation["XXVI-8"]["as_of"] == "2018-01-15" and participation["XXVI-8"]["published_at"]
     assert [q["batch"] for q in status["open_quarantines"]] == ["XVIII-12-c"]
     assert status["last_runs"][0]["counts"]["quarantined"] == 1 and not status["last_runs"][0]["ok"]
     assert main(["status", "--warehouse", str(tmp_path / "nothing")]) == 2
