@@ -22,7 +22,7 @@ from upath import UPath
 from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, WarehouseUnusable, file_name, published_metadata, source_sha256
+from tasks.publish import Warehouse, WarehouseUnusable, file_name, source_sha256
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -108,8 +108,9 @@ class Run:
     def inputs(self, *tables, extra: str = "") -> list[str]:
         """What a derived batch is built from: the content fingerprints of every published file of `tables` (and
         the sha256 of `extra`, e.g. the catalog ids), used like raw sha256s by `built_from`."""
-        found = [published_metadata(p).get("armswatch.fingerprint", "") for t in tables
-                 for p in self.warehouse.files(t)]
+        published = self.warehouse.manifest()["tables"]  # one read; it names each file with its fingerprint
+        found = [entries[stem]["fingerprint"] or "" for t in tables
+                 for entries in [published.get(t.name, {})] for stem in sorted(entries)]
         return found + ([hashlib.sha256(extra.encode()).hexdigest()] if extra else [])
 
 
