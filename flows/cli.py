@@ -29,7 +29,7 @@ import flows  # noqa: F401  (analytics off before Prefect loads)
 from tasks import catalog, registry
 from tasks.errors import FetchError
 from tasks.publish import WarehouseBusy, WarehouseUnusable
-from tasks.run import check_warehouse
+from tasks.run import SIGNALS, check_warehouse
 from tasks.storage import StorageError
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
@@ -75,6 +75,7 @@ def main(argv: list[str] | None = None) -> int:
     previous = signal.getsignal(signal.SIGTERM)
     if args.command in ("run", "record"):
         signal.signal(signal.SIGTERM, _terminate)
+        SIGNALS.listen()
     try:
         if args.command == "run":
             return _run(args)

@@ -26,7 +26,7 @@ from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish
 from tasks.errors import FetchError
 from tasks.incidents import Incidents, prune
-from tasks.run import STAGES, Report, Run
+from tasks.run import SIGNALS, STAGES, Report, Run
 
 
 def transient_only(task, task_run, state) -> bool:
@@ -78,6 +78,10 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
     except (Exception, TerminationSignal) as exc:  # Prefect turns SIGTERM into TerminationSignal during a run
         report.crash = crash_reason(exc)
         get_run_logger().error("run ended early: %s", report.crash)
+    else:
+        if signalled := SIGNALS.terminated():  # a SIGTERM whose exception was swallowed (see tasks/run.py Signals)
+            report.crash = signalled
+            get_run_logger().error("run ended early: %s", report.crash)
     finally:
         if notify:
             finish(run, [report], alert_block, news_block, report.new_parties)

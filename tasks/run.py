@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import signal
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -45,6 +46,51 @@ class Stages:
 
 
 STAGES = Stages()
+
+
+class Signals:
+    """The termination signals that reached the process during a CLI run, recorded by the interpreter itself
+    (`signal.set_wakeup_fd`). Prefect turns SIGTERM into an exception raised wherever the main thread is; raised
+    inside a finalizer (`__del__`) that exception is swallowed, and the run would go on as if nothing had arrived.
+    Flows ask `terminated()` when they end, so such a signal still ends the run as a crash. Without `listen()`
+    (deployment runs) nothing is recorded and Prefect's own handling stands."""
+
+    def __init__(self):
+        self._pipe: int | None = None
+        self._seen: set[int] = set()
+
+    def listen(self) -> None:
+        """Start recording (once per process; only the main thread can, elsewhere nothing is recorded)."""
+        if self._pipe is not None:
+            return
+        read, write = os.pipe()
+        os.set_blocking(read, False)
+        os.set_blocking(write, False)
+        try:
+            signal.set_wakeup_fd(write, warn_on_full_buffer=False)
+        except ValueError:
+            os.close(read)
+            os.close(write)
+            return
+        self._pipe = read
+
+    def terminated(self) -> str | None:
+        """'terminated by SIGTERM' (or SIGINT) once such a signal has arrived; None otherwise."""
+        while self._pipe is not None:
+            try:
+                data = os.read(self._pipe, 4096)
+            except BlockingIOError:
+                break
+            if not data:
+                break
+            self._seen.update(data)
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            if signum in self._seen:
+                return f"terminated by {signal.Signals(signum).name}"
+        return None
+
+
+SIGNALS = Signals()
 
 
 @dataclass

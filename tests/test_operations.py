@@ -190,6 +190,27 @@ def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
     assert not (wh / ".lock.owner").exists(), "the lock was released"
 
 
+def test_a_sigterm_whose_exception_was_swallowed_is_still_known():
+    """Prefect raises TerminationSignal from its SIGTERM handler; raised inside a finalizer it is swallowed. The
+    interpreter-level record (tasks/run.py Signals) still tells the flow that the run was terminated."""
+    from tasks.run import Signals
+
+    swallowed = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: swallowed.append(signum))
+    signals = Signals()
+    try:
+        assert signals.terminated() is None
+        signals.listen()
+        assert signals.terminated() is None
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert swallowed == [signal.SIGTERM]
+        assert signals.terminated() == "terminated by SIGTERM"
+        assert signals.terminated() == "terminated by SIGTERM", "once known, it stays known"
+    finally:
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGTERM, previous)
+
+
 @pytest.mark.usefixtures("prefect_harness")
 def test_flow_and_parent_states_are_failed_on_a_quarantine(tmp_path):
     from flows.ratification import ratification
