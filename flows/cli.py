@@ -25,12 +25,7 @@ import os
 import signal
 import sys
 
-import flows  # noqa: F401  (analytics off before Prefect loads)
-from tasks import catalog, registry
-from tasks.errors import FetchError
-from tasks.publish import WarehouseBusy, WarehouseUnusable
-from tasks.run import SIGNALS, check_warehouse
-from tasks.storage import StorageError
+from flows.server import PrefectAPI  # imports nothing of Prefect; flows/__init__.py turns analytics off first
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
 
@@ -40,6 +35,8 @@ class Terminated(Exception):
 
 
 def parser() -> argparse.ArgumentParser:
+    from tasks import registry
+
     p = argparse.ArgumentParser(prog="armswatch", description=__doc__.split("\n\n")[0],
                                 epilog=__doc__[__doc__.index("Exit codes"):],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -68,6 +65,24 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    api = PrefectAPI()
+    if argv[:1] == ["run"]:
+        api.launch()  # first of all: the temporary server boots (about 3 s) while the CLI imports and checks
+    try:
+        return _command(argv, api)
+    finally:
+        api.stop()
+
+
+def _command(argv: list[str], api: PrefectAPI) -> int:
+    from flows.server import PrefectUnavailable
+    from tasks import catalog
+    from tasks.errors import FetchError
+    from tasks.publish import WarehouseBusy, WarehouseUnusable
+    from tasks.run import SIGNALS
+    from tasks.storage import StorageError
+
     try:
         args = parser().parse_args(argv)
     except SystemExit as exc:
@@ -78,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         SIGNALS.listen()
     try:
         if args.command == "run":
-            return _run(args)
+            return _run(args, api)
         if args.command == "status":
             return _status(args)
         if args.command == "record":
@@ -93,14 +108,12 @@ def main(argv: list[str] | None = None) -> int:
         return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
     except (WarehouseBusy, WarehouseUnusable) as exc:
         return _fail(exc, EXIT_INFRASTRUCTURE)
+    except PrefectUnavailable as exc:
+        return _fail(exc, EXIT_INFRASTRUCTURE)
     except BrokenPipeError:  # the reader went away (`armswatch status | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except Exception as exc:
-        from flows.server import PrefectUnavailable
-
-        if isinstance(exc, PrefectUnavailable):
-            return _fail(exc, EXIT_INFRASTRUCTURE)
         return _fail(f"the run crashed: {type(exc).__name__}: {exc}", EXIT_CRASH)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -116,14 +129,13 @@ def _fail(problem, code: int) -> int:
     return code
 
 
-def _run(args) -> int:
+def _run(args, api: PrefectAPI) -> int:
+    from tasks import catalog, registry
+    from tasks.run import check_warehouse
+
     catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
     registry.load(args.sources)
     check_warehouse(args.warehouse)  # so does an unsupported URL; a file or read-only folder exits 3
-    from flows.server import PrefectAPI
-
-    api = PrefectAPI()
-    api.launch()  # the temporary server boots while the flows are imported
 
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
@@ -160,6 +172,7 @@ def _run(args) -> int:
 
 
 def _status(args) -> int:
+    from tasks.run import check_warehouse
     from tasks.status import status, text
 
     root = check_warehouse(args.warehouse)
@@ -177,7 +190,6 @@ def _record(args) -> int:
 
     from flows.console import quiet_logging
     from flows.refresh import refresh
-    from flows.server import PrefectAPI
     from tasks.archive import RawArchive
     from tasks.mirror import export
 

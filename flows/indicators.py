@@ -13,7 +13,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch, final_state, reported
+from flows.steps import audit, fetch_urls, final_state, reported
 from tasks import registry
 from tasks.archive import Response
 from tasks.audit import Outcome, describe
@@ -22,24 +22,31 @@ from tasks.source import Batch, Client, Source
 
 
 def client(run: Run, source: Source) -> Client:
-    """Fetching for one source through the fetch task (retries, archive)."""
-    def get_all(urls: list[str], kind: str):
-        futures = [fetch.submit(run, source.name, url, kind) for url in urls]
-        return [future.result() for future in futures]
+    """Fetching for one source inside its tasks (flows/steps.py fetch_urls: retries, archive); the first URL that
+    could not be fetched fails the step."""
+    def get_all(urls: list[str], kind: str) -> list[Response]:
+        fetched = fetch_urls(run, source.name, urls, kind)
+        if failed := next((r for r in fetched if isinstance(r, Exception)), None):
+            raise failed
+        return fetched
 
-    return Client(lambda url, kind: fetch(run, source.name, url, kind), get_all)
-
-
-@task(cache_policy=NO_CACHE, task_run_name="{source.name} batches")
-def find_batches(run: Run, source: Source) -> tuple[list[Batch], dict[str, str]]:
-    """The source's batches, and the discovery steps that failed (e.g. an unreachable release page)."""
-    return source.batches(client(run, source))
+    return Client(lambda url, kind: get_all([url], kind)[0], get_all)
 
 
-@task(cache_policy=NO_CACHE, task_run_name="fetch {source.name} {batch.name}")
-def fetch_batch(run: Run, source: Source, batch: Batch) -> list[Response]:
-    """The batch's raw responses, fetched and archived (their sha256s tell whether anything changed)."""
-    return source.fetch(batch, client(run, source))
+@task(cache_policy=NO_CACHE, task_run_name="fetch {source.name}")
+def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Response] | Exception]], dict[str, str]]:
+    """The source's batches, each with its raw responses fetched and archived (their sha256s tell whether anything
+    changed) or the exception that kept them; and the discovery steps that failed (e.g. an unreachable release
+    page). One task run for the whole source (see flows/steps.py `fetch`)."""
+    get = client(run, source)
+    batches, errors = source.batches(get)
+    fetched = []
+    for batch in batches:
+        try:
+            fetched.append((batch, source.fetch(batch, get)))
+        except Exception as exc:  # that batch's outcome; the others are still fetched
+            fetched.append((batch, exc))
+    return fetched, errors
 
 
 @task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
@@ -55,12 +62,13 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
     tables are computed again only when a batch of the source was published this run."""
     logger = get_run_logger()
-    batches, errors = find_batches(run, source)
-    STAGES.start("parse", len(batches))
+    fetched, errors = fetch_source(run, source)
+    STAGES.start("parse", len(fetched))
     staged, skipped = {}, []
-    for batch in batches:
+    for batch, responses in fetched:
         try:
-            responses = fetch_batch(run, source, batch)
+            if isinstance(responses, Exception):
+                raise responses
             shas = [r.sha256 for r in responses]
             if known := run.published_from(source.tables[0], shas):
                 skipped.append(Outcome(known, "unchanged", detail="source unchanged, not parsed"))

@@ -17,7 +17,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
 from tasks import catalog, duckdb_views, panel, registry, report, storage
-from tasks.archive import atomic_write
+from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
                           PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
@@ -30,10 +30,10 @@ PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.P
 
 
 @task(cache_policy=NO_CACHE)
-def build_status(run: Run, entries: list[catalog.Treaty], countries_table) -> dict:
+def build_status(run: Run, entries: list[catalog.Treaty]) -> dict:
     """treaty_status and treaty_status_by_year batches, one per catalog treaty whose treaties row is published."""
     treaties = {row["mtdsg_no"]: row for row in run.warehouse.read(TREATIES).to_pylist()}
-    participation = run.warehouse.read(PARTICIPATION)
+    participation, countries_table = run.warehouse.read(PARTICIPATION), run.warehouse.read(COUNTRIES)
     staged = {}
     for entry in entries:
         if entry.id in treaties:
@@ -44,9 +44,9 @@ def build_status(run: Run, entries: list[catalog.Treaty], countries_table) -> di
 
 
 @task(cache_policy=NO_CACHE)
-def build_panel(run: Run, countries_table):
+def build_panel(run: Run):
     observations, seizures = run.warehouse.read(INDICATOR_OBSERVATIONS), run.warehouse.read(FIREARMS_SEIZURES)
-    return panel.build_panel(countries_table, observations, seizures,
+    return panel.build_panel(run.warehouse.read(COUNTRIES), observations, seizures,
                              last_year=panel.latest_year(observations, seizures, run.today))
 
 
@@ -59,18 +59,17 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, None, force) as run,
           reported(Report("panel", run.id), run, notify, alert_block) as report):
-        countries_table = run.warehouse.read(COUNTRIES)
-        if countries_table.num_rows == 0:
+        if not run.warehouse.batches(COUNTRIES):
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
             return final_state([report])
         catalog_text = ",".join(f"{e.id}={e.short_name or ''}" for e in entries)
-        published = set(run.warehouse.read(TREATIES)["mtdsg_no"].to_pylist())
+        published = run.warehouse.batches(TREATIES)  # from the manifest: no data is read unless something is built
         for tables, keys, inputs, build in (
-                ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if e.id in published],
-                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries, countries_table)),
+                ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if file_name(e.id) in published],
+                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries)),
                 ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
-                 lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run, countries_table)}})):
+                 lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run)}})):
             same = [run.skip(key, tables, run.inputs(*inputs, extra=catalog_text)) for key in keys]
             if keys and all(same):  # built from exactly these inputs already: not built or validated again
                 report.outcomes += audit(run, tables, {}, {}, same)
@@ -118,6 +117,6 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
         return []
-    atomic_write(root / BUILT_FOR, failing(reports).encode())
+    storage.atomic_write(root / BUILT_FOR, failing(reports).encode())
     logger.info("wrote %s and %s", database, page)
     return [str(database), str(page)]

@@ -44,13 +44,13 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, mirror, force) as run,
           reported(Report("treaties", run.id), run, notify, alert_block, news_block) as report):
-        STAGES.start("fetch", len(entries))
-        fetches = {t.id: fetch.submit(run, untc.SOURCE, t.url, "xml") for t in entries}
+        fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml")
         STAGES.start("parse", len(entries))
         staged, errors, details, skipped = {}, {}, {}, []
-        for treaty in entries:
+        for treaty, response in zip(entries, fetched):
             try:
-                response = fetches[treaty.id].result()
+                if isinstance(response, Exception):
+                    raise response
                 if outcome := run.skip(treaty.id, tables.TREATY_TABLES, [response.sha256]):
                     skipped.append(outcome)
                     continue

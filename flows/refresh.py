@@ -15,13 +15,18 @@ from flows.indicators import indicators
 from flows.panel import analyst_outputs, country_year_panel
 from flows.ratification import ratification
 from flows.steps import crash_reason, final_state, finish
-from tasks.run import Report, open_run
+from tasks.run import Report, Run, open_run
 
 
-def _report(state, flow: str, run_id: str) -> Report:
-    """The report a subflow returned, or one recording why it has none (it crashed)."""
-    data = state.result(raise_on_failure=False)
-    return data if isinstance(data, Report) else Report(flow, run_id, crash=f"{type(data).__name__}: {data}")
+def _part(name: str, body, run: Run, **options) -> Report:
+    """One flow's body (treaties, indicators, panel) run inside the refresh's own flow run, and its report; or a
+    report recording why it has none. Not a subflow: starting one creates a tracking task run, which Prefect's
+    SQLite server often refuses (503, "database is locked") while it records the previous part's task runs, and
+    the client then waits 2 s before asking again (benchmarks/pipeline.py)."""
+    try:
+        return body.fn(run=run, notify=False, **options).result(raise_on_failure=False)
+    except Exception as exc:
+        return Report(name, run.id, crash=crash_reason(exc))
 
 
 @flow(name="armswatch-refresh")
@@ -29,20 +34,16 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
             sources: str | None = None, force: bool = False, alert_block: str | None = None,
             news_block: str | None = None):
     """Everything: treaties, the sources, then the analyst tables, the DuckDB file and the report, under one lock
-    and one run id; one alert for the whole run. Fails when a subflow failed; stops early (still reporting and
-    alerting) when one crashed."""
+    and one run id, in one flow run; one alert for the whole run. Fails when a part failed; stops early (still
+    reporting and alerting) when one crashed."""
     reports: list[Report] = []
     try:
         with open_run(warehouse, mirror, force) as run:
             try:
-                for name, subflow in (
-                        ("treaties", lambda: ratification(warehouse=warehouse, mirror=mirror, treaties=treaties,
-                                                          force=force, notify=False, run=run, return_state=True)),
-                        ("indicators", lambda: indicators(warehouse=warehouse, mirror=mirror, sources=sources,
-                                                          force=force, notify=False, run=run, return_state=True)),
-                        ("panel", lambda: country_year_panel(warehouse=warehouse, treaties=treaties, force=force,
-                                                             notify=False, run=run, return_state=True))):
-                    reports.append(_report(subflow(), name, run.id))
+                for name, body, options in (("treaties", ratification, {"treaties": treaties}),
+                                            ("indicators", indicators, {"sources": sources}),
+                                            ("panel", country_year_panel, {"treaties": treaties})):
+                    reports.append(_part(name, body, run, **options))
                     if reports[-1].crash:
                         break
                 analyst_outputs(run, reports)

@@ -4,9 +4,10 @@ temporary server the CLI starts as its own child process and stops when it ends.
 Prefect's own temporary server waits 20 s by default, which a busy 2-core machine does not meet on a first start
 (the server also migrates its database then: `make setup` runs `prefect server database upgrade -y` ahead, see
 the Makefile). Here the wait is `ARMSWATCH_SERVER_STARTUP_TIMEOUT` seconds (default 300); the server is launched
-first, so it boots while the CLI imports the flows; and the server asks the kernel to stop it when the CLI dies
-(PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server. A database already at the newest migration
-is not migrated again on start. Upstream: none. Tables fed: none.
+first, before this process has even imported Prefect, so its start-up (about 3 s) overlaps the CLI's own; and it
+asks the kernel to stop it when the CLI dies (PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server.
+The server process is `python -m flows.server serve PORT`: it skips migrating a database already at the newest
+migration, then runs Prefect's server app as Prefect's own temporary server does. Upstream: none. Tables fed: none.
 """
 
 from __future__ import annotations
@@ -22,11 +23,6 @@ import sys
 import time
 from contextlib import closing
 from pathlib import Path
-
-import httpx
-import prefect
-from prefect.context import refresh_global_settings_context
-from prefect.settings import PREFECT_API_URL, get_current_settings
 
 STARTUP_TIMEOUT = 300
 PR_SET_PDEATHSIG = 1
@@ -54,6 +50,9 @@ def _stop_with(parent: int):
 def database_ready() -> bool:
     """True when Prefect's SQLite database is at the installed Prefect's newest migration (`make setup` migrates
     it), so the temporary server can skip migrating on start, which costs seconds on a busy machine."""
+    import prefect
+    from prefect.settings import get_current_settings
+
     url = get_current_settings().server.database.connection_url
     url = url.get_secret_value() if url is not None else ""
     if not url.startswith("sqlite") or ":///" not in url:
@@ -73,6 +72,8 @@ def database_ready() -> bool:
 
 def prepare_database() -> None:
     """Migrate Prefect's database unless it is ready (what `make setup` runs: `python -m flows.server`)."""
+    from prefect.settings import PREFECT_API_URL
+
     if PREFECT_API_URL.value():
         print(f"Prefect API configured ({PREFECT_API_URL.value()}): no local database to prepare")
     elif database_ready():
@@ -88,30 +89,46 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def serve(port: int) -> None:
+    """The temporary server (what `python -m flows.server serve PORT` runs): Prefect's API on 127.0.0.1:PORT,
+    without its UI, its database migrated on start only when it is not at the newest migration."""
+    import uvicorn
+
+    if database_ready():
+        os.environ.setdefault("PREFECT_API_DATABASE_MIGRATE_ON_START", "false")
+    os.environ.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
+    uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1", port=port,
+                log_level="error", lifespan="on")
+
+
 class PrefectAPI:
-    """`launch()` early, then `with api:` waits until the API answers and points Prefect at it for the body."""
+    """`launch()` early, then `with api:` waits until the API answers and points Prefect at it for the body. No
+    server is launched when PREFECT_API_URL names one (in the environment, or in the Prefect profile: then the
+    server launched before the profile was read is stopped unused)."""
 
     def __init__(self):
-        self.configured = PREFECT_API_URL.value()
+        self.configured: str | None = os.environ.get("PREFECT_API_URL") or None
         self.process: subprocess.Popen | None = None
         self.url = self.configured
+        self.settings = None  # Prefect's global settings before the temporary server's URL was set
 
     def launch(self) -> None:
+        """Start the temporary server, unless one runs or PREFECT_API_URL is set; imports nothing of Prefect."""
         if self.configured or self.process is not None:
             return
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}/api"
-        self.process = subprocess.Popen(  # the command of Prefect's temporary server (SubprocessASGIServer)
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
-             "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "error", "--lifespan", "on"],
-            env={**({"PREFECT_API_DATABASE_MIGRATE_ON_START": "false"} if database_ready() else {}), **os.environ,
-                 **get_current_settings().to_environment_variables(exclude_unset=True),
-                 "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1"},
-            preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None,
-        )
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "flows.server", "serve", str(port)],
+            preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None)
 
     def __enter__(self) -> str:
+        import prefect.context
+        from prefect.settings import PREFECT_API_URL
+
+        if PREFECT_API_URL.value():  # configured in the profile rather than the environment
+            self.stop()
+            self.configured = self.url = PREFECT_API_URL.value()
         self.launch()
         if self.process is None:
             from prefect.client.orchestration import get_client
@@ -131,20 +148,25 @@ class PrefectAPI:
                     "the temporary Prefect server " + (f"exited with code {code}" if code is not None else
                                                        f"did not start within {startup_timeout():.0f} s")
                     + "; run `make setup` (it prepares Prefect's database) or raise ARMSWATCH_SERVER_STARTUP_TIMEOUT")
-            time.sleep(0.2)
+            time.sleep(0.1)
+        self.settings = prefect.context.GLOBAL_SETTINGS_CONTEXT
         os.environ["PREFECT_API_URL"] = self.url
-        refresh_global_settings_context()
+        prefect.context.refresh_global_settings_context()
         return self.url
 
     def __exit__(self, *exc) -> None:
         if self.process is None:
             return
+        import prefect.context
+
         _drain()
         os.environ.pop("PREFECT_API_URL", None)
-        refresh_global_settings_context()
+        prefect.context.GLOBAL_SETTINGS_CONTEXT = self.settings  # as before (building them again costs 0.2 s)
         self.stop()
 
     def _healthy(self, timeout: float) -> bool:
+        import httpx
+
         try:
             return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
         except httpx.HTTPError:
@@ -176,4 +198,7 @@ def _drain() -> None:
 
 
 if __name__ == "__main__":
-    prepare_database()
+    if sys.argv[1:2] == ["serve"]:
+        serve(int(sys.argv[2]))
+    else:
+        prepare_database()

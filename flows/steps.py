@@ -8,8 +8,11 @@ Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import signal
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
@@ -19,6 +22,8 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
+from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
+                      wait_chain, wait_fixed, wait_random)
 
 from tasks import status
 from tasks.alerts import batch_rows, failure_alert, ratification_notice, recovery_notice, send, summary_markdown
@@ -29,44 +34,74 @@ from tasks.incidents import Incidents, prune
 from tasks.run import SIGNALS, STAGES, Report, Run
 
 
-def transient_only(task, task_run, state) -> bool:
-    """Retry a fetch only for failures that may pass (unreachable, 5xx, broken connection, maintenance page)."""
-    try:
-        state.result()
-    except FetchError as exc:
-        return exc.transient
-    except Exception:
-        return False
-    return False
-
-
-#: Seconds between the attempts of one fetch task, after tasks/http.py's own quick retries: an outage or a
-#: maintenance page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch.
+#: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
+#: page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch. Each wait is
+#: lengthened by up to FETCH_RETRY_JITTER of itself, so many URLs failing together do not all come back at once.
 FETCH_RETRY_DELAYS = (30, 60, 120)
+FETCH_RETRY_JITTER = 0.2
+#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks).
+FETCH_CONCURRENCY = 6
 
 
-@task(retries=len(FETCH_RETRY_DELAYS), retry_delay_seconds=list(FETCH_RETRY_DELAYS), retry_jitter_factor=0.2,
-      retry_condition_fn=transient_only, cache_policy=NO_CACHE, task_run_name="fetch {url}")
-def fetch(run: Run, source: str, url: str, kind: str) -> Response:
-    """One fetch (every attempt archived); retried while its failure is transient (unreachable, 5xx, 429, a
-    broken or too slow connection, an HTML page where data was expected)."""
-    response = run.fetcher.get(source, url, kind)
-    STAGES.advance("fetch")
-    return response
+def _transient(exc: BaseException) -> bool:
+    """A failure that may pass: unreachable, 5xx, 429, a broken or too slow connection, an HTML maintenance page."""
+    return isinstance(exc, FetchError) and exc.transient
+
+
+def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Event) -> Response:
+    """One URL, every attempt archived (tasks/http.py); tried again after FETCH_RETRY_DELAYS while its failure is
+    transient. Setting `cancel` ends the waiting (the run is stopping): the last failure is raised."""
+    def waiting(state: RetryCallState) -> None:
+        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, url,
+                                 state.attempt_number, state.outcome.exception(), state.upcoming_sleep)
+
+    retrying = Retrying(
+        retry=retry_if_exception(_transient),
+        stop=stop_after_attempt(len(FETCH_RETRY_DELAYS) + 1) | stop_when_event_set(cancel),
+        wait=wait_chain(*(wait_fixed(d) + wait_random(0, d * FETCH_RETRY_JITTER) for d in FETCH_RETRY_DELAYS)),
+        sleep=cancel.wait, before_sleep=waiting, reraise=True)
+    try:
+        return retrying(run.fetcher.get, source, url, kind)
+    finally:
+        STAGES.advance("fetch")
+
+
+def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
+    """Every URL, FETCH_CONCURRENCY at once, each retried on its own (fetch_url): per URL, in order, its response
+    or the exception that ended its attempts. Whatever stops the caller (SIGTERM) also stops the waiting."""
+    STAGES.start("fetch", len(urls))
+    cancel = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=FETCH_CONCURRENCY, thread_name_prefix=f"fetch-{source}")
+    try:
+        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, cancel)
+                   for url in urls]  # each worker in the run's context (Prefect's logger)
+        return [future.exception() or future.result() for future in futures]
+    finally:
+        cancel.set()
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+@task(cache_policy=NO_CACHE, task_run_name="fetch {source} ({kind})")
+def fetch(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
+    """A flow's fetching as one task run (fetch_urls): a task run per URL cost more than the fetch itself, in the
+    client and in the Prefect server recording it (benchmarks/pipeline.py)."""
+    return fetch_urls(run, source, urls, kind)
+
+
+def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list[Outcome]:
+    """Validate and publish the staged batches, and record the failed ones (a task run, when there are any); the
+    `skipped` outcomes (batches not parsed again, see Run.skip) are reported as they are, and Great Expectations
+    is not even imported when nothing was staged."""
+    return (validate_and_publish(run, tables, staged, errors) if staged or errors else []) + list(skipped)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="audit and publish {tables}")
-def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list[Outcome]:
-    """Validate and publish the staged batches; the `skipped` outcomes (batches not parsed again, see Run.skip)
-    are reported as they are, and Great Expectations is not even imported when nothing was staged."""
-    skipped = list(skipped)
-    if not staged and not errors:
-        return skipped
+def validate_and_publish(run: Run, tables, staged, errors) -> list[Outcome]:
     STAGES.start("validate", len(staged) + len(errors))
     outcomes = audit_and_publish(run.warehouse, run.validator if staged else None, run.id, tables, staged, errors,
                                  run.today, run.force, run.sources)
     STAGES.advance("validate", len(staged) + len(errors))
-    return outcomes + skipped
+    return outcomes
 
 
 @contextmanager

@@ -118,6 +118,7 @@ class Warehouse:
     def __init__(self, root):
         self.root = root if isinstance(root, UPath) else storage.location(root)
         self._lock = None
+        self._manifest: dict | None = None
 
     def current(self, table: Table, key: str) -> UPath:
         """The glob copy of a batch's current file (`<table>/<batch>.parquet`)."""
@@ -126,7 +127,16 @@ class Warehouse:
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
         "fingerprint"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
-        from its `<table>/` files."""
+        from its `<table>/` files. While this Warehouse holds the lock no other run can commit, so the manifest is
+        read once and then kept by its own commits (a run asks it for every batch it may skip)."""
+        if self._manifest is not None:
+            return self._manifest
+        manifest = self._read_manifest()
+        if self._lock is not None:
+            self._manifest = manifest
+        return manifest
+
+    def _read_manifest(self) -> dict:
         path = self.root / MANIFEST
         try:
             raw = path.read_bytes()
@@ -156,9 +166,14 @@ class Warehouse:
         parts = [_read_parquet(path, table) for path in self.files(table)]
         return pa.concat_tables(parts) if parts else table.schema.empty_table()
 
-    def read_batch(self, table: Table, key: str) -> pa.Table | None:
+    def batch_file(self, table: Table, key: str) -> UPath | None:
+        """The current data file of one batch (None if it is not published)."""
         entry = self.manifest()["tables"].get(table.name, {}).get(file_name(key))
-        return _read_parquet(self.root / entry["file"], table) if entry else None
+        return self.root / entry["file"] if entry else None
+
+    def read_batch(self, table: Table, key: str) -> pa.Table | None:
+        path = self.batch_file(table, key)
+        return _read_parquet(path, table) if path is not None else None
 
     @contextmanager
     def locked(self, timeout: float = 0):
@@ -172,12 +187,12 @@ class Warehouse:
         except Exception as exc:  # the store itself: no credentials, no bucket, denied, unreachable
             raise WarehouseUnusable(f"warehouse {self.root} cannot be locked for writing: "
                                     f"{type(exc).__name__}: {exc}") from None
-        self._lock = lock
+        self._lock, self._manifest = lock, None
         try:
             self.recover()
             yield self
         finally:
-            self._lock = None
+            self._lock, self._manifest = None, None
             lock.release()
 
     def recover(self) -> list[str]:
@@ -267,8 +282,11 @@ class Warehouse:
             for w in writes:
                 atomic_write(self.root / w.history, w.data)
             self._check_lock()
+            self._manifest = None  # read again if the write below fails part-way
             atomic_write(self.root / MANIFEST, json.dumps(new, indent=1, sort_keys=True).encode())
             committed = True
+            if self._lock is not None:
+                self._manifest = new
             for w in writes:
                 atomic_write(self.root / w.current, w.data)
             _delete(journal)

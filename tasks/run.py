@@ -23,7 +23,7 @@ from upath import UPath
 from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, WarehouseUnusable, file_name, source_sha256
+from tasks.publish import Warehouse, WarehouseUnusable, source_sha256
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -125,8 +125,8 @@ class Run:
             self.sources[(table.name, key)] = shas
         if self.force:
             return False
-        return all((path := self.warehouse.batches(t).get(file_name(key))) is not None
-                   and source_sha256(path) == ",".join(shas) for t in tables)
+        return all((path := self.warehouse.batch_file(t, key)) is not None and source_sha256(path) == ",".join(shas)
+                   for t in tables)
 
     def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
         """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was

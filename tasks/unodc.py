@@ -282,7 +282,7 @@ class IafqSource(Source):
 
     def relate(self, staged: Staged, reader: Reader) -> tuple[Staged, Notes]:
         """Flag the newest release (staged or published) as the latest; note published releases no longer found."""
-        published = {d.isoformat() for d in reader.read(FIREARMS_SEIZURES)["release_date"].unique().to_pylist()}
+        published = set(reader.batches(FIREARMS_SEIZURES))  # keyed by release date, as parse keys them
         latest = max(published | set(staged), default=None)
         relabelled = {key: {FIREARMS_SEIZURES: _flagged(tables[FIREARMS_SEIZURES], key == latest)}
                       for key, tables in staged.items()}

@@ -29,11 +29,11 @@ def prefect_harness():
 
 @pytest.fixture(autouse=True)
 def no_fetch_retry_waits(monkeypatch):
-    """The flows' fetch task keeps its retry count and condition in every test; only its waits are zero, so a
+    """The flows' fetching keeps its retry count and condition in every test; only its waits are zero, so a
     maintenance page or a 503 costs the tests its retries, not minutes of backoff."""
-    from flows.steps import fetch
+    from flows import steps
 
-    monkeypatch.setattr(fetch, "retry_delay_seconds", [0] * fetch.retries)
+    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (0,) * len(steps.FETCH_RETRY_DELAYS))
 
 
 def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = None, drop=()) -> Path:

@@ -17,6 +17,7 @@ import stat
 import tempfile
 from datetime import date, datetime, timezone
 from pathlib import Path
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -405,48 +406,91 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
     """The flows' Prefect fetch task (its real retry count and condition; its waits zeroed by conftest) retries
-    an HTML page served with 200 as transient: the third attempt gets the document, all three archived."""
-    from types import SimpleNamespace
+    an HTML page served with 200 as transient: the third attempt gets the document, all three archived; a URL
+    beside it in the same task is fetched once."""
 
     from prefect import flow
 
     from flows.steps import FETCH_RETRY_DELAYS, fetch
 
-    assert fetch.retries == len(FETCH_RETRY_DELAYS) >= 2 and all(d > 0 for d in FETCH_RETRY_DELAYS)
+    assert len(FETCH_RETRY_DELAYS) >= 2
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
+    fine = server.script("/fine.xml", faults.ok(DOC))
     run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
 
     @flow
     def one_fetch():
-        return fetch(run, "untc", url, "xml")
+        return fetch(run, "untc", [url, fine], "xml")
 
-    assert one_fetch().body == DOC
-    assert server.count("/maintained-twice.xml") == 3
-    kept = records(tmp_path)
+    assert [r.body for r in one_fetch()] == [DOC, DOC]
+    assert (server.count("/maintained-twice.xml"), server.count("/fine.xml")) == (3, 1)
+    kept = [r for r in records(tmp_path) if r["url"] == url]
     assert [r["status"] for r in kept] == [200, 200, 200]
     assert ["HTML page" in (r["error"] or "") for r in kept] == [True, True, False]
+
+
+def test_fetch_retries_wait_the_configured_delays_with_jitter(server, tmp_path, monkeypatch):
+    """Outside the tests' zeroed waits: each wait is its delay lengthened by at most the jitter fraction, and a
+    failure that cannot pass (404) is not retried at all."""
+    import threading
+
+    from flows import steps
+
+    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (0.05, 0.1))
+    monkeypatch.setattr(steps, "get_run_logger", lambda: __import__("logging").getLogger("test"))
+    waits = []
+    cancel = threading.Event()
+    monkeypatch.setattr(cancel, "wait", waits.append)
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    url = server.script("/down.xml", faults.maintenance_page())
+    with pytest.raises(FetchError, match="HTML page"):
+        steps.fetch_url(run, "untc", url, "xml", cancel)
+    assert server.count("/down.xml") == 3
+    assert 0.05 <= waits[0] <= 0.05 * 1.2 and 0.1 <= waits[1] <= 0.1 * 1.2
+    gone = server.script("/gone.xml", faults.Step(404, {}, b"no"))
+    with pytest.raises(FetchError, match="HTTP 404"):
+        steps.fetch_url(run, "untc", gone, "xml", cancel)
+    assert server.count("/gone.xml") == 1 and len(waits) == 2
+
+
+def test_a_cancelled_fetch_stops_waiting_and_raises_the_last_failure(server, tmp_path, monkeypatch):
+    """A run that is stopping (SIGTERM) sets `cancel`: the URL being retried gives up instead of waiting minutes."""
+    import threading
+
+    from flows import steps
+
+    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (3600, 3600, 3600))
+    monkeypatch.setattr(steps, "get_run_logger", lambda: __import__("logging").getLogger("test"))
+    cancel = threading.Event()
+    cancel.set()
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    url = server.script("/down-long.xml", faults.maintenance_page())
+    with pytest.raises(FetchError, match="HTML page"):
+        steps.fetch_url(run, "untc", url, "xml", cancel)
+    assert server.count("/down-long.xml") == 1
 
 
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
-    from types import SimpleNamespace
+    """The URL's failure is its result in the task's list (the flow makes it that batch's outcome); the task run
+    itself completes."""
 
     from prefect import flow
 
-    from flows.steps import fetch
+    from flows.steps import FETCH_RETRY_DELAYS, fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
     run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
 
     @flow
     def one_fetch():
-        return fetch(run, "untc", url, "xml")
+        return fetch(run, "untc", [url], "xml")
 
-    with pytest.raises(FetchError, match="got an HTML page instead of xml"):
-        one_fetch()
-    assert server.count("/maintained-forever.xml") == fetch.retries + 1 == len(records(tmp_path))
+    (result,) = one_fetch()
+    assert isinstance(result, FetchError) and "got an HTML page instead of xml" in str(result)
+    assert server.count("/maintained-forever.xml") == len(FETCH_RETRY_DELAYS) + 1 == len(records(tmp_path))
 
 
 def test_a_redirect_to_a_local_file_is_refused_without_retries(server, tmp_path):

@@ -21,6 +21,7 @@ import pytest
 from conftest import MTDSG, SHARED, make_mirror
 from flows.cli import main
 from tasks import untc
+from tasks.catalog import load as load_catalog
 from tasks.publish import Warehouse
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -70,19 +71,22 @@ def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fres
 
 UNCHANGED_RERUN = """
 import json, sys
-from tasks import untc
-calls = []
-real = untc.parse_document
+from tasks import publish, untc
+calls, reads = [], []
+real, read = untc.parse_document, publish._read_parquet
 untc.parse_document = lambda *a, **k: calls.append(a[1]) or real(*a, **k)
+publish._read_parquet = lambda path, table: reads.append(table.name) or read(path, table)
 from flows.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "parsed": calls, "gx": "great_expectations" in sys.modules}))
+print(json.dumps({"code": code, "parsed": calls, "read": sorted(set(reads)), "gx": "great_expectations" in sys.modules}))
 """
 
 
-def test_an_unchanged_rerun_neither_parses_nor_imports_great_expectations(fresh_env, tmp_path):
-    args = ["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh"),
-            "--treaties", str(catalog(tmp_path, "XVIII-12", "XXVI-8"))]
+def test_an_unchanged_rerun_neither_parses_nor_reads_data_nor_imports_great_expectations(fresh_env, tmp_path):
+    """Every flow (the default catalog and sources): the second run over the same bytes parses no document, reads
+    no published data (only the manifest and file footers), never imports GX, and copies no quarantine again."""
+    wh = tmp_path / "wh"
+    args = ["run", "--mirror", str(SHARED), "--warehouse", str(wh)]
 
     def run() -> dict:
         result = subprocess.run([sys.executable, "-c", UNCHANGED_RERUN, *args], cwd=PROJECT, env=fresh_env,
@@ -90,11 +94,13 @@ def test_an_unchanged_rerun_neither_parses_nor_imports_great_expectations(fresh_
         return json.loads(result.stdout.splitlines()[-1])
 
     first = run()
-    assert first == {"code": 1, "parsed": [untc.mtdsg_url("XVIII-12"), untc.mtdsg_url("XXVI-8")], "gx": True}
+    assert first["code"] == 1 and first["gx"] and "participation" in first["read"]
+    assert first["parsed"] == [t.url for t in load_catalog()]
+    quarantined = sorted((wh / "_quarantine").glob("*/*"))
+    assert "XVIII-12" in [p.name for p in quarantined]
     again = run()
-    assert again == {"code": 1, "parsed": [], "gx": False}, "same bytes: nothing parsed, GX never imported"
-    entries = sorted((tmp_path / "wh" / "_quarantine").glob("*/*"))
-    assert [p.name for p in entries] == ["XVIII-12"], "the quarantine is not copied again"
+    assert again == {"code": 1, "parsed": [], "read": [], "gx": False}, "same bytes: nothing parsed or read"
+    assert sorted((wh / "_quarantine").glob("*/*")) == quarantined, "no quarantine is copied again"
 
 
 def test_usage_and_infrastructure_errors_are_one_line_with_their_own_exit_code(tmp_path, capsys):
@@ -163,7 +169,7 @@ def test_the_temporary_server_never_outlives_a_killed_cli(fresh_env, tmp_path):
     try:
         _wait(lambda: _children(proc.pid), "the CLI started its server")
         server = _children(proc.pid)[0]
-        assert "uvicorn" in (Path("/proc") / str(server) / "cmdline").read_text()
+        assert (Path("/proc") / str(server) / "cmdline").read_text().split("\0")[1:4] == ["-m", "flows.server", "serve"]
         proc.kill()
         proc.wait()
         _wait(lambda: not _alive(server), "the orphaned server stopped")
