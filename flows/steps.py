@@ -148,8 +148,9 @@ def final_state(reports: list[Report]):
 
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
-    """Artifacts and run log for every run; an alert for failures that are new or due a reminder; one notice per
-    recovered batch; new parties if opted in; then retention. Never raises: the run's own outcome comes first."""
+    """Artifacts, run log and Data Docs (if anything was validated) for every run; an alert for failures that are
+    new or due a reminder; one notice per recovered batch; new parties if opted in; then retention. Never raises:
+    the run's own outcome comes first."""
     logger = get_run_logger()
     name = f"'{flow_run.name}' ({flow_run.flow_name}, id {flow_run.id})"
     now = datetime.now(timezone.utc)
@@ -159,6 +160,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
         ("run log", lambda: status.log_run(run.warehouse.root, run.id, name, reports, now)),
+        ("Data Docs", run.build_docs),
     ]
     for what, step in steps:
         try:

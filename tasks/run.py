@@ -117,6 +117,11 @@ class Run:
         root = self.warehouse.root  # Data Docs on a local disk; on an object store each quarantine's validation.json
         return Validator(root / "_docs" if storage.is_local(root) else None)
 
+    def build_docs(self) -> None:
+        """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
+        if "validator" in self.__dict__:  # built on first use only
+            self.validator.build_docs()
+
     def built_from(self, key: str, tables, shas: list[str]) -> bool:
         """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
         these bytes (so it need not be parsed or validated again), unless the run is forced."""
