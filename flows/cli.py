@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     api = PrefectAPI()
     if argv[:1] == ["run"]:
-        api.launch()  # first of all: the temporary server boots (about 3 s) while the CLI imports and checks
+        api.launch()  # first of all: the temporary server boots (about 2.5 s) while the CLI imports and checks
     try:
         return _command(argv, api)
     finally:

@@ -4,7 +4,7 @@ temporary server the CLI starts as its own child process and stops when it ends.
 Prefect's own temporary server waits 20 s by default, which a busy 2-core machine does not meet on a first start
 (the server also migrates its database then: `make setup` runs `prefect server database upgrade -y` ahead, see
 the Makefile). Here the wait is `ARMSWATCH_SERVER_STARTUP_TIMEOUT` seconds (default 300); the server is launched
-first, before this process has even imported Prefect, so its start-up (about 3 s) overlaps the CLI's own; and it
+first, before this process has even imported Prefect, so its start-up (about 2.5 s) overlaps the CLI's own; and it
 asks the kernel to stop it when the CLI dies (PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server.
 The server process is `python -m flows.server serve PORT`: it skips migrating a database already at the newest
 migration, then runs Prefect's server app as Prefect's own temporary server does. Upstream: none. Tables fed: none.

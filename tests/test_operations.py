@@ -78,7 +78,8 @@ untc.parse_document = lambda *a, **k: calls.append(a[1]) or real(*a, **k)
 publish._read_parquet = lambda path, table: reads.append(table.name) or read(path, table)
 from flows.cli import main
 code = main(sys.argv[1:])
-print(json.dumps({"code": code, "parsed": calls, "read": sorted(set(reads)), "gx": "great_expectations" in sys.modules}))
+gx = "great_expectations" in sys.modules
+print(json.dumps({"code": code, "parsed": calls, "read": sorted(set(reads)), "gx": gx}))
 """
 
 
