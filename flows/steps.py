@@ -61,9 +61,12 @@ def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Even
         wait=wait_chain(*(wait_fixed(d) + wait_random(0, d * FETCH_RETRY_JITTER) for d in FETCH_RETRY_DELAYS)),
         sleep=cancel.wait, before_sleep=waiting, reraise=True)
     try:
-        return retrying(run.fetcher.get, source, url, kind)
+        response = retrying(run.fetcher.get, source, url, kind)
     finally:
         STAGES.advance("fetch")
+    get_run_logger().info("%s %s: HTTP %s, %d bytes, sha256 %s", source, url, response.status, response.bytes,
+                          response.sha256)
+    return response
 
 
 def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
