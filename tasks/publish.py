@@ -26,7 +26,9 @@ Layout under the warehouse root (see warehouse/README.md):
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
 rerun over unchanged sources writes no data file, copy or manifest. Every data file carries key/value metadata:
 `armswatch.fingerprint`, `armswatch.source_sha256` (the raw sha256s the batch was built from), `armswatch.as_of`,
-`armswatch.run_id`, `armswatch.published_at`. Tables fed: all (as files).
+`armswatch.run_id`, `armswatch.published_at`. The manifest entry of a batch also names what it was built from
+(`sources`): when other bytes give the same data, only that entry changes, so the next run knows the batch is
+built from them and does not parse it again (Run.skip). Tables fed: all (as files).
 """
 
 from __future__ import annotations
@@ -96,8 +98,9 @@ class _Write:
     stem: str
     history: str  # relative to the root
     current: str
-    data: bytes
+    data: bytes | None  # None: the data is as published; only what it is built from changed
     digest: str
+    sources: str  # the raw sha256s (or input fingerprints) it is built from, comma-separated
 
 
 def fingerprint(data: pa.Table) -> str:
@@ -126,7 +129,7 @@ class Warehouse:
 
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
-        "fingerprint"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
+        "fingerprint", "sources"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
         from its `<table>/` files. While this Warehouse holds the lock no other run can commit, so the manifest is
         read once and then kept by its own commits (a run asks it for every batch it may skip)."""
         if self._manifest is not None:
@@ -166,14 +169,18 @@ class Warehouse:
         parts = [_read_parquet(path, table) for path in self.files(table)]
         return pa.concat_tables(parts) if parts else table.schema.empty_table()
 
-    def batch_file(self, table: Table, key: str) -> UPath | None:
-        """The current data file of one batch (None if it is not published)."""
-        entry = self.manifest()["tables"].get(table.name, {}).get(file_name(key))
-        return self.root / entry["file"] if entry else None
-
     def read_batch(self, table: Table, key: str) -> pa.Table | None:
-        path = self.batch_file(table, key)
-        return _read_parquet(path, table) if path is not None else None
+        entry = self.manifest()["tables"].get(table.name, {}).get(file_name(key))
+        return _read_parquet(self.root / entry["file"], table) if entry else None
+
+    def built_from(self, table: Table | str, key: str) -> str | None:
+        """What the published batch was built from (comma-separated sha256s): its manifest entry's `sources`, or
+        for a batch published before the manifest named them, its file's metadata; None if not published."""
+        name = table if isinstance(table, str) else table.name
+        entry = self.manifest()["tables"].get(name, {}).get(file_name(key))
+        if entry is None:
+            return None
+        return entry["sources"] if "sources" in entry else source_sha256(self.root / entry["file"])
 
     @contextmanager
     def locked(self, timeout: float = 0):
@@ -239,8 +246,8 @@ class Warehouse:
                 result.failed[key] = exc
                 continue
             writes += staged
-            if staged:
-                result.changed[key] = [w.table for w in staged]
+            if changed := [w.table for w in staged if w.data is not None]:
+                result.changed[key] = changed
             else:
                 result.unchanged.append(key)
         if writes:
@@ -249,20 +256,24 @@ class Warehouse:
 
     def _stage(self, manifest: dict, run_id: str, key: str, tables: dict[Table, pa.Table], snapshot: date,
                force: bool, sources: dict[tuple[str, str], list[str]]) -> list[_Write]:
-        """The changed tables of one batch as Parquet bytes, with where they go; nothing is written yet."""
+        """The changed tables of one batch as Parquet bytes, with where they go, and the tables whose data is as
+        published but built from other sources (data None: only the manifest entry changes); nothing is written
+        yet."""
         stem, writes = file_name(key), []
         as_of = _as_of(tables.values(), snapshot)  # one date for every table of the batch
         for table, data in tables.items():
-            digest = fingerprint(data)
+            digest, built = fingerprint(data), ",".join(sources.get((table.name, key), []))
             published = manifest["tables"].get(table.name, {}).get(stem)
             if not force and published and published.get("fingerprint") == digest:
+                if built and built != self.built_from(table, key):
+                    writes.append(_Write(table.name, stem, published["file"], "", None, digest, built))
                 continue
             history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
             data_bytes = _parquet_bytes(data, digest, {
-                "armswatch.source_sha256": ",".join(sources.get((table.name, key), [])),
-                "armswatch.as_of": as_of, "armswatch.run_id": run_id,
+                "armswatch.source_sha256": built, "armswatch.as_of": as_of, "armswatch.run_id": run_id,
                 "armswatch.published_at": _now().isoformat(timespec="seconds")})
-            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest))
+            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest,
+                                 built))
         return writes
 
     def _commit(self, manifest: dict, run_id: str, writes: list[_Write]) -> None:
@@ -270,15 +281,17 @@ class Warehouse:
         journal = self.root / "_pending" / f"{commit}.json"
         tables = {name: dict(entries) for name, entries in manifest["tables"].items()}
         for w in writes:
-            tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest}
+            tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest, "sources": w.sources}
+        writes = [w for w in writes if w.data is not None]  # the others change only their manifest entry
         new = {"format": 1, "commit": commit, "run_id": run_id,
                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables,
                "files": {name: [entries[stem]["file"] for stem in sorted(entries)] for name, entries in tables.items()}}
         committed = False
         try:
             self._check_lock()
-            atomic_write(journal, json.dumps({"commit": commit, "files": [
-                {"history": w.history, "current": w.current} for w in writes]}, indent=1).encode())
+            if writes:  # data files to write (a commit of sources only needs no journal)
+                atomic_write(journal, json.dumps({"commit": commit, "files": [
+                    {"history": w.history, "current": w.current} for w in writes]}, indent=1).encode())
             for w in writes:
                 atomic_write(self.root / w.history, w.data)
             self._check_lock()

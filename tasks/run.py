@@ -23,7 +23,7 @@ from upath import UPath
 from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, WarehouseUnusable, source_sha256
+from tasks.publish import Warehouse, WarehouseUnusable
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -130,8 +130,7 @@ class Run:
             self.sources[(table.name, key)] = shas
         if self.force:
             return False
-        return all((path := self.warehouse.batch_file(t, key)) is not None and source_sha256(path) == ",".join(shas)
-                   for t in tables)
+        return all(self.warehouse.built_from(t, key) == ",".join(shas) for t in tables)
 
     def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
         """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
@@ -151,8 +150,8 @@ class Run:
         """The key of the published batch of `table` built from exactly these bytes, for sources whose batch key
         is only known after parsing (an IAFQ release is keyed by the date inside it); None if none or forced."""
         wanted = ",".join(sorted(shas))
-        for stem, path in self.warehouse.batches(table).items() if not self.force else ():
-            if source_sha256(path) == wanted:
+        for stem in self.warehouse.batches(table) if not self.force else ():
+            if self.warehouse.built_from(table, stem) == wanted:
                 return stem
         return None
 

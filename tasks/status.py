@@ -39,15 +39,17 @@ def status(root: UPath) -> dict:
     root = storage.location(root)
     warehouse = Warehouse(root)
     tables = {}
-    for name in sorted(warehouse.manifest()["tables"]):
+    manifest = warehouse.manifest()
+    for name in sorted(manifest["tables"]):
         batches = []
-        for stem, path in warehouse.batches(name).items():
-            footer = parquet_metadata(path)
+        for stem, entry in sorted(manifest["tables"][name].items()):
+            footer = parquet_metadata(root / entry["file"])
             meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
+            built_from = entry["sources"] if "sources" in entry else meta.get("armswatch.source_sha256", "")
             batches.append({
                 "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
                 "published_at": meta.get("armswatch.published_at"),
-                "source_sha256": [s for s in meta.get("armswatch.source_sha256", "").split(",") if s],
+                "source_sha256": [s for s in built_from.split(",") if s],
             })
         if batches:
             tables[name] = batches

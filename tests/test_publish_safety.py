@@ -307,6 +307,31 @@ def test_publishing_the_same_data_twice_writes_nothing(warehouse_v1):
     assert not list((root / "_history").rglob("snapshot_date=2027-*"))
 
 
+def test_same_data_from_other_bytes_records_them_in_the_manifest_only(warehouse_v1):
+    """Bytes that changed without changing the data (a re-serialised document): no data file is written, the
+    manifest names the new sources, so the next run knows the batch is built from them (Run.skip)."""
+    root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
+    with Warehouse(root).locked() as locked:
+        locked.publish("run-a", wb.batches(1), wb.SNAPSHOT, sources={(t.name, k): ["a" * 64] for t in wb.TABLES
+                                                                   for k in wb.KEYS})
+    before, old_history = inventory(root), history(root)
+    sources = {(t.name, k): ["b" * 64, "c" * 64] for t in wb.TABLES for k in wb.KEYS}
+    with Warehouse(root).locked() as locked:
+        result = locked.publish("run-b", wb.batches(1), wb.SNAPSHOT, sources=sources)
+        assert locked.built_from(wb.TREATIES, wb.KEYS[0]) == f"{'b' * 64},{'c' * 64}", "seen by the run itself"
+    assert (result.changed, sorted(result.unchanged)) == ({}, sorted(wb.KEYS))
+    after = inventory(root)
+    assert {k: v for k, v in after.items() if k != "_manifest.json"} == {
+        k: v for k, v in before.items() if k != "_manifest.json"}, "no data file or copy rewritten"
+    assert history(root) == old_history and pending(root) == []
+    assert warehouse.built_from(wb.PARTICIPATION, wb.KEYS[2]) == f"{'b' * 64},{'c' * 64}"
+    assert warehouse.built_from(wb.PARTICIPATION, "XCIX-404") is None
+    again = inventory(root)
+    with Warehouse(root).locked() as locked:
+        locked.publish("run-c", wb.batches(1), wb.SNAPSHOT, sources=sources)
+    assert inventory(root) == again, "the same sources again: nothing written, not even the manifest"
+
+
 def test_force_republishes_everything(warehouse_v1):
     root, warehouse = warehouse_v1, Warehouse(warehouse_v1)
     before, old_history = inventory(root), history(root)

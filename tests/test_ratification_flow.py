@@ -60,6 +60,21 @@ def test_recorded_mirror_end_to_end(tmp_path, capsys):
     assert published_files(warehouse) == before, "a rerun over unchanged sources publishes nothing new"
 
 
+def test_other_bytes_with_the_same_data_are_parsed_once_then_skipped(tmp_path, capsys):
+    """UNTC serves XXVI-8 re-serialised (other bytes, the same status): the run after that parses it once and
+    finds most of its tables unchanged; the run after that knows what they are built from and parses nothing."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    body = (MTDSG / "XXVI-8.en.xml").read_bytes().replace(b"<Document>", b"<Document>\n", 1)
+    reserialised = make_mirror(tmp_path, {untc.mtdsg_url("XXVI-8"): ("XXVI-8.xml", body)})
+    args = ["run", "--only", "treaties", "--treaties", str(catalog), "--warehouse", str(tmp_path / "wh")]
+    assert main([*args, "--mirror", str(SHARED)]) == 0
+    assert main([*args, "--mirror", str(reserialised)]) == 0
+    assert re.search(r"XXVI-8 +\w+ +\d+ +parties 94/94", capsys.readouterr().out), "parsed again: new bytes"
+    assert main([*args, "--mirror", str(reserialised)]) == 0
+    assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", capsys.readouterr().out)
+
+
 GOOD = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
 
 
