@@ -70,7 +70,7 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
             if isinstance(responses, Exception):
                 raise responses
             shas = [r.sha256 for r in responses]
-            if known := run.published_from(source.tables[0], shas):
+            if known := run.published_from(source.tables, shas):
                 skipped.append(Outcome(known, "unchanged", detail="source unchanged, not parsed"))
                 continue
             key, tables = parse_batch(source, batch, responses)

@@ -24,6 +24,7 @@ from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, WarehouseUnusable
+from tasks.validate import suites_digest
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -100,8 +101,10 @@ class Run:
     mirror: Path | None
     today: date
     force: bool = False
-    #: (table name, batch key) -> sha256s of the raw responses (or input fingerprints) the batch is built from
+    #: (table name, batch key) -> what the batch is built from: the sha256s of the raw responses (or input
+    #: fingerprints) and the digest of the suites that validate it (`with_suites`)
     sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    suites: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
 
     @cached_property
     def fetcher(self):
@@ -122,6 +125,15 @@ class Run:
         if "validator" in self.__dict__:  # built on first use only
             self.validator.build_docs()
 
+    def with_suites(self, tables, shas: list[str]) -> list[str]:
+        """What a batch of `tables` is built from: `shas` (raw sha256s or input fingerprints) and the digest of the
+        suites that validate its tables, so a batch is parsed and validated again after its suite was edited (once:
+        the same data is not rewritten, only recorded as built from the new suites)."""
+        names = tuple(t.name for t in tables)
+        if names not in self.suites:
+            self.suites[names] = suites_digest(tables)
+        return sorted([*shas, self.suites[names]])
+
     def built_from(self, key: str, tables, shas: list[str]) -> bool:
         """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
         these bytes (so it need not be parsed or validated again), unless the run is forced."""
@@ -136,6 +148,7 @@ class Run:
         """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
         last published from (unchanged) or last quarantined from (still quarantined, the same evidence); None when
         it must be parsed. `force` parses everything."""
+        shas = self.with_suites(tables, shas)
         if self.built_from(key, tables, shas):
             return Outcome(key, "unchanged", detail="source unchanged, not parsed")
         known = None if self.force else Incidents(self.warehouse.root).find(key, [t.name for t in tables], shas)
@@ -146,12 +159,13 @@ class Run:
                        detail="source unchanged since quarantined, not parsed again",
                        fingerprint=known["fingerprint"])
 
-    def published_from(self, table, shas: list[str]) -> str | None:
-        """The key of the published batch of `table` built from exactly these bytes, for sources whose batch key
-        is only known after parsing (an IAFQ release is keyed by the date inside it); None if none or forced."""
-        wanted = ",".join(sorted(shas))
-        for stem in self.warehouse.batches(table) if not self.force else ():
-            if self.warehouse.built_from(table, stem) == wanted:
+    def published_from(self, tables, shas: list[str]) -> str | None:
+        """The key of the published batch of `tables` built from exactly these bytes (and suites), for sources
+        whose batch key is only known after parsing (an IAFQ release is keyed by the date inside it); None if none
+        or forced."""
+        wanted = ",".join(self.with_suites(tables, shas))
+        for stem in self.warehouse.batches(tables[0]) if not self.force else ():
+            if self.warehouse.built_from(tables[0], stem) == wanted:
                 return stem
         return None
 

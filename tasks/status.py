@@ -1,8 +1,9 @@
 """`armswatch status`: what the warehouse holds now, read from the warehouse alone (no Prefect, no network).
 
-Per table and batch: rows, as of, last published, the raw sha256s it was built from (the armswatch.* Parquet
-metadata written by tasks/publish.py, of the files the warehouse manifest names as current); the open quarantines with their reasons (tasks/incidents.py state); the
-last runs with their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
+Per table and batch: rows, as of, last published (the armswatch.* Parquet metadata written by tasks/publish.py, of
+the files the warehouse manifest names as current), the raw sha256s and the suites digest it was built from (the
+manifest's `sources`); the open quarantines with their reasons (tasks/incidents.py state); the last runs with
+their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
 Tables read: every table's files (metadata only). Tables fed: none.
 """
 
@@ -17,6 +18,7 @@ from tasks import storage
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, parquet_metadata
 from tasks.storage import atomic_write
+from tasks.validate import SUITES_DIGEST
 
 LAST_RUNS = 10
 
@@ -46,10 +48,13 @@ def status(root: UPath) -> dict:
             footer = parquet_metadata(root / entry["file"])
             meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
             built_from = entry["sources"] if "sources" in entry else meta.get("armswatch.source_sha256", "")
+            built_from = [s for s in built_from.split(",") if s]
             batches.append({
                 "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
                 "published_at": meta.get("armswatch.published_at"),
-                "source_sha256": [s for s in built_from.split(",") if s],
+                "source_sha256": [s for s in built_from if not s.startswith(SUITES_DIGEST)],
+                "suites": next((s.removeprefix(SUITES_DIGEST) for s in built_from if s.startswith(SUITES_DIGEST)),
+                               None),
             })
         if batches:
             tables[name] = batches

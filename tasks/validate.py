@@ -10,6 +10,7 @@ finite values (no NaN, inf, -inf) in every float column. Tables fed: none; it ga
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -24,6 +25,8 @@ import pyarrow.compute as pc
 from tasks.tables import Table
 
 SUITES = Path(__file__).resolve().parent.parent / "expectations"
+#: How a suites digest starts, among the sha256s a batch is built from.
+SUITES_DIGEST = "suites:"
 FLOAT_MAX = sys.float_info.max
 logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
@@ -70,6 +73,13 @@ def suite_definition(table: Table) -> dict:
     present = [(e["type"], e.get("kwargs", {})) for e in suite["expectations"]]
     suite["expectations"] += [e for e in schema_expectations(table) if (e["type"], e["kwargs"]) not in present]
     return suite
+
+
+def suites_digest(tables) -> str:
+    """One digest of what validates these tables (their reviewed suites and the expectations their schemas imply):
+    part of what a batch is built from (tasks/run.py), so a batch is validated again after its suite changed."""
+    definitions = json.dumps([suite_definition(t) for t in tables], sort_keys=True, default=str)
+    return SUITES_DIGEST + hashlib.sha256(definitions.encode()).hexdigest()
 
 
 def schema_expectations(table: Table) -> list[dict]:

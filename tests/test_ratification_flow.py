@@ -75,6 +75,38 @@ def test_other_bytes_with_the_same_data_are_parsed_once_then_skipped(tmp_path, c
     assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", capsys.readouterr().out)
 
 
+def test_an_edited_suite_validates_its_batches_again_once(tmp_path, capsys, monkeypatch):
+    """Same bytes, but a suite changed: the published treaty and the quarantined one are parsed and validated
+    again under it (no --force needed); the run after that skips both again."""
+    import shutil
+
+    from tasks import validate
+
+    suites = tmp_path / "expectations"
+    shutil.copytree(validate.SUITES, suites)
+    monkeypatch.setattr(validate, "SUITES", suites)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12, short_name: UNTOC}\n- {id: XXVI-8, short_name: ATT}\n")
+    args = ["run", "--only", "treaties", "--treaties", str(catalog), "--mirror", str(SHARED), "--warehouse",
+            str(tmp_path / "wh")]
+    assert main(args) == 1
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", out)
+    assert re.search(r"XVIII-12 +quarantined +\d+ +source unchanged since quarantined, not parsed again", out)
+    suite = json.loads((suites / "participation.json").read_text())
+    suite["expectations"].append({"type": "expect_column_to_exist", "kwargs": {"column": "participant"}})
+    (suites / "participation.json").write_text(json.dumps(suite))
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"XXVI-8 +unchanged +\d+ +parties 94/94", out), "validated again, the same data"
+    assert re.search(r"XVIII-12 +quarantined +\d+ +parties 0/189", out), "validated again, still failing"
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", out)
+    assert re.search(r"XVIII-12 +quarantined +\d+ +source unchanged since quarantined, not parsed again", out)
+
+
 GOOD = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
 
 
