@@ -129,9 +129,9 @@ class Warehouse:
 
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
-        "fingerprint", "sources"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest existed is read
-        from its `<table>/` files. While this Warehouse holds the lock no other run can commit, so the manifest is
-        read once and then kept by its own commits (a run asks it for every batch it may skip)."""
+        "fingerprint", "sources"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest
+        existed is read from its `<table>/` files. While this Warehouse holds the lock no other run can commit, so
+        the manifest is read once and then kept by its own commits (a run asks it for every batch it may skip)."""
         if self._manifest is not None:
             return self._manifest
         manifest = self._read_manifest()
@@ -266,7 +266,8 @@ class Warehouse:
             published = manifest["tables"].get(table.name, {}).get(stem)
             if not force and published and published.get("fingerprint") == digest:
                 if built and built != self.built_from(table, key):
-                    writes.append(_Write(table.name, stem, published["file"], "", None, digest, built))
+                    writes.append(_Write(table.name, stem, history=published["file"], current="", data=None,
+                                         digest=digest, sources=built))
                 continue
             history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
             data_bytes = _parquet_bytes(data, digest, {
@@ -281,7 +282,8 @@ class Warehouse:
         journal = self.root / "_pending" / f"{commit}.json"
         tables = {name: dict(entries) for name, entries in manifest["tables"].items()}
         for w in writes:
-            tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest, "sources": w.sources}
+            entry = {"file": w.history, "fingerprint": w.digest, "sources": w.sources}
+            tables.setdefault(w.table, {})[w.stem] = entry
         writes = [w for w in writes if w.data is not None]  # the others change only their manifest entry
         new = {"format": 1, "commit": commit, "run_id": run_id,
                "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables,
