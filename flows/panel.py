@@ -16,17 +16,15 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, duckdb_views, panel, registry, report, storage
+from tasks import catalog, duckdb_views, panel, report, storage
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
-from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS,
-                          PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES)
+from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
+                          TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
 
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
-#: Every table the DuckDB file has a view for.
-PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, panel.PANEL)
 
 
 @task(cache_policy=NO_CACHE)
@@ -70,7 +68,8 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
                  (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries)),
                 ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
                  lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run)}})):
-            same = [run.skip(key, tables, run.inputs(*inputs, extra=catalog_text)) for key in keys]
+            built_from = run.inputs(*inputs, extra=catalog_text)  # the same for every key
+            same = [run.skip(key, tables, built_from) for key in keys]
             if keys and all(same):  # built from exactly these inputs already: not built or validated again
                 report.outcomes += audit(run, tables, {}, {}, same)
                 continue
@@ -111,7 +110,7 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
         logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
         return []
     try:
-        database = duckdb_views.build(root, list(PUBLISHED_TABLES))
+        database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
             page = report.build(root, con, reports, datetime.now(timezone.utc))
     except Exception as exc:  # the published data stands; the run goes on to report and alert

@@ -12,16 +12,16 @@ from prefect import flow, get_run_logger
 
 from flows.steps import audit, fetch, final_state, reported
 from tasks import alerts, catalog, tables, untc
-from tasks.archive import Response
+from tasks.archive import Response, date_of
 from tasks.audit import describe
 from tasks.run import STAGES, Report, Run, use_run
 
 
-def parse_treaty(run: Run, treaty: catalog.Treaty, response: Response):
+def parse_treaty(treaty: catalog.Treaty, response: Response):
     """Pure parsing, called directly rather than as a Prefect task: a task run per treaty would cost several
     times the parse itself (the marginal cost of one more treaty is a target, see benchmarks/pipeline.py)."""
     doc = untc.parse_document(response.body, treaty.url, treaty.id, treaty.short_name)
-    as_of = untc.status_as_of(response.headers, response.fetched_at)
+    as_of = date_of(response.headers, response.fetched_at)
     return untc.batch_tables(doc, response.sha256, response.fetched_at, as_of)
 
 
@@ -54,7 +54,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
                 if outcome := run.skip(treaty.id, tables.TREATY_TABLES, [response.sha256]):
                     skipped.append(outcome)
                     continue
-                staged[treaty.id] = parse_treaty(run, treaty, response)
+                staged[treaty.id] = parse_treaty(treaty, response)
                 details[treaty.id] = counts(staged[treaty.id])
                 logger.info("%s %s: %s", treaty.id, treaty.short_name, details[treaty.id])
             except Exception as exc:  # any failure of one treaty is its outcome (tasks/audit.py), not a crash

@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
+from email.utils import parsedate_to_datetime
 
 from upath import UPath
 
@@ -37,6 +38,16 @@ class Response:
     fetched_at: datetime
     error: str | None = None
     body: bytes = field(default=b"", repr=False, compare=False)
+
+
+def date_of(headers: dict, fetched_at: datetime) -> date:
+    """The day a response speaks for (a treaty's status date, a mirror entry's as_of): its HTTP `Date` header, else
+    the day it was fetched."""
+    value = next((v for k, v in headers.items() if k.lower() == "date"), None)
+    try:
+        return parsedate_to_datetime(value).date() if value else fetched_at.date()
+    except (TypeError, ValueError, IndexError):
+        return fetched_at.date()
 
 
 class RawArchive:

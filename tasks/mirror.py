@@ -7,16 +7,14 @@ Upstream: every URL of treaties.yaml and sources/*.yaml, as fetched by the flows
 
 from __future__ import annotations
 
-import email.utils
 import hashlib
 import json
 import posixpath
 import re
-from datetime import date, timezone
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from tasks.archive import RawArchive, Response
+from tasks.archive import RawArchive, date_of
 from tasks.storage import atomic_write
 
 _EXTENSIONS = {"application/json": ".json", "application/xml": ".xml", "text/xml": ".xml", "text/csv": ".csv",
@@ -36,14 +34,6 @@ def mirror_path(url: str, content_type: str) -> str:
     path = "/".join("_" if not s.strip(".") else s for s in segments)
     extension = _EXTENSIONS.get(content_type.split(";")[0].strip().lower(), "")
     return path if not extension or path.endswith(extension) else path + extension
-
-
-def as_of(response: Response) -> date:
-    """The day the response speaks for: its HTTP Date header (a replayed mirror's own as_of), else its fetch day."""
-    try:
-        return email.utils.parsedate_to_datetime(response.headers["Date"]).astimezone(timezone.utc).date()
-    except (KeyError, TypeError, ValueError):
-        return response.fetched_at.date()
 
 
 def export(archive: RawArchive, directory: Path, provenance: str) -> list[dict]:
@@ -67,7 +57,7 @@ def export(archive: RawArchive, directory: Path, provenance: str) -> list[dict]:
         atomic_write(target, body)
         entries.append({
             "url": response.url, "file": file, "sha256": response.sha256, "bytes": len(body),
-            "source": urlsplit(response.url).hostname, "as_of": as_of(response).isoformat(),
+            "source": urlsplit(response.url).hostname, "as_of": date_of(response.headers, response.fetched_at).isoformat(),
             "reconstructed": False, "provenance": provenance,
         })
     entries.sort(key=lambda e: e["url"])

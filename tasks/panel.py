@@ -21,14 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks import registry
-from tasks.tables import Table
+from tasks.tables import ANALYST_TABLES, TREATY_TABLES, Table
 
 
-def sdg_columns() -> dict[str, tuple[str, dict[str, str], str]]:
-    """SDG series feeding the panel: column -> (series, dimensions an observation must carry, meaning), from the
-    `panel` entries of sources/sdg.yaml (adding a series to the panel is one entry there). Each column comes with `<column>_footnotes`, the
-    observation's footnotes (e.g. "2021–2022 average")."""
-    return registry.load(only="sdg")[0].panel_columns()
+#: SDG series feeding the panel: column -> (series, dimensions an observation must carry, meaning), from the
+#: `panel` entries of sources/sdg.yaml (adding a series to the panel is one entry there), read once so the panel's
+#: schema and its rows agree. Each column comes with `<column>_footnotes`, the observation's footnotes (e.g.
+#: "2021–2022 average").
+SDG_COLUMNS: dict[str, tuple[str, dict[str, str], str]] = registry.load(only="sdg")[0].panel_columns()
 
 
 #: IAFQ national totals: column -> (Indicator, Dimension, Category), from the latest release, national rows only.
@@ -57,7 +57,7 @@ def panel_schema() -> pa.Schema:
         _field("un_status", pa.string(), "member | observer (countries.un_status)", False),
         _field("year", pa.int16(), "Calendar year", False),
     ]
-    for column, (_, _, doc) in sdg_columns().items():
+    for column, (_, _, doc) in SDG_COLUMNS.items():
         fields += [_field(column, pa.float64(), f"{doc}; latest release"),
                    _field(f"{column}_footnotes", pa.list_(pa.string()), f"Footnotes of the {column} observation")]
     for column, labels in IAFQ_COLUMNS.items():
@@ -67,6 +67,8 @@ def panel_schema() -> pa.Schema:
 
 PANEL = Table("country_year_panel", panel_schema(), None,
               "One row per UN member or observer state x year: the illicit-arms indicators with their footnotes.")
+#: Every published table, in the order of the data dictionary and of the DuckDB file's views.
+PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, PANEL)
 
 
 def panel_states(countries: pa.Table) -> list[dict]:
@@ -137,7 +139,7 @@ def build_panel(countries: pa.Table, observations: pa.Table, seizures: pa.Table,
     for column, source in (("m49", "m49"), ("country", "name"), ("region", "region"),
                            ("sub_region", "sub_region"), ("un_status", "un_status")):
         columns[column] = [s[source] for s in states for _ in years]
-    for column, (series, dimensions, _) in sdg_columns().items():
+    for column, (series, dimensions, _) in SDG_COLUMNS.items():
         values = _sdg_values(observations, series, dimensions)
         columns[column] = [values.get(key, (None, None))[0] for key in keys]
         columns[f"{column}_footnotes"] = [values.get(key, (None, None))[1] for key in keys]

@@ -178,9 +178,7 @@ class Warehouse:
         for a batch published before the manifest named them, its file's metadata; None if not published."""
         name = table if isinstance(table, str) else table.name
         entry = self.manifest()["tables"].get(name, {}).get(file_name(key))
-        if entry is None:
-            return None
-        return entry["sources"] if "sources" in entry else source_sha256(self.root / entry["file"])
+        return entry_sources(self.root, entry) if entry else None
 
     @contextmanager
     def locked(self, timeout: float = 0):
@@ -265,7 +263,7 @@ class Warehouse:
             digest, built = fingerprint(data), ",".join(sources.get((table.name, key), []))
             published = manifest["tables"].get(table.name, {}).get(stem)
             if not force and published and published.get("fingerprint") == digest:
-                if built and built != self.built_from(table, key):
+                if built and built != entry_sources(self.root, published):
                     writes.append(_Write(table.name, stem, history=published["file"], current="", data=None,
                                          digest=digest, sources=built))
                 continue
@@ -517,9 +515,12 @@ def _published_fingerprint(path: UPath) -> str | None:
     return published_metadata(path).get(FINGERPRINT.decode())
 
 
-def source_sha256(path: UPath) -> str | None:
-    """The comma-separated raw sha256s a published file was built from; None if unknown."""
-    return published_metadata(path).get(SOURCE_SHA256.decode()) or None
+def entry_sources(root: UPath, entry: dict) -> str:
+    """What the batch of a manifest entry was built from (comma-separated sha256s): the entry's `sources`, or for a
+    batch published before the manifest named them, its file's metadata ("" if unknown)."""
+    if "sources" in entry:
+        return entry["sources"]
+    return published_metadata(root / entry["file"]).get(SOURCE_SHA256.decode(), "")
 
 
 def _as_of(batch, snapshot: date) -> str:

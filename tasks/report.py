@@ -144,9 +144,10 @@ def _releases(con, views: set[str]) -> list[dict]:
 
 
 def revisions(con, views: set[str]) -> str:
-    releases = _table(_releases(con, views), ["dataset", "release"])
+    releases = _releases(con, views)
     if "indicator_revisions" not in views:
-        return ('<p class="note">No revisions yet: each dataset has a single release published.</p>' + releases)
+        return ('<p class="note">No revisions yet: each dataset has a single release published.</p>'
+                + _table(releases, ["dataset", "release"]))
     latest = """
         SELECT * FROM indicator_revisions
         QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)"""
@@ -165,7 +166,7 @@ def revisions(con, views: set[str]) -> str:
         FROM ({latest}) WHERE change = 'value_changed'
         ORDER BY abs(new_value - old_value) DESC, dataset, iso3, year LIMIT 10""")
     revised = {r["release"].split(":")[0] for r in counts}
-    unrevised = [r for r in _releases(con, views) if r["dataset"].split(" ")[0] not in revised]
+    unrevised = [r for r in releases if r["dataset"].split(" ")[0] not in revised]
     return (svg(chart) + _table(counts, ["release", "change", "observations"])
             + ('<p class="note">Latest releases without a previous one to compare with:</p>'
                + _table(unrevised, ["dataset", "release"]) if unrevised else "")

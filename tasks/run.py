@@ -120,6 +120,11 @@ class Run:
         root = self.warehouse.root  # Data Docs on a local disk; on an object store each quarantine's validation.json
         return Validator(root / "_docs" if storage.is_local(root) else None)
 
+    @cached_property
+    def incidents(self) -> Incidents:
+        """The open incidents as the run started (read once: only the run's finish writes them)."""
+        return Incidents(self.warehouse.root)
+
     def build_docs(self) -> None:
         """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
         if "validator" in self.__dict__:  # built on first use only
@@ -151,7 +156,7 @@ class Run:
         shas = self.with_suites(tables, shas)
         if self.built_from(key, tables, shas):
             return Outcome(key, "unchanged", detail="source unchanged, not parsed")
-        known = None if self.force else Incidents(self.warehouse.root).find(key, [t.name for t in tables], shas)
+        known = None if self.force else self.incidents.find(key, [t.name for t in tables], shas)
         if known is None:
             return None
         return Outcome(key, known["status"], known.get("rows", {}), reason="\n".join(known["explained"]),

@@ -16,7 +16,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, parquet_metadata
+from tasks.publish import Warehouse, entry_sources, parquet_metadata
 from tasks.storage import atomic_write
 from tasks.validate import SUITES_DIGEST
 
@@ -47,8 +47,7 @@ def status(root: UPath) -> dict:
         for stem, entry in sorted(manifest["tables"][name].items()):
             footer = parquet_metadata(root / entry["file"])
             meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
-            built_from = entry["sources"] if "sources" in entry else meta.get("armswatch.source_sha256", "")
-            built_from = [s for s in built_from.split(",") if s]
+            built_from = [s for s in entry_sources(root, entry).split(",") if s]
             batches.append({
                 "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
                 "published_at": meta.get("armswatch.published_at"),

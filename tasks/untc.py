@@ -32,13 +32,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from email.utils import parsedate_to_datetime
 
 import pyarrow as pa
 from lxml import etree
 
 from tasks import tables
-from tasks.countries import resolve_name
+from tasks.countries import MAX_NAME, resolve_name
 from tasks.errors import ParseError
 
 SOURCE = "untc"
@@ -55,7 +54,7 @@ class Limits:
     document_bytes: int = 16 * 1024 * 1024
     elements: int = 250_000
     cell_chars: int = 64
-    name_chars: int = 300
+    name_chars: int = MAX_NAME  # the resolver's own cap (tasks/countries.py)
     header_chars: int = 2_000
     text_chars: int = 100_000
     participants: int = 2_000
@@ -144,15 +143,6 @@ def mtdsg_url(mtdsg_no: str) -> str:
 def roman_to_int(numeral: str) -> int:
     values = [_ROMAN[c] for c in numeral.upper()]
     return sum(-v if i + 1 < len(values) and v < values[i + 1] else v for i, v in enumerate(values))
-
-
-def status_as_of(headers: dict, fetched_at: datetime) -> date:
-    """The date the status is as of: the response's HTTP `Date` header, else the fetch date."""
-    value = next((v for k, v in headers.items() if k.lower() == "date"), None)
-    try:
-        return parsedate_to_datetime(value).date() if value else fetched_at.date()
-    except (TypeError, ValueError, IndexError):
-        return fetched_at.date()
 
 
 def sanitize(body: bytes) -> bytes:

@@ -9,6 +9,7 @@ from xml.sax.saxutils import escape
 import pytest
 
 from tasks import tables, untc
+from tasks.archive import date_of
 from tasks.errors import ParseError
 
 URL = untc.mtdsg_url("XXVII-9-b")
@@ -208,7 +209,7 @@ def test_mtdsg_id_refuses_other_strings(mtdsg_no):
     ({}, date(2026, 11, 29)),
 ])
 def test_status_as_of_is_the_date_header_else_the_fetch_date(headers, expected):
-    assert untc.status_as_of(headers, datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)) == expected
+    assert date_of(headers, datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)) == expected
 
 
 def test_every_treaty_row_carries_as_of_and_progress_runs_to_its_year():
