@@ -5,7 +5,7 @@
 Every run is the real CLI (`armswatch run`) over the recorded mirror, with the temporary Prefect
 server it starts itself (PREFECT_API_URL unset; PREFECT_HOME as in the environment), and once more for the default
 catalog against a Prefect server that is already running (as deployed), which removes the server's start-up
-(about 2.5 s: importing Prefect's server) from both runs:
+(about 2 s, mostly importing Prefect's server) from both runs:
 - time to first fetch: from starting the CLI until the first response is in the raw archive;
 - full run, then unchanged rerun (wall time, peak RSS, exit code) of the default catalog (every flow) and of a
   catalog of every recorded UNTC document (`--only treaties`; ids from ../shared/data/manifest.json); each the

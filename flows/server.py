@@ -4,15 +4,17 @@ temporary server the CLI starts as its own child process and stops when it ends.
 Prefect's own temporary server waits 20 s by default, which a busy 2-core machine does not meet on a first start
 (the server also migrates its database then: `make setup` runs `prefect server database upgrade -y` ahead, see
 the Makefile). Here the wait is `ARMSWATCH_SERVER_STARTUP_TIMEOUT` seconds (default 300); the server is launched
-first, before this process has even imported Prefect, so its start-up (about 2.5 s) overlaps the CLI's own; and it
+first, before this process has even imported Prefect, so its start-up (about 2 s) overlaps the CLI's own; and it
 asks the kernel to stop it when the CLI dies (PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server.
-The server process is `python -m flows.server serve PORT`: it skips migrating a database already at the newest
-migration, then runs Prefect's server app as Prefect's own temporary server does. Upstream: none. Tables fed: none.
+The server process is `python -m flows.server serve PORT`: it imports without the cyclic garbage collector
+(`loading()`, as the CLI does), skips migrating a database already at the newest migration, then runs Prefect's
+server app as Prefect's own temporary server does. Upstream: none. Tables fed: none.
 """
 
 from __future__ import annotations
 
 import ctypes
+import gc
 import os
 import re
 import signal
@@ -21,10 +23,11 @@ import sqlite3
 import subprocess
 import sys
 import time
-from contextlib import closing
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 STARTUP_TIMEOUT = 300
+HEALTH_POLL = 0.02  # seconds between asking the starting server whether it answers; each miss is a refused connect
 PR_SET_PDEATHSIG = 1
 
 
@@ -89,16 +92,39 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def serve(port: int) -> None:
-    """The temporary server (what `python -m flows.server serve PORT` runs): Prefect's API on 127.0.0.1:PORT,
-    without its UI, its database migrated on start only when it is not at the newest migration."""
-    import uvicorn
+@contextmanager
+def loading():
+    """Imports without the cyclic garbage collector, their objects then frozen out of later collections. Importing
+    Prefect's server (FastAPI, pydantic, SQLAlchemy) creates about 400,000 objects, almost none of them garbage:
+    collecting while they were created, then scanning them again in later full collections, took 0.7 s of the
+    temporary server's start (2.5 s before) and most of its first requests (benchmarks/pipeline.py)."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
 
-    if database_ready():
-        os.environ.setdefault("PREFECT_API_DATABASE_MIGRATE_ON_START", "false")
-    os.environ.update(PREFECT_UI_ENABLED="0", PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
-    uvicorn.run("prefect.server.api.server:create_app", factory=True, host="127.0.0.1", port=port,
-                log_level="error", lifespan="on")
+
+@contextmanager
+def server_settings():
+    """Prefect's settings for the temporary server: no migration on start when the database is at the newest
+    migration. (Prefect reads the environment once, when it is imported: so the settings, not the environment.)"""
+    from prefect.settings import PREFECT_API_DATABASE_MIGRATE_ON_START, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_DATABASE_MIGRATE_ON_START: False} if database_ready() else {}):
+        yield
+
+
+def serve(port: int) -> None:
+    """The temporary server (what `python -m flows.server serve PORT` runs): Prefect's API on 127.0.0.1:PORT as
+    Prefect's own temporary server runs it (no UI; only the services Prefect runs in one), with `server_settings()`."""
+    with loading():
+        import uvicorn
+        from prefect.server.api.server import create_app
+    os.environ.update(PREFECT__SERVER_EPHEMERAL="1", PREFECT__SERVER_FINAL="1")
+    with server_settings():
+        uvicorn.run(create_app, factory=True, host="127.0.0.1", port=port, log_level="error", lifespan="on")
 
 
 class PrefectAPI:
@@ -139,16 +165,20 @@ class PrefectAPI:
                 raise PrefectUnavailable(f"the Prefect API at {self.configured} is unreachable; start the server "
                                          f"or unset PREFECT_API_URL to let armswatch start a temporary one")
             return self.url
+        import httpx
+
         deadline = time.monotonic() + startup_timeout()
-        while not self._healthy(timeout=5):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                code = self.process.poll()
-                self.stop()
-                raise PrefectUnavailable(
-                    "the temporary Prefect server " + (f"exited with code {code}" if code is not None else
-                                                       f"did not start within {startup_timeout():.0f} s")
-                    + "; run `make setup` (it prepares Prefect's database) or raise ARMSWATCH_SERVER_STARTUP_TIMEOUT")
-            time.sleep(0.1)
+        with httpx.Client(timeout=5) as http:
+            while not self._healthy(http):
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    code = self.process.poll()
+                    self.stop()
+                    raise PrefectUnavailable(
+                        "the temporary Prefect server " + (f"exited with code {code}" if code is not None else
+                                                           f"did not start within {startup_timeout():.0f} s")
+                        + "; run `make setup` (it prepares Prefect's database) or raise "
+                          "ARMSWATCH_SERVER_STARTUP_TIMEOUT")
+                time.sleep(HEALTH_POLL)
         self.settings = prefect.context.GLOBAL_SETTINGS_CONTEXT
         os.environ["PREFECT_API_URL"] = self.url
         prefect.context.refresh_global_settings_context()
@@ -164,11 +194,11 @@ class PrefectAPI:
         prefect.context.GLOBAL_SETTINGS_CONTEXT = self.settings  # as before (building them again costs 0.2 s)
         self.stop()
 
-    def _healthy(self, timeout: float) -> bool:
+    def _healthy(self, http) -> bool:
         import httpx
 
         try:
-            return httpx.get(f"{self.url}/health", timeout=timeout).status_code == 200
+            return http.get(f"{self.url}/health").status_code == 200
         except httpx.HTTPError:
             return False
 

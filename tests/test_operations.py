@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -177,6 +178,24 @@ def test_the_temporary_server_never_outlives_a_killed_cli(fresh_env, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_the_temporary_server_migrates_only_a_database_not_at_the_newest_migration(tmp_path):
+    """What the server process runs under: Prefect has read its environment by then, so the settings must say it."""
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, get_current_settings, temporary_settings
+
+    from flows.server import database_ready, server_settings
+
+    assert database_ready(), "the session's Prefect database is migrated"
+    with server_settings():
+        assert get_current_settings().server.database.migrate_on_start is False
+    sqlite3.connect(tmp_path / "old.db").executescript("create table alembic_version (version_num);"
+                                                       "insert into alembic_version values ('aaaa');")
+    for new in ("new.db", "old.db"):
+        with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{tmp_path / new}"}):
+            assert not database_ready()
+            with server_settings():
+                assert get_current_settings().server.database.migrate_on_start is True, new
 
 
 def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
