@@ -197,12 +197,13 @@ def _run(args, api: PrefectAPI) -> int:
 
 
 def _status(args) -> int:
-    from tasks.run import check_warehouse
+    from tasks import storage
     from tasks.status import status, text
 
-    root = check_warehouse(args.warehouse)
+    root = storage.location(args.warehouse)  # read only: a warehouse this user cannot write has a status too
     if not root.is_dir():
-        return _fail(f"warehouse {root} does not exist (nothing was ever run into it)", EXIT_USAGE)
+        return _fail(f"warehouse {root} " + ("is a file, not a folder" if root.exists() else
+                                             "does not exist (nothing was ever run into it)"), EXIT_USAGE)
     report = status(root)
     print(json.dumps(report, indent=1) if args.json else text(report))
     return EXIT_QUARANTINED if report["open_quarantines"] else EXIT_OK

@@ -19,10 +19,12 @@ ENGINE_LINES = ("Finished in state", "Encountered exception")
 
 
 class QuietConsole(logging.Filter):
-    """Lets warnings and errors of armswatch itself through; drops Prefect's engine lines and tracebacks."""
+    """Lets warnings and errors of armswatch itself through; drops Prefect's engine lines, tracebacks and Great
+    Expectations' lines."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return (record.levelno >= logging.WARNING and not record.exc_info
+                and not record.name.startswith("great_expectations")
                 and not record.getMessage().startswith(ENGINE_LINES))
 
 
@@ -33,7 +35,6 @@ def quiet_logging() -> None:
             if type(handler).__name__ == "PrefectConsoleHandler" and not any(
                     isinstance(f, QuietConsole) for f in handler.filters):
                 handler.addFilter(QuietConsole())
-    logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
 class StageBars:

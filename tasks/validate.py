@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import math
 import os
 import sys
@@ -28,7 +27,6 @@ SUITES = Path(__file__).resolve().parent.parent / "expectations"
 #: How a suites digest starts, among the sha256s a batch is built from.
 SUITES_DIGEST = "suites:"
 FLOAT_MAX = sys.float_info.max
-logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
 def _gx():

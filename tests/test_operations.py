@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -53,13 +54,23 @@ def cli(env: dict, *args: str) -> subprocess.CompletedProcess:
                           timeout=DEADLINE)
 
 
+def gx_temporary_directory_lines(env: dict) -> int:
+    """How many of Great Expectations' temporary-directory lines of a flow run the Prefect database of `env`'s
+    PREFECT_HOME holds."""
+    with closing(sqlite3.connect(Path(env["PREFECT_HOME"]) / "prefect.db")) as db:
+        return db.execute("select count(*) from log where name like 'great_expectations%' and flow_run_id is not "
+                          "null and message like 'Created temporary directory%'").fetchone()[0]
+
+
 def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fresh_env, tmp_path):
     wh = tmp_path / "wh"
+    logged = gx_temporary_directory_lines(fresh_env)
     result = cli(fresh_env, "run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(wh),
                  "--treaties", str(catalog(tmp_path, "XVIII-12", "XXVI-8")))
     assert result.returncode == 1, result.stderr[-3000:]
     assert "Traceback" not in result.stderr and "Task run" not in result.stderr, result.stderr
     assert "Created temporary directory" not in result.stderr
+    assert gx_temporary_directory_lines(fresh_env) > logged, "GX's lines stay in Prefect's logs"
     out = result.stdout.splitlines()
     assert out[0].split() == ["flow", "batch", "status", "rows", "detail"]
     rows = {line.split()[1]: line for line in out[2:4]}
@@ -68,6 +79,14 @@ def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fres
     assert "total: 1 published, 0 unchanged, 1 quarantined, 0 failed" in result.stdout
     assert "meaning: participant table missing although the document states parties" in result.stdout
     assert "{'" not in result.stdout, "no Python reprs in the reasons"
+
+
+def test_verbose_shows_prefects_and_great_expectations_lines(fresh_env, tmp_path):
+    result = cli(fresh_env, "run", "--verbose", "--only", "treaties", "--mirror", str(SHARED), "--warehouse",
+                 str(tmp_path / "wh"), "--treaties", str(catalog(tmp_path, "XXVI-8")))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Created temporary directory" in result.stderr and "Finished in state Completed" in result.stderr
+    assert "total: 1 published" in result.stdout
 
 
 UNCHANGED_RERUN = """
@@ -259,7 +278,7 @@ def test_flow_and_parent_states_are_failed_on_a_quarantine(tmp_path):
 
 
 @pytest.mark.usefixtures("prefect_harness")
-def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys):
+def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys, monkeypatch):
     wh = tmp_path / "wh"
     bad = make_mirror(tmp_path, {untc.mtdsg_url("XVIII-12-c"): ("XVIII-12-c.xml", LYING)})
     assert main(["run", "--only", "treaties", "--mirror", str(bad), "--warehouse", str(wh),
@@ -277,3 +296,9 @@ def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys)
     assert [q["batch"] for q in status["open_quarantines"]] == ["XVIII-12-c"]
     assert status["last_runs"][0]["counts"]["quarantined"] == 1 and not status["last_runs"][0]["ok"]
     assert main(["status", "--warehouse", str(tmp_path / "nothing")]) == 2
+    assert main(["status", "--warehouse", str(tmp_path / "catalog.yaml")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    with monkeypatch.context() as readonly:  # a warehouse this user may only read (tests run as root)
+        readonly.setattr(os, "access", lambda path, mode, **kw: not mode & os.W_OK)
+        assert main(["status", "--warehouse", str(wh), "--json"]) == 1
+    assert json.loads(capsys.readouterr().out)["open_quarantines"]
