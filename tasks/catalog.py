@@ -1,5 +1,5 @@
-"""Configuration files, validated against a schema: treaties.yaml (which MTDSG documents to follow) and the
-per-source YAML files in sources/ (tasks/source.py, tasks/registry.py).
+"""Configuration files, validated against a schema: treaties.yaml (which MTDSG documents to follow), the
+per-source YAML files in sources/ (tasks/source.py, tasks/registry.py) and country_aliases.yaml (tasks/countries.py).
 
 A treaty entry is `{id: XVIII-12-c, short_name: Firearms Protocol, url: <optional>}`; without `url` the UNTC
 status XML URL is derived from the id. Every file is checked with pydantic: wrong types, unknown keys (a typo
@@ -16,6 +16,7 @@ from typing import TypeVar
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictStr, TypeAdapter, ValidationError, field_validator
 
+from tasks import countries
 from tasks.untc import MTDSG_ID, mtdsg_url
 
 DEFAULT = Path(__file__).resolve().parent.parent / "treaties.yaml"
@@ -54,9 +55,13 @@ class Treaty:
 
 
 def read_yaml(path: Path | str, what: str):
-    """The parsed YAML of a configuration file; CatalogError when it cannot be read or parsed."""
+    """The parsed YAML of a configuration file; CatalogError (one line) when it cannot be read or parsed."""
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise CatalogError(f"{what} {path}: not valid YAML: {exc.problem or exc.context}{where}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise CatalogError(f"{what} {path}: {exc}") from None
 
@@ -98,8 +103,27 @@ def validate(schema: type[Model] | TypeAdapter, data, path: Path | str, what: st
 _TREATIES = TypeAdapter(list[TreatyEntry])
 
 
+class CountryAliases(Strict):
+    aliases: dict[StrictStr, StrictStr] = Field(default={}, description="a name as a source publishes it -> ISO3")
+    non_states: list[StrictStr] = Field(default=[], description="participants that are not states")
+
+    @field_validator("aliases")
+    @classmethod
+    def _iso3(cls, value: dict[str, str]) -> dict[str, str]:
+        if bad := [code for code in value.values() if len(code) != 3 or not code.isalpha()]:
+            raise ValueError(f"expected ISO 3166-1 alpha-3 codes, got {bad[:3]}")
+        return value
+
+
+def country_aliases(path: Path | str) -> CountryAliases:
+    """country_aliases.yaml (tasks/countries.py) checked; CatalogError naming the file and the problem."""
+    return validate(CountryAliases, read_yaml(path, "country aliases") or {}, path, "country aliases")
+
+
 def load(path: Path | str | None = None) -> list[Treaty]:
-    """The treaty catalog at `path` (default: the project's treaties.yaml)."""
+    """The treaty catalog at `path` (default: the project's treaties.yaml), once the aliases its documents' names
+    resolve through are known to be readable (countries.declared)."""
+    countries.declared()
     path = path or DEFAULT
     data = read_yaml(path, "treaty catalog")
     if not isinstance(data, list) or not data:

@@ -17,7 +17,6 @@ from functools import lru_cache
 from pathlib import Path
 
 import pycountry
-import yaml
 
 ALIASES_FILE = Path(__file__).resolve().parent.parent / "country_aliases.yaml"
 #: Longest name the resolver looks up (the longest UN name is under 60 characters).
@@ -42,15 +41,13 @@ def normalize(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def declared() -> tuple[dict[str, str], frozenset[str]]:
-    """The aliases (normalised name -> ISO3) and non-state participants (normalised names) of ALIASES_FILE."""
-    config = yaml.safe_load(ALIASES_FILE.read_text(encoding="utf-8")) or {}
-    aliases = (config.get("aliases") or {}) if isinstance(config, dict) else None
-    non_states = (config.get("non_states") or []) if isinstance(config, dict) else None
-    if not isinstance(aliases, dict) or not isinstance(non_states, list) \
-            or not all(isinstance(v, str) and len(v) == 3 for v in aliases.values()):
-        raise ValueError(f"{ALIASES_FILE}: expected 'aliases: {{name: ISO3}}' and 'non_states: [name, ...]'")
-    return ({normalize(str(k)): v.upper() for k, v in aliases.items()},
-            frozenset(normalize(str(n)) for n in non_states))
+    """The aliases (normalised name -> ISO3) and non-state participants (normalised names) of ALIASES_FILE;
+    catalog.CatalogError (a configuration error) when it is missing or malformed."""
+    from tasks.catalog import country_aliases  # tasks/catalog.py imports this module
+
+    config = country_aliases(ALIASES_FILE)
+    return ({normalize(k): v.upper() for k, v in config.aliases.items()},
+            frozenset(normalize(n) for n in config.non_states))
 
 
 @lru_cache(maxsize=1)

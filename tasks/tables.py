@@ -77,8 +77,8 @@ PARTICIPATION = Table(
            "CONSENT_KINDS); unspecified when the column header lists several kinds without codes"),
         _f("provisional_application_date", pa.date32(), "Date of declaration of provisional application"),
         _f("is_party", pa.bool_(), "True when a consent is recorded and was not withdrawn or denounced"),
-        _f("withdrawn", pa.bool_(), "The signature or consent was later withdrawn or denounced (a date in square "
-           "brackets); is_party is then false", False),
+        _f("withdrawn", pa.bool_(), "The consent (without one: the signature) was later withdrawn or denounced (a "
+           "date in square brackets, or a withdrawal column); is_party is then false", False),
         _f("withdrawal_date", pa.date32(), "When the withdrawal or denunciation took effect (else when it was "
            "notified), from the participant's footnote; null when the footnote gives no date"),
         _f("consent_header", pa.string(), "Column header the consent date was read from (what 'unspecified' means)"),

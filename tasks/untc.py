@@ -582,7 +582,9 @@ def _participation(actions: list[Action]) -> dict:
         "consent_kind": consent.kind if consent else None,
         "provisional_application_date": provisional.cell.when if provisional else None,
         "is_party": consent is not None and not consent_withdrawn,
-        "withdrawn": consent_withdrawn or bool(signature and signature.cell.withdrawn),
+        # the participation withdrawn: the consent, or the signature of a participant without one (a party whose
+        # signature is bracketed is still a party; treaty_events marks that signature withdrawn)
+        "withdrawn": consent_withdrawn or (consent is None and bool(signature and signature.cell.withdrawn)),
         "consent_header": consent.header if consent else None,
     }
 

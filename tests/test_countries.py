@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import re
 
 import pytest
 
 from conftest import SHARED
 from tasks import countries
+from tasks.catalog import CatalogError
 from tasks.countries import Country, by_iso3, by_m49, resolve_name
 
 M49_ROWS = list(csv.DictReader((SHARED / "unsd/m49/UNSD-Methodology.csv").open(encoding="utf-8-sig"), delimiter=";"))
@@ -79,13 +81,29 @@ def test_unknown_names_and_aggregates_do_not_resolve():
     assert by_iso3("MEX").m49 == 484
 
 
-def test_a_malformed_alias_file_is_a_clear_error(tmp_path, monkeypatch):
+@pytest.mark.parametrize("text, problem", [
+    ("aliases: [Turkey, TUR]\n", "top level, key aliases: Input should be a valid dictionary"),
+    ("aliases:\n  Turkey: TURK\n", "expected ISO 3166-1 alpha-3 codes, got ['TURK']"),
+    ("aliases:\n  Turkey: TUR\nnonstates: [European Union]\n", "key nonstates: Extra inputs are not permitted"),
+    ("aliases: {Turkey: TUR\n", "not valid YAML: expected ',' or '}', but got '<stream end>' at line 2, column 1"),
+    (None, "No such file or directory"),
+])
+def test_a_missing_or_malformed_alias_file_is_a_configuration_error_exit_2(tmp_path, monkeypatch, capsys, text,
+                                                                          problem):
+    """Before any flow starts, in one line naming the file (not a parse failure of every treaty)."""
+    from flows.cli import main
+
     aliases = tmp_path / "country_aliases.yaml"
-    aliases.write_text("aliases: [Turkey, TUR]\n")
+    if text is not None:
+        aliases.write_text(text)
     monkeypatch.setattr(countries, "ALIASES_FILE", aliases)
     countries.declared.cache_clear()
     try:
-        with pytest.raises(ValueError, match="country_aliases.yaml: expected 'aliases: {name: ISO3}'"):
+        with pytest.raises(CatalogError, match=f"country aliases {aliases}: .*{re.escape(problem)}"):
             countries.declared()
+        assert main(["run", "--warehouse", str(tmp_path / "wh")]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"armswatch: country aliases {aliases}: ") and err.count("\n") == 1, err
+        assert not (tmp_path / "wh").exists()
     finally:
         countries.declared.cache_clear()

@@ -96,6 +96,37 @@ def test_a_withdrawn_consent_is_kept_marked_and_never_counted():
     assert progress[2010]["cumulative_parties"] == doc.treaty["parsed_parties"] == 1
 
 
+def test_a_party_whose_signature_was_withdrawn_is_a_party_everywhere():
+    """Participation, treaty_status and the suites agree: only the consent decides whether a participant is a party;
+    the withdrawn signature is marked on its event and not counted."""
+    from tasks import treaty_status
+    from tasks.validate import Validator
+    from test_treaty_status import COUNTRIES
+
+    body = document(["Signature", "Ratification, Accession(a)"],
+                    [["Mexico", "[2 Jan 2001 ]", "3 Feb 2002"], ["France", "[4 Mar 2001 ]", ""],
+                     ["Jamaica", "5 Apr 2001", "[6 May 2003 a]"]], status=(1, 1))
+    doc = parse(body)
+    mexico, france, jamaica = row(doc, "Mexico"), row(doc, "France"), row(doc, "Jamaica")
+    assert (mexico["is_party"], mexico["withdrawn"], mexico["withdrawal_date"]) == (True, False, None)
+    assert (france["is_party"], france["withdrawn"]) == (False, True)
+    assert (jamaica["is_party"], jamaica["withdrawn"]) == (False, True)
+    assert (doc.treaty["parsed_parties"], doc.treaty["parsed_signatories"]) == (1, 1)
+    signatures = {e["participant"]: e["withdrawn"] for e in doc.events if e["event"] == "signature"}
+    assert signatures == {"Mexico": True, "France": True, "Jamaica": False}
+    batch = untc.batch_tables(doc, "0" * 64, datetime(2018, 1, 15, tzinfo=timezone.utc), date(2018, 1, 15))
+    validator = Validator()
+    for table, data in batch.items():
+        result = validator.validate(table, data, {"today": "2026-11-29", "current_year": 2026})
+        assert not result.failures and not result.table_failures, table.name
+    treaty = {**batch[tables.TREATIES].to_pylist()[0], "short_name": "x"}
+    status, by_year = treaty_status.status_tables(treaty, batch[tables.PARTICIPATION], COUNTRIES)
+    statuses = {r["iso3"]: r["status"] for r in status.to_pylist() if r["iso3"] in ("MEX", "FRA", "JAM")}
+    assert statuses == {"MEX": "party", "FRA": "withdrawn", "JAM": "withdrawn"}
+    mexico_2017 = next(r for r in by_year.to_pylist() if (r["iso3"], r["year"]) == ("MEX", 2017))
+    assert mexico_2017["party"] is True
+
+
 def test_header_items_classify_p_as_participation_and_notifications_as_neither():
     body = document(
         ["Accession(a), Succession(d), Participation by virtue of accession to the Protocol of 11 April 1980(P)",
