@@ -19,18 +19,22 @@ Exit codes:
 
 from __future__ import annotations
 
+import _thread
 import argparse
 import atexit
+import functools
 import gc
 import importlib
 import json
 import os
 import signal
 import sys
+import threading
 
 from flows.server import PrefectAPI, loading  # imports nothing of Prefect; flows/__init__.py turns analytics off first
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
+IMPORT_RETRY = 0.05  # seconds until a termination signal that arrived inside an import is delivered again
 
 
 class Terminated(Exception):
@@ -111,7 +115,10 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     previous = signal.getsignal(signal.SIGTERM)
     if args.command in ("run", "record"):
-        signal.signal(signal.SIGTERM, _terminate)
+        from prefect.utilities import engine  # its handler raises TerminationSignal while a flow runs
+
+        engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
+        signal.signal(signal.SIGTERM, outside_imports(_terminate))
         SIGNALS.listen()
     try:
         if args.command == "run":
@@ -146,17 +153,46 @@ def _terminate(signum, frame):
     raise Terminated("SIGTERM received")
 
 
+def outside_imports(handler):
+    """`handler`, deferred while the main thread is inside the import system: an exception raised there (the
+    CLI's Terminated, Prefect's TerminationSignal) can leave an import lock held, and the next import on another
+    thread then waits forever (a SIGTERM while a run imported pandas hung it). Inside an import, the signal is
+    delivered again IMPORT_RETRY seconds later."""
+    if getattr(handler, "outside_imports", False):
+        return handler
+
+    @functools.wraps(handler)
+    def deferred(signum, frame):
+        inner = frame
+        while inner is not None:
+            if inner.f_code.co_filename.startswith("<frozen importlib"):
+                threading.Timer(IMPORT_RETRY, _thread.interrupt_main, (signum,)).start()
+                return None
+            inner = inner.f_back
+        return handler(signum, frame)
+
+    deferred.outside_imports = True
+    return deferred
+
+
 def _fail(problem, code: int) -> int:
     print(f"armswatch: {problem}", file=sys.stderr)
     return code
 
 
-def _run(args, api: PrefectAPI) -> int:
+def _configured(args) -> None:
+    """Configuration errors exit 2 before any flow starts."""
     from tasks import catalog, registry
+
+    catalog.load(args.treaties)
+    registry.load(args.sources)
+
+
+def _run(args, api: PrefectAPI) -> int:
+    from tasks import registry
     from tasks.run import check_warehouse
 
-    catalog.load(args.treaties)  # configuration errors exit 2 before any flow starts
-    registry.load(args.sources)
+    _configured(args)
     check_warehouse(args.warehouse)  # so does an unsupported URL; a file or read-only folder exits 3
 
     with loading():  # while the temporary server starts
@@ -219,6 +255,7 @@ def _record(args) -> int:
     from tasks.archive import RawArchive
     from tasks.mirror import export
 
+    _configured(args)
     quiet_logging()
     with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch, PrefectAPI():
         refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources,

@@ -28,7 +28,9 @@ release and `indicator_observations` may keep several SDG releases: filter `wher
 
 - `_manifest.json`: what is current, replaced in one atomic write as the last step of every publish: per table,
   each batch's file, fingerprint and what it was built from (`tables`; `sources`: the raw sha256s, or a derived
-  batch's input fingerprints) and the list of current files (`files`, relative to the warehouse). Reading the files it names gives every batch at one version across all its tables
+  batch's input fingerprints, with `suites:` and `code:` digests of what validated and parsed it) and the list of
+  current files (`files`, relative to the warehouse). Reading the files it names gives every batch at one version
+  across all its tables
   (`tasks.publish.Warehouse(url).read(table)` / `.files(table)`; DuckDB: see the project README).
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run>.parquet`: the data files, immutable: every published
   version (hive-partitioned by snapshot date; status over time is

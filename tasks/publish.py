@@ -45,7 +45,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import filelock
 import pyarrow as pa
@@ -513,6 +513,22 @@ def published_metadata(path: UPath) -> dict[str, str]:
 
 def _published_fingerprint(path: UPath) -> str | None:
     return published_metadata(path).get(FINGERPRINT.decode())
+
+
+#: How the digest of the code and configuration that parse a batch starts, among what the batch is built from.
+CODE_DIGEST = "code:"
+CODE = (*sorted(Path(__file__).parent.glob("*.py")), *sorted(Path(__file__).parent.glob("*.yaml")))
+
+
+def code_digest() -> str:
+    """One digest of what turns raw bytes into tables besides the suites: armswatch's tasks (*.py, *.yaml) and
+    country_aliases.yaml, as owid/etl checksums a step's code. After any change, every batch is parsed once again."""
+    from tasks.countries import ALIASES_FILE  # read when called: operators (and tests) may point it elsewhere
+
+    digest = hashlib.sha256()
+    for path in (*CODE, ALIASES_FILE):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return CODE_DIGEST + digest.hexdigest()
 
 
 def entry_sources(root: UPath, entry: dict) -> str:

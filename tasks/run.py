@@ -23,7 +23,7 @@ from upath import UPath
 from tasks import storage
 from tasks.audit import Outcome
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, WarehouseUnusable
+from tasks.publish import Warehouse, WarehouseUnusable, code_digest
 from tasks.validate import suites_digest
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
@@ -102,7 +102,7 @@ class Run:
     today: date
     force: bool = False
     #: (table name, batch key) -> what the batch is built from: the sha256s of the raw responses (or input
-    #: fingerprints) and the digest of the suites that validate it (`with_suites`)
+    #: fingerprints), the digest of the suites that validate it and that of the code that parses it (`with_rules`)
     sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     suites: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
 
@@ -130,14 +130,20 @@ class Run:
         if "validator" in self.__dict__:  # built on first use only
             self.validator.build_docs()
 
-    def with_suites(self, tables, shas: list[str]) -> list[str]:
-        """What a batch of `tables` is built from: `shas` (raw sha256s or input fingerprints) and the digest of the
-        suites that validate its tables, so a batch is parsed and validated again after its suite was edited (once:
-        the same data is not rewritten, only recorded as built from the new suites)."""
+    @cached_property
+    def code(self) -> str:
+        """`code_digest()`, once per run."""
+        return code_digest()
+
+    def with_rules(self, tables, shas: list[str]) -> list[str]:
+        """What a batch of `tables` is built from: `shas` (raw sha256s or input fingerprints), the digest of the
+        suites that validate its tables and the digest of the code and configuration that parse it. So a batch is
+        parsed and validated again after its suite was edited, armswatch upgraded or an alias added (once: the same
+        data is not rewritten, only recorded as built from the new rules)."""
         names = tuple(t.name for t in tables)
         if names not in self.suites:
             self.suites[names] = suites_digest(tables)
-        return sorted([*shas, self.suites[names]])
+        return sorted([*shas, self.suites[names], self.code])
 
     def built_from(self, key: str, tables, shas: list[str]) -> bool:
         """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
@@ -153,7 +159,7 @@ class Run:
         """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
         last published from (unchanged) or last quarantined from (still quarantined, the same evidence); None when
         it must be parsed. `force` parses everything."""
-        shas = self.with_suites(tables, shas)
+        shas = self.with_rules(tables, shas)
         if self.built_from(key, tables, shas):
             return Outcome(key, "unchanged", detail="source unchanged, not parsed")
         known = None if self.force else self.incidents.find(key, [t.name for t in tables], shas)
@@ -168,7 +174,7 @@ class Run:
         """The key of the published batch of `tables` built from exactly these bytes (and suites), for sources
         whose batch key is only known after parsing (an IAFQ release is keyed by the date inside it); None if none
         or forced."""
-        wanted = ",".join(self.with_suites(tables, shas))
+        wanted = ",".join(self.with_rules(tables, shas))
         for stem in self.warehouse.batches(tables[0]) if not self.force else ():
             if self.warehouse.built_from(tables[0], stem) == wanted:
                 return stem

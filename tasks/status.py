@@ -16,7 +16,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.incidents import Incidents
-from tasks.publish import Warehouse, entry_sources, parquet_metadata
+from tasks.publish import CODE_DIGEST, Warehouse, entry_sources, parquet_metadata
 from tasks.storage import atomic_write
 from tasks.validate import SUITES_DIGEST
 
@@ -48,12 +48,13 @@ def status(root: UPath) -> dict:
             footer = parquet_metadata(root / entry["file"])
             meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
             built_from = [s for s in entry_sources(root, entry).split(",") if s]
+            digests = {prefix.rstrip(":"): next((s.removeprefix(prefix) for s in built_from if s.startswith(prefix)),
+                                                None) for prefix in (SUITES_DIGEST, CODE_DIGEST)}
             batches.append({
                 "batch": stem, "rows": footer.num_rows if footer else None, "as_of": meta.get("armswatch.as_of"),
                 "published_at": meta.get("armswatch.published_at"),
-                "source_sha256": [s for s in built_from if not s.startswith(SUITES_DIGEST)],
-                "suites": next((s.removeprefix(SUITES_DIGEST) for s in built_from if s.startswith(SUITES_DIGEST)),
-                               None),
+                "source_sha256": [s for s in built_from if not s.startswith((SUITES_DIGEST, CODE_DIGEST))],
+                **digests,
             })
         if batches:
             tables[name] = batches

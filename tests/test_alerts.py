@@ -91,6 +91,31 @@ def test_the_same_failure_alerts_once_then_reminds_then_recovers_once(tmp_path, 
     assert "recovered" in webhook_block.bodies[2]["subject"] and "XVIII-12-c" in webhook_block.bodies[2]["text"]
 
 
+def test_an_upgrade_parses_a_quarantined_batch_again_once_without_alerting_again(tmp_path, webhook_block,
+                                                                                  monkeypatch, capsys):
+    """New code (tasks.publish.CODE) parses the still-quarantined batch once more; failing for the same
+    reasons on the same bytes, it is the same incident: no new alert, its quarantine not copied, skipped after."""
+    from tasks import publish
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n")
+    lying = (MTDSG / "XVIII-12-c.en.xml").read_bytes().replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
+    args = ["run", "--only", "treaties", "--warehouse", str(tmp_path / "wh"), "--treaties", str(catalog),
+            "--mirror", str(make_mirror(tmp_path, {FIREARMS_URL: ("XVIII-12-c.xml", lying)}))]
+    monkeypatch.setenv("ARMSWATCH_ALERT_BLOCK", "custom-webhook/armswatch-test-alerts")
+    assert main(args) == 1
+    (tmp_path / "upgrade.py").write_text("NEW = True\n")
+    monkeypatch.setattr(publish, "CODE", (*publish.CODE, tmp_path / "upgrade.py"))  # a module added by an upgrade
+    capsys.readouterr()
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"XVIII-12-c +quarantined", out) and "not parsed again" not in out, "parsed again"
+    assert main(args) == 1
+    assert "source unchanged since quarantined, not parsed again" in capsys.readouterr().out
+    assert len(webhook_block.bodies) == 1, "one incident, one alert"
+    assert len(list((tmp_path / "wh" / "_quarantine").glob("*/XVIII-12-c"))) == 1
+
+
 def test_a_crash_still_prints_the_summary_and_alerts_with_exit_4(tmp_path, webhook_block, monkeypatch, capsys):
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")

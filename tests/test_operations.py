@@ -235,6 +235,41 @@ def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
     assert not (wh / ".lock.owner").exists(), "the lock was released"
 
 
+def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, monkeypatch):
+    """Raised inside the import system, the exception could leave an import lock held, and the next import on
+    another thread would wait forever: the CLI's handlers (its own, and Prefect's while a flow runs) wait."""
+    import builtins
+
+    from flows import cli
+    from prefect.utilities import engine
+
+    calls = []
+
+    def terminate(signum, frame):
+        calls.append(signum)
+        raise cli.Terminated("SIGTERM received")
+
+    previous = signal.signal(signal.SIGTERM, cli.outside_imports(terminate))
+    monkeypatch.setattr(builtins, "deliver", raising=False,
+                        value=lambda: signal.getsignal(signal.SIGTERM)(signal.SIGTERM, sys._getframe(1)))
+    (tmp_path / "importing_when_terminated.py").write_text("deliver()\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        __import__("importing_when_terminated")
+        assert calls == [], "not raised inside the import"
+        with pytest.raises(cli.Terminated):
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert calls == [signal.SIGTERM], "raised once the import was done"
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    prefects = getattr(engine._prefect_sigterm_handler, "__wrapped__", engine._prefect_sigterm_handler)
+    monkeypatch.setattr(engine, "_prefect_sigterm_handler", prefects)
+    assert main(["record", str(tmp_path / "rec"), "--treaties", str(tmp_path / "missing.yaml")]) == 2
+    assert engine._prefect_sigterm_handler.__wrapped__ is prefects, "Prefect's handler waits too"
+
+
 def test_a_sigterm_whose_exception_was_swallowed_is_still_known():
     """Prefect raises TerminationSignal from its SIGTERM handler; raised inside a finalizer it is swallowed. The
     interpreter-level record (tasks/run.py Signals) still tells the flow that the run was terminated."""
@@ -292,6 +327,7 @@ def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys,
     status = json.loads(capsys.readouterr().out)
     participation = {b["batch"]: b for b in status["tables"]["participation"]}
     assert participation["XXVI-8"]["rows"] == 135 and len(participation["XXVI-8"]["source_sha256"]) == 1
+    assert len(participation["XXVI-8"]["suites"]) == len(participation["XXVI-8"]["code"]) == 64
     assert participation["XXVI-8"]["as_of"] == "2018-01-15" and participation["XXVI-8"]["published_at"]
     assert [q["batch"] for q in status["open_quarantines"]] == ["XVIII-12-c"]
     assert status["last_runs"][0]["counts"]["quarantined"] == 1 and not status["last_runs"][0]["ok"]
