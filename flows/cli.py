@@ -115,8 +115,8 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     previous = signal.getsignal(signal.SIGTERM)
     if args.command in ("run", "record"):
-        from prefect.utilities import engine  # its handler raises TerminationSignal while a flow runs
-
+        with loading():  # the first of Prefect, while the temporary server starts
+            from prefect.utilities import engine  # its handler raises TerminationSignal while a flow runs
         engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
         signal.signal(signal.SIGTERM, outside_imports(_terminate))
         SIGNALS.listen()
