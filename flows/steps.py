@@ -31,7 +31,7 @@ from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish
 from tasks.errors import FetchError
 from tasks.incidents import Incidents, prune
-from tasks.run import SIGNALS, STAGES, Report, Run
+from tasks.run import SIGNALS, STAGES, Report, Run, totals
 
 
 #: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
@@ -142,7 +142,7 @@ def final_state(reports: list[Report]):
     bad = [r for r in reports if not r.ok]
     if not bad:
         return Completed(data=data)
-    counts = {s: sum(r.counts()[s] for r in reports) for s in ("quarantined", "failed")}
+    counts = totals(reports)
     crash = next((r.crash for r in reports if r.crash), "")
     message = (f"{counts['quarantined']} batch(es) quarantined, {counts['failed']} failed"
                + (f"; run ended early: {crash}" if crash else ""))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from tasks.run import Report
+from tasks.run import Report, totals
 
 
 def failure_alert(flow_run: str, reports: list[Report], selected: list | None = None) -> tuple[str, str] | None:
@@ -98,8 +98,7 @@ def summary_lines(reports: list[Report]) -> list[str]:
                            enumerate(zip(row, widths))), row[4]]).rstrip()
 
     out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 6,)), *(line(row) for row in rows)]
-    totals = {s: sum(r.counts()[s] for r in reports) for s in ("published", "unchanged", "quarantined", "failed")}
-    out.append("total: " + ", ".join(f"{n} {s}" for s, n in totals.items()))
+    out.append("total: " + ", ".join(f"{n} {s}" for s, n in totals(reports).items()))
     for report in reports:
         if report.crash:
             out.append(f"{report.flow}: the run ended early: {report.crash}")

@@ -86,15 +86,21 @@ def _unique(pairs, what: str) -> dict[tuple[str, int], object]:
     return values
 
 
-def latest_rows(table: pa.Table) -> pa.Table:
-    """Rows marked is_latest_release."""
-    return table.filter(table["is_latest_release"])
+def _latest_countries(observations: pa.Table) -> pa.Table:
+    """Observations of the latest release, of countries."""
+    return observations.filter(pc.and_(observations["is_latest_release"], observations["is_country"]))
 
 
-def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str]) -> dict[tuple[str, int], tuple]:
-    """(value, footnotes) of latest-release country observations of `series` carrying `dimensions`, by (iso3, year)."""
-    rows = latest_rows(observations)
-    rows = rows.filter(pc.and_(pc.equal(rows["series"], series), rows["is_country"]))
+def _latest_national(seizures: pa.Table) -> pa.Table:
+    """Seizure rows of the latest release date among the latest releases, national (not sub-national)."""
+    rows = seizures.filter(pc.and_(seizures["is_latest_release"], pc.invert(seizures["is_subnational"])))
+    return rows.filter(pc.equal(rows["release_date"], pc.max(rows["release_date"]))) if rows.num_rows else rows
+
+
+def _sdg_values(rows: pa.Table, series: str, dimensions: dict[str, str]) -> dict[tuple[str, int], tuple]:
+    """(value, footnotes) of the observations `rows` (`_latest_countries`) of `series` carrying `dimensions`, by
+    (iso3, year)."""
+    rows = rows.filter(pc.equal(rows["series"], series))
     return _unique(
         (((iso3, year), (value, notes)) for iso3, year, value, notes, dims in zip(
             rows["iso3"].to_pylist(), rows["year"].to_pylist(), rows["value"].to_pylist(),
@@ -104,13 +110,9 @@ def _sdg_values(observations: pa.Table, series: str, dimensions: dict[str, str])
     )
 
 
-def _iafq_values(seizures: pa.Table, labels: tuple[str, str, str]) -> dict[tuple[str, int], int]:
-    """Values of the latest release's national rows with these (indicator, dimension, category), by (iso3, year)."""
-    rows = latest_rows(seizures)
-    rows = rows.filter(pc.invert(rows["is_subnational"]))
-    if rows.num_rows == 0:
-        return {}
-    rows = rows.filter(pc.equal(rows["release_date"], pc.max(rows["release_date"])))
+def _iafq_values(rows: pa.Table, labels: tuple[str, str, str]) -> dict[tuple[str, int], int]:
+    """Values of the seizure `rows` (`_latest_national`) with these (indicator, dimension, category), by (iso3,
+    year)."""
     for column, label in zip(("indicator", "dimension", "category"), labels):
         rows = rows.filter(pc.equal(rows[column], label))
     return _unique(
@@ -139,12 +141,13 @@ def build_panel(countries: pa.Table, observations: pa.Table, seizures: pa.Table,
     for column, source in (("m49", "m49"), ("country", "name"), ("region", "region"),
                            ("sub_region", "sub_region"), ("un_status", "un_status")):
         columns[column] = [s[source] for s in states for _ in years]
+    observed, seized = _latest_countries(observations), _latest_national(seizures)
     for column, (series, dimensions, _) in SDG_COLUMNS.items():
-        values = _sdg_values(observations, series, dimensions)
+        values = _sdg_values(observed, series, dimensions)
         columns[column] = [values.get(key, (None, None))[0] for key in keys]
         columns[f"{column}_footnotes"] = [values.get(key, (None, None))[1] for key in keys]
     for column, labels in IAFQ_COLUMNS.items():
-        values = _iafq_values(seizures, labels)
+        values = _iafq_values(seized, labels)
         columns[column] = [values.get(key) for key in keys]
     return pa.table([columns[name] for name in PANEL.schema.names], schema=PANEL.schema)
 

@@ -29,6 +29,11 @@ from tasks.validate import suites_digest
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
 
+def totals(reports) -> dict[str, int]:
+    """Batches per status (STATUSES) over the reports of one run's flows."""
+    return {s: sum(r.counts()[s] for r in reports) for s in STATUSES}
+
+
 class Stages:
     """Counts per stage (fetch, parse, validate) as a run proceeds. Flows only count; the CLI sets `display` to a
     progress display (flows/console.py) with the same two methods."""

@@ -17,6 +17,7 @@ from upath import UPath
 from tasks import storage
 from tasks.incidents import Incidents
 from tasks.publish import CODE_DIGEST, Warehouse, entry_sources, parquet_metadata
+from tasks.run import totals
 from tasks.storage import atomic_write
 from tasks.validate import SUITES_DIGEST
 
@@ -28,8 +29,7 @@ def log_run(root: UPath, run_id: str, flow_run: str, reports, now: datetime) -> 
     entry = {
         "run_id": run_id, "flow_run": flow_run, "finished_at": now.isoformat(timespec="seconds"),
         "ok": all(r.ok for r in reports), "crash": "; ".join(r.crash for r in reports if r.crash),
-        "counts": {s: sum(r.counts()[s] for r in reports) for s in ("published", "unchanged", "quarantined",
-                                                                     "failed")},
+        "counts": totals(reports),
         "batches": [{"flow": r.flow, "batch": o.key, "status": o.status} for r in reports for o in r.outcomes],
     }
     path = storage.location(root) / "_runs" / f"{run_id}.json"

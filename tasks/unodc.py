@@ -220,21 +220,19 @@ def release_links(html: bytes, page_url: str, file_name: str) -> list[str]:
         document = lxml.html.document_fromstring(html, base_url=page_url)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise ParseError(SOURCE, page_url, f"data report page is not readable HTML: {exc}") from None
-    pattern = re.compile(rf"/files/(\d{{4}}-\d{{2}})/{re.escape(file_name)}(?:_(\d{{1,3}}))?\.xlsx")
     newest: dict[str, tuple[int, str]] = {}
     for _, _, link, _ in document.iterlinks():  # a, area, link, iframe, ... wherever the page puts its links
         url = urljoin(page_url, link.strip())
-        match = pattern.search(urlsplit(url).path)
-        if match and urlsplit(url).path.endswith(match.group(0)):
-            revision = -1 if match.group(2) is None else int(match.group(2))
-            if revision >= newest.get(match.group(1), (-2, ""))[0]:
-                newest[match.group(1)] = (revision, url.split("#")[0])
+        if (upload := _upload(url, re.escape(file_name))) and upload[1] >= newest.get(upload[0], (-2, ""))[0]:
+            newest[upload[0]] = (upload[1], url.split("#")[0])
     return [url for _, (_, url) in sorted(newest.items())]
 
 
-def _upload_order(url: str) -> tuple[str, int]:
-    match = re.search(r"/files/(\d{4}-\d{2})/[^/]*?(?:_(\d{1,3}))?\.xlsx$", urlsplit(url).path)
-    return (match.group(1), -1 if match.group(2) is None else int(match.group(2))) if match else ("", -1)
+def _upload(url: str, file_name: str = r"[^/]*?") -> tuple[str, int] | None:
+    """(month, revision) of an IAFQ upload `/files/YYYY-MM/<file_name>[_N].xlsx` (a regex; revision -1 without
+    `_N`); None for any other URL."""
+    match = re.search(rf"/files/(\d{{4}}-\d{{2}})/{file_name}(?:_(\d{{1,3}}))?\.xlsx$", urlsplit(url).path)
+    return (match.group(1), -1 if match.group(2) is None else int(match.group(2))) if match else None
 
 
 class IafqConfig(SourceConfig):
@@ -271,7 +269,7 @@ class IafqSource(Source):
                 urls.update(release_links(response.body, response.url, self.config.file_name))
             except (ParseError, *client.errors) as exc:
                 errors[f"report page {page}"] = str(exc)
-        return [Batch(url, (url,)) for url in sorted(urls, key=lambda u: (_upload_order(u), u))], errors
+        return [Batch(url, (url,)) for url in sorted(urls, key=lambda u: (_upload(u) or ("", -1), u))], errors
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses

@@ -531,13 +531,14 @@ def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
         record = {"mtdsg_no": mtdsg_no, "participant": name, "footnotes": marks,
                   "iso3": country.iso3 if country else None, "m49": country.m49 if country else None,
                   "is_state": country.is_state if country else True}
-        record.update(_participation(actions))
-        stated = _first(actions, WITHDRAWAL)
+        first = {role: _first(actions, role) for role in (SIGNATURE, CONSENT, PROVISIONAL, WITHDRAWAL)}
+        record.update(_participation(first))
+        stated = first[WITHDRAWAL]
         withdrawal = ((stated.cell.when, stated.kind) if stated else _withdrawal(name, marks, notes)) \
             if record["withdrawn"] else None
         record["withdrawal_date"] = withdrawal[0] if withdrawal else None
         rows.append(record)
-        events += _events(record, actions, withdrawal)
+        events += _events(record, first, withdrawal)
     return rows, events
 
 
@@ -572,9 +573,10 @@ def _first(actions: list[Action], role: str) -> Action | None:
     return next((a for a in of_role if not a.cell.withdrawn), of_role[0] if of_role else None)
 
 
-def _participation(actions: list[Action]) -> dict:
-    signature, consent, provisional = (_first(actions, role) for role in (SIGNATURE, CONSENT, PROVISIONAL))
-    consent_withdrawn = consent is not None and (consent.cell.withdrawn or _first(actions, WITHDRAWAL) is not None)
+def _participation(first: dict[str, Action | None]) -> dict:
+    """A participant's row from its first action of each role (`_first`)."""
+    signature, consent, provisional = first[SIGNATURE], first[CONSENT], first[PROVISIONAL]
+    consent_withdrawn = consent is not None and (consent.cell.withdrawn or first[WITHDRAWAL] is not None)
     return {
         "signature_date": signature.cell.when if signature else None,
         "signature_kind": signature.kind if signature else None,
@@ -621,12 +623,12 @@ def _withdrawal(name: str, marks: list[int], notes: dict[int, Note]) -> tuple[da
     return (max(effective) if effective else max(notified) if notified else None), kind
 
 
-def _events(record: dict, actions: list[Action], withdrawal: tuple[date | None, str] | None) -> list[dict]:
+def _events(record: dict, first: dict[str, Action | None], withdrawal: tuple[date | None, str] | None) -> list[dict]:
     """One row per dated signature, consent and provisional application, and the withdrawal where dated."""
     base = {"mtdsg_no": record["mtdsg_no"], "participant": record["participant"], "iso3": record["iso3"]}
     events = []
     for role in (SIGNATURE, CONSENT, PROVISIONAL):
-        action = _first(actions, role)
+        action = first[role]
         if action is not None:
             withdrawn = action.cell.withdrawn or (role == CONSENT and not record["is_party"])
             events.append({**base, "event": role, "event_kind": action.kind, "event_date": action.cell.when,
