@@ -19,22 +19,18 @@ Exit codes:
 
 from __future__ import annotations
 
-import _thread
 import argparse
 import atexit
-import functools
 import gc
 import importlib
 import json
 import os
 import signal
 import sys
-import threading
 
 from flows.server import PrefectAPI, loading  # imports nothing of Prefect; flows/__init__.py turns analytics off first
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
-IMPORT_RETRY = 0.05  # seconds until a termination signal that arrived inside an import is delivered again
 
 
 class Terminated(Exception):
@@ -106,7 +102,7 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
     from tasks import catalog
     from tasks.errors import FetchError
     from tasks.publish import WarehouseBusy, WarehouseUnusable
-    from tasks.run import SIGNALS
+    from tasks.run import SIGNALS, outside_imports
     from tasks.storage import StorageError
 
     try:
@@ -115,9 +111,6 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         return EXIT_USAGE if exc.code else EXIT_OK
     previous = signal.getsignal(signal.SIGTERM)
     if args.command in ("run", "record"):
-        with loading():  # the first of Prefect, while the temporary server starts
-            from prefect.utilities import engine  # its handler raises TerminationSignal while a flow runs
-        engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
         signal.signal(signal.SIGTERM, outside_imports(_terminate))
         SIGNALS.listen()
     try:
@@ -151,28 +144,6 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
 def _terminate(signum, frame):
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     raise Terminated("SIGTERM received")
-
-
-def outside_imports(handler):
-    """`handler`, deferred while the main thread is inside the import system: an exception raised there (the
-    CLI's Terminated, Prefect's TerminationSignal) can leave an import lock held, and the next import on another
-    thread then waits forever (a SIGTERM while a run imported pandas hung it). Inside an import, the signal is
-    delivered again IMPORT_RETRY seconds later."""
-    if getattr(handler, "outside_imports", False):
-        return handler
-
-    @functools.wraps(handler)
-    def deferred(signum, frame):
-        inner = frame
-        while inner is not None:
-            if inner.f_code.co_filename.startswith("<frozen importlib"):
-                threading.Timer(IMPORT_RETRY, _thread.interrupt_main, (signum,)).start()
-                return None
-            inner = inner.f_back
-        return handler(signum, frame)
-
-    deferred.outside_imports = True
-    return deferred
 
 
 def _fail(problem, code: int) -> int:

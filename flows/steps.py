@@ -22,6 +22,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
+from prefect.utilities import engine
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
                       wait_chain, wait_fixed, wait_random)
 
@@ -31,8 +32,11 @@ from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish
 from tasks.errors import FetchError
 from tasks.incidents import Incidents, prune
-from tasks.run import SIGNALS, STAGES, Report, Run, totals
+from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, totals
 
+# Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
+# TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
+engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
 #: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
 #: page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch. Each wait is

@@ -8,10 +8,13 @@ nothing changed never imports Great Expectations. Tables fed: none directly.
 
 from __future__ import annotations
 
+import _thread
+import functools
 import hashlib
 import os
 import secrets
 import signal
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
@@ -97,6 +100,29 @@ class Signals:
 
 
 SIGNALS = Signals()
+IMPORT_RETRY = 0.05  # seconds until a termination signal that arrived inside an import is delivered again
+
+
+def outside_imports(handler):
+    """`handler`, deferred while the main thread is inside the import system: an exception raised there (the
+    CLI's Terminated, Prefect's TerminationSignal) can leave an import lock held, and the next import on another
+    thread then waits forever (a SIGTERM while a run imported pandas hung it). Inside an import, the signal is
+    delivered again IMPORT_RETRY seconds later."""
+    if getattr(handler, "outside_imports", False):
+        return handler
+
+    @functools.wraps(handler)
+    def deferred(signum, frame):
+        inner = frame
+        while inner is not None:
+            if inner.f_code.co_filename.startswith("<frozen importlib"):
+                threading.Timer(IMPORT_RETRY, _thread.interrupt_main, (signum,)).start()
+                return None
+            inner = inner.f_back
+        return handler(signum, frame)
+
+    deferred.outside_imports = True
+    return deferred
 
 
 @dataclass

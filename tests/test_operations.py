@@ -7,6 +7,7 @@ CLI starts (and stops) its own temporary Prefect server. Every wait is bounded; 
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import re
@@ -133,6 +134,12 @@ def test_usage_and_infrastructure_errors_are_one_line_with_their_own_exit_code(t
     assert main(["run", "--warehouse", str(afile), "--mirror", str(SHARED)]) == 3
     assert capsys.readouterr().err.strip() == f"armswatch: warehouse {afile} is a file, not a folder"
     assert main(["run", "--bogus"]) == 2
+    capsys.readouterr()
+    missing = tmp_path / "missing.yaml"
+    for command in (["run", "--warehouse", str(tmp_path / "wh")], ["record", str(tmp_path / "recorded")]):
+        assert main([*command, "--treaties", str(missing)]) == 2, "before any flow starts"
+        assert capsys.readouterr().err.startswith(f"armswatch: treaty catalog {missing}: ")
+    assert not (tmp_path / "recorded").exists() and not (tmp_path / "wh").exists()
 
 
 def test_an_unreachable_prefect_api_exits_3_in_one_line(fresh_env, tmp_path):
@@ -240,8 +247,10 @@ def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, 
     another thread would wait forever: the CLI's handlers (its own, and Prefect's while a flow runs) wait."""
     import builtins
 
-    from flows import cli
     from prefect.utilities import engine
+
+    from flows import cli
+    from tasks.run import outside_imports
 
     calls = []
 
@@ -249,7 +258,7 @@ def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, 
         calls.append(signum)
         raise cli.Terminated("SIGTERM received")
 
-    previous = signal.signal(signal.SIGTERM, cli.outside_imports(terminate))
+    previous = signal.signal(signal.SIGTERM, outside_imports(terminate))
     read, write = os.pipe()  # the delivery again is recorded here, not by the CLI's SIGNALS other tests run with
     os.set_blocking(write, False)
     wakeup = signal.set_wakeup_fd(write)
@@ -270,10 +279,10 @@ def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, 
         signal.set_wakeup_fd(wakeup)
         os.close(read)
         os.close(write)
-    prefects = getattr(engine._prefect_sigterm_handler, "__wrapped__", engine._prefect_sigterm_handler)
-    monkeypatch.setattr(engine, "_prefect_sigterm_handler", prefects)
-    assert main(["record", str(tmp_path / "rec"), "--treaties", str(tmp_path / "missing.yaml")]) == 2
-    assert engine._prefect_sigterm_handler.__wrapped__ is prefects, "Prefect's handler waits too"
+    importlib.import_module("flows.steps")  # what every flow loads
+
+    with engine.capture_sigterm():  # what Prefect installs while a flow runs
+        assert getattr(signal.getsignal(signal.SIGTERM), "outside_imports", False), "Prefect's handler waits too"
 
 
 def test_a_sigterm_whose_exception_was_swallowed_is_still_known():
