@@ -2,7 +2,8 @@
 warehouse/armswatch.duckdb and warehouse/report/index.html.
 
 Upstream: none; everything is read from what is published in the warehouse (countries comes from the registered
-M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed: countries, treaty_status, treaty_status_by_year, country_year_panel.
+M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed:
+countries, treaty_status, treaty_status_by_year, country_year_panel.
 Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows).
 """
 

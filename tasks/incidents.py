@@ -3,7 +3,8 @@
 An incident is a batch that was quarantined or failed. Its fingerprint is (batch, the raw sha256s it was built
 from and its suites, the failing expectations, or the error with its numbers blanked; not the code that parsed
 it): the same batch failing on the same bytes for the same reasons alerts once, then reminds at most every
-`ARMSWATCH_REMIND_DAYS` days (default 7); its quarantine folder is written once and reused. When the batch passes again, one "recovered" notice goes out.
+`ARMSWATCH_REMIND_DAYS` days (default 7); its quarantine folder is written once and reused. When the batch passes
+again, one "recovered" notice goes out.
 State: `<warehouse>/_state/incidents.json`. Retention (`prune`): the last `ARMSWATCH_KEEP` (default 10) quarantine
 folders per batch and GX validation results per table, the last 100 run logs (`_runs/`).
 Tables fed: none.
@@ -72,12 +73,12 @@ class Incidents:
             for outcome in report.outcomes:
                 ident = f"{report.flow}/{outcome.key}"
                 known = self.open.get(ident)
-                built = sorted({s for t in outcome.rows for s in sources.get((t, outcome.key), [])})
                 if outcome.ok:
                     if known:
                         recovered.append((report.flow, outcome.key))
                         del self.open[ident]
                     continue
+                built = sorted({s for t in outcome.rows for s in sources.get((t, outcome.key), [])})
                 if known and known["fingerprint"] == outcome.fingerprint:
                     due = now - datetime.fromisoformat(known["last_alerted"]) >= timedelta(days=remind_after)
                     known["runs"] = known.get("runs", 1) + 1
