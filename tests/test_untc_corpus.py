@@ -9,8 +9,8 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pytest
 
-from conftest import MTDSG
-from tasks import catalog, tables, untc
+from conftest import M49_URL, MTDSG, SHARED
+from tasks import catalog, m49, tables, treaty_status, untc
 from tasks.validate import Validator
 
 ALL = sorted(p.name.removesuffix(".en.xml") for p in MTDSG.glob("*.en.xml"))
@@ -115,6 +115,22 @@ def test_territorial_applications_keep_their_date_and_territories():
     assert saar["notification_date"] == date(1957, 10, 10)
     assert saar["participant"] == next(d for d in apps if d["territories"] == "Land Berlin")["participant"]
     assert all(d["notification_date"] and d["territories"] for d in apps)
+
+
+def test_treaty_status_counts_as_parties_exactly_the_participants_that_are_parties_on_every_document():
+    """One rule on every document: a UN state is a party in treaty_status (and in its as-of year of
+    treaty_status_by_year) exactly when a participation row of it is a party, whatever became of its signature."""
+    countries = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
+    for mtdsg_no, doc in DOCS.items():
+        if not doc.treaty["participant_table_found"]:
+            continue
+        batch = untc.batch_tables(doc, "0" * 64, datetime(2018, 1, 15, tzinfo=timezone.utc), AS_OF)
+        status, by_year = treaty_status.status_tables({**batch[tables.TREATIES].to_pylist()[0], "short_name": "x"},
+                                                      batch[tables.PARTICIPATION], countries)
+        states = set(status["iso3"].to_pylist())
+        parties = {p["iso3"] for p in doc.participation if p["is_party"]} & states
+        assert {r["iso3"] for r in status.to_pylist() if r["status"] == "party"} == parties, mtdsg_no
+        assert {r["iso3"] for r in by_year.to_pylist() if r["year"] == AS_OF.year and r["party"]} == parties, mtdsg_no
 
 
 def test_every_document_validates_except_header_only_ones_and_the_listed_contradictions():
