@@ -51,7 +51,7 @@ RUNS = 3
 
 
 def median_of(runs: list[dict]) -> dict:
-    """The run of median wall time (its exit code and RSS with it)."""
+    """The run of median wall time, with its exit code (its "rss" is the peak of every child so far)."""
     return sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
 
 

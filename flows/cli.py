@@ -28,7 +28,8 @@ import os
 import signal
 import sys
 
-from flows.server import PrefectAPI, loading  # imports nothing of Prefect; flows/__init__.py turns analytics off first
+# flows.server imports nothing of Prefect; flows/__init__.py turns analytics off first
+from flows.server import PrefectAPI, PrefectUnavailable, loading
 
 EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2, 3, 4
 
@@ -41,6 +42,11 @@ class Terminated(Exception):
 LOADED_LATER = ("prefect.flow_engine", "prefect.task_engine", "fastapi.encoders", "tasks.http")
 
 
+WAREHOUSE_HELP = "warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)"
+TREATIES_HELP = "treaty catalog (default: the project's treaties.yaml)"
+SOURCES_HELP = "folder of <source>.yaml configurations (default: the project's sources/)"
+
+
 def parser() -> argparse.ArgumentParser:
     from tasks import registry
 
@@ -50,22 +56,20 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run the flows once")
     run.add_argument("--mirror", help="serve every request from DIR/manifest.json (or env ARMSWATCH_MIRROR)")
-    run.add_argument("--warehouse", default="warehouse",
-                     help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
-    run.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    run.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
+    run.add_argument("--warehouse", default="warehouse", help=WAREHOUSE_HELP)
+    run.add_argument("--treaties", help=TREATIES_HELP)
+    run.add_argument("--sources", help=SOURCES_HELP)
     run.add_argument("--only", choices=["treaties", "indicators", *registry.names()],
                      help="run one flow or one source only (default: all)")
     run.add_argument("--force", action="store_true", help="parse, validate and republish even unchanged batches")
     run.add_argument("--verbose", action="store_true", help="show Prefect's and GX's log lines on the console")
     st = sub.add_parser("status", help="tables, batches, open quarantines and last runs of a warehouse")
-    st.add_argument("--warehouse", default="warehouse",
-                    help="warehouse root: a folder or URL, e.g. s3://bucket/prefix (default ./warehouse)")
+    st.add_argument("--warehouse", default="warehouse", help=WAREHOUSE_HELP)
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
-    rec.add_argument("--treaties", help="treaty catalog (default: the project's treaties.yaml)")
-    rec.add_argument("--sources", help="folder of <source>.yaml configurations (default: the project's sources/)")
+    rec.add_argument("--treaties", help=TREATIES_HELP)
+    rec.add_argument("--sources", help=SOURCES_HELP)
     rec.add_argument("--mirror", help="record from another mirror instead of the live URLs (for testing)")
     sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
     return p
@@ -98,7 +102,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _command(argv: list[str], api: PrefectAPI) -> int:
-    from flows.server import PrefectUnavailable
     from tasks import catalog
     from tasks.errors import FetchError
     from tasks.publish import WarehouseBusy, WarehouseUnusable
@@ -119,7 +122,7 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         if args.command == "status":
             return _status(args)
         if args.command == "record":
-            return _record(args)
+            return _record(args, api)
         from tasks.dictionary import markdown
 
         print(markdown())
@@ -128,9 +131,7 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         return _fail(exc, EXIT_USAGE)
     except FetchError as exc:
         return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
-    except (WarehouseBusy, WarehouseUnusable) as exc:
-        return _fail(exc, EXIT_INFRASTRUCTURE)
-    except PrefectUnavailable as exc:
+    except (WarehouseBusy, WarehouseUnusable, PrefectUnavailable) as exc:
         return _fail(exc, EXIT_INFRASTRUCTURE)
     except BrokenPipeError:  # the reader went away (`armswatch status | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
@@ -216,7 +217,7 @@ def _status(args) -> int:
     return EXIT_QUARANTINED if report["open_quarantines"] else EXIT_OK
 
 
-def _record(args) -> int:
+def _record(args, api: PrefectAPI) -> int:
     """A full run into a scratch warehouse, then its raw archive exported as a mirror: the same fetch code."""
     import tempfile
     from pathlib import Path
@@ -228,7 +229,7 @@ def _record(args) -> int:
 
     _configured(args)
     quiet_logging()
-    with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch, PrefectAPI():
+    with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch, api:
         refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources,
                 return_state=True)
         entries = export(RawArchive(Path(scratch) / "_raw"), Path(args.dir), "recorded by armswatch record")

@@ -1,5 +1,5 @@
-"""What an operator sees on the console during a CLI run: Prefect's per-task lines and Great Expectations'
-temporary-directory lines stay out of it (they remain in Prefect's logs; `--verbose` brings them back), a rich
+"""What an operator sees on the console during a CLI run: Prefect's per-task lines and Great Expectations' lines
+stay out of it (they remain in Prefect's logs; `--verbose` brings them back), a rich
 progress bar per stage (fetch, parse, validate) with counts, and the summary table the CLI prints at the end.
 Upstream: none. Tables fed: none.
 """

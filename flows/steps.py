@@ -1,16 +1,16 @@
-"""The Prefect tasks and helpers every flow composes: fetch (with retries for transient failures), skip batches
-whose source bytes are unchanged, audit-and-publish, and finish (artifacts, de-duplicated alerts, run log,
-retention); `reported` keeps a run's report and alert even when the run ends early, and `final_state` turns a
-report into the flow run's state (Failed when any batch was quarantined or failed). No parsing, publishing or
-message logic lives here; these wrap tasks/http.py, tasks/audit.py, tasks/alerts.py and tasks/incidents.py.
-Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
+"""The Prefect tasks and helpers every flow composes: fetch (with retries for transient failures),
+audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
+(artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
+ends early, and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
+failed). No parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py,
+tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py
+outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
 """
 
 from __future__ import annotations
 
 import contextvars
 import os
-import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -31,8 +31,8 @@ from tasks.alerts import batch_rows, failure_alert, ratification_notice, recover
 from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish
 from tasks.errors import FetchError
-from tasks.incidents import Incidents, prune
-from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, totals
+from tasks.incidents import prune
+from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
@@ -135,7 +135,7 @@ def crash_reason(exc: BaseException) -> str:
     while cause is not None and not isinstance(cause, TerminationSignal):
         cause = cause.__cause__ or cause.__context__
     if cause is not None:
-        return f"terminated by {signal.Signals(cause.signal).name}"
+        return terminated_by(cause.signal)
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -175,7 +175,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
-        decision = Incidents(run.warehouse.root).triage(reports, now, run.sources)
+        decision = run.incidents.triage(reports, now, run.sources)
     except Exception as exc:  # unreadable state: alert on everything rather than on nothing
         logger.error("incident state unreadable (%s); alerting on every failing batch", exc)
         decision = None

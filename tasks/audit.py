@@ -48,8 +48,9 @@ def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, t
     """Validate each table once over all staged batches; publish passing batches; quarantine failing ones.
 
     `errors` maps a batch key to why it has no tables: a message, or the exception itself (then its traceback is
-    kept in the quarantine folder). `sources`: (table name, batch key) -> raw sha256s the batch was built from
-    (kept with it when published, and part of an incident's fingerprint)."""
+    kept in the quarantine folder). `sources`: (table name, batch key) -> what the batch was built from (raw
+    sha256s, suites and code digests; kept with it when published; without the code digest, part of an incident's
+    fingerprint)."""
     parameters = {"today": today.isoformat(), "current_year": today.year}
     sources = sources or {}
 

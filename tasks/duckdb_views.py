@@ -53,8 +53,9 @@ def build(root: Path, tables: list[Table]) -> Path:
 
     Built in a temporary file and renamed into place, so a reader never sees a half-built database."""
     root = Path(root).resolve()
-    warehouse = Warehouse(root)
-    files = {t.name: [p.relative_to(root).as_posix() for p in found] for t in tables if (found := warehouse.files(t))}
+    published = Warehouse(root).manifest()["tables"]  # one read; it names each file relative to the warehouse
+    files = {t.name: [entries[stem]["file"] for stem in sorted(entries)] for t in tables
+             if (entries := published.get(t.name))}
     target = root / DATABASE
     tmp = root / f".{DATABASE}.{os.getpid()}.tmp"
     tmp.unlink(missing_ok=True)

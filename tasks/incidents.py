@@ -65,7 +65,8 @@ class Incidents:
     def triage(self, reports, now: datetime, sources: dict | None = None,
                remind_after: float | None = None) -> Decision:
         """Decide what to alert on, update the open incidents and save them (the caller holds the warehouse lock).
-        `sources`: (table name, batch key) -> raw sha256s, kept with each new incident."""
+        `sources`: (table name, batch key) -> what the batch was built from (`Run.with_rules`), kept with each
+        incident (and updated when the same incident is parsed again, e.g. by upgraded code)."""
         remind_after = remind_days() if remind_after is None else remind_after
         sources = sources or {}
         alert, recovered = [], []

@@ -42,7 +42,7 @@ import secrets
 import socket
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path, PurePosixPath
@@ -80,7 +80,8 @@ class PublishError(RuntimeError):
 
 
 class JournalRefused(PublishError):
-    """A pending journal names a path outside the table files; none of it was applied and it is kept."""
+    """A pending journal is unreadable or names a path outside the table files; none of it was applied and it is
+    kept."""
 
 
 @dataclass
@@ -119,7 +120,7 @@ def file_name(key: str) -> str:
 
 class Warehouse:
     def __init__(self, root):
-        self.root = root if isinstance(root, UPath) else storage.location(root)
+        self.root = storage.location(root)
         self._lock = None
         self._manifest: dict | None = None
 
@@ -130,8 +131,9 @@ class Warehouse:
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
         "fingerprint", "sources"}}}, "files": {table: [file, ...]}}. A warehouse published before the manifest
-        existed is read from its `<table>/` files. While this Warehouse holds the lock no other run can commit, so
-        the manifest is read once and then kept by its own commits (a run asks it for every batch it may skip)."""
+        existed is read from its `<table>/` files (its "tables" only). While this Warehouse holds the lock no other
+        run can commit, so the manifest is read once and then kept by its own commits (a run asks it for every batch
+        it may skip)."""
         if self._manifest is not None:
             return self._manifest
         manifest = self._read_manifest()
@@ -153,11 +155,14 @@ class Warehouse:
             raise PublishError(f"the warehouse manifest {path} is unreadable ({exc}); nothing was changed") from None
         return manifest
 
+    def entries(self, table: Table | str) -> dict[str, dict]:
+        """The manifest entries of a table's batches, by file-name stem (`file_name(key)`)."""
+        return self.manifest()["tables"].get(table if isinstance(table, str) else table.name, {})
+
     def batches(self, table: Table | str) -> dict[str, UPath]:
         """The current data file of each batch of a table, by file-name stem (`file_name(key)`), as the manifest
         names them."""
-        name = table if isinstance(table, str) else table.name
-        entries = self.manifest()["tables"].get(name, {})
+        entries = self.entries(table)
         return {stem: self.root / entries[stem]["file"] for stem in sorted(entries)}
 
     def files(self, table: Table | str) -> list[UPath]:
@@ -170,14 +175,13 @@ class Warehouse:
         return pa.concat_tables(parts) if parts else table.schema.empty_table()
 
     def read_batch(self, table: Table, key: str) -> pa.Table | None:
-        entry = self.manifest()["tables"].get(table.name, {}).get(file_name(key))
+        entry = self.entries(table).get(file_name(key))
         return _read_parquet(self.root / entry["file"], table) if entry else None
 
     def built_from(self, table: Table | str, key: str) -> str | None:
         """What the published batch was built from (comma-separated sha256s): its manifest entry's `sources`, or
         for a batch published before the manifest named them, its file's metadata; None if not published."""
-        name = table if isinstance(table, str) else table.name
-        entry = self.manifest()["tables"].get(name, {}).get(file_name(key))
+        entry = self.entries(table).get(file_name(key))
         return entry_sources(self.root, entry) if entry else None
 
     @contextmanager
@@ -202,16 +206,17 @@ class Warehouse:
 
     def recover(self) -> list[str]:
         """Finish (manifest committed) or undo (not committed) the publishes a crashed run left pending."""
-        done = []
-        for journal in _listing(self.root / "_pending", "*.json"):
+        done, journals = [], _listing(self.root / "_pending", "*.json")
+        if journals:  # recovering writes no manifest: one read for every journal
+            manifest = self.manifest()
+            named = {e["file"] for entries in manifest["tables"].values() for e in entries.values()}
+        for journal in journals:
             try:
                 entry = json.loads(journal.read_bytes())
                 commit, moves = str(entry["commit"]), self._confined(entry["files"])
             except (KeyError, TypeError, ValueError) as exc:
                 raise JournalRefused(f"pending journal {journal} refused: {exc}; nothing of it was applied, it is "
                                      f"kept for inspection") from None
-            manifest = self.manifest()
-            named = {e["file"] for entries in manifest["tables"].values() for e in entries.values()}
             if manifest.get("commit") == commit:
                 for history, current in moves:
                     if history in named:
@@ -230,8 +235,10 @@ class Warehouse:
     def publish(self, run_id: str, batches: dict[str, dict[Table, pa.Table]], snapshot: date,
                 force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> Published:
         """Publish validated batches: write their changed files, then commit them in the manifest, then refresh
-        the glob copies. `sources` maps (table name, batch key) to the raw sha256s the batch was built from, kept
-        in the file's metadata.
+        the glob copies. `sources` maps (table name, batch key) to what the batch was built from (raw sha256s and
+        the suites and code digests), kept in its manifest entry (which decides whether a later run skips it) and
+        its file's metadata; a batch whose data is unchanged and only its sources changed gets a new manifest
+        entry and no new file.
 
         A batch that cannot be written as Parquet (e.g. ArrowInvalid: data that does not fit its schema) is left
         out and reported in `Published.failed`; the other batches are published."""
@@ -284,7 +291,7 @@ class Warehouse:
             tables.setdefault(w.table, {})[w.stem] = entry
         writes = [w for w in writes if w.data is not None]  # the others change only their manifest entry
         new = {"format": 1, "commit": commit, "run_id": run_id,
-               "published_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "tables": tables,
+               "published_at": _now().isoformat(timespec="seconds"), "tables": tables,
                "files": {name: [entries[stem]["file"] for stem in sorted(entries)] for name, entries in tables.items()}}
         committed = False
         try:
@@ -486,29 +493,34 @@ def _delete(path: UPath) -> None:
         pass
 
 
+def _opened(path: UPath):
+    """What pyarrow reads `path` from: the local path itself, or a file object of its store."""
+    return nullcontext(path) if storage.is_local(path) else path.fs.open(path.path, "rb")
+
+
 def _read_parquet(path: UPath, table: Table) -> pa.Table:
-    if storage.is_local(path):
-        return pq.read_table(path, schema=table.schema)
-    with path.fs.open(path.path, "rb") as fh:
-        return pq.read_table(fh, schema=table.schema)
+    with _opened(path) as source:
+        return pq.read_table(source, schema=table.schema)
 
 
 def parquet_metadata(path: UPath) -> pq.FileMetaData | None:
     """The Parquet footer of a file on any store (rows, key/value metadata); None if no such file or not Parquet."""
     try:
-        if storage.is_local(path):
-            return pq.read_metadata(path)
-        with path.fs.open(path.path, "rb") as fh:
-            return pq.read_metadata(fh)
+        with _opened(path) as source:
+            return pq.read_metadata(source)
     except (OSError, pa.ArrowInvalid):
         return None
 
 
-def published_metadata(path: UPath) -> dict[str, str]:
-    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
-    footer = parquet_metadata(path)
+def footer_metadata(footer: pq.FileMetaData | None) -> dict[str, str]:
+    """The armswatch.* key/value metadata of a Parquet footer ({} if there is none)."""
     metadata = (footer.metadata if footer is not None else None) or {}
     return {k.decode(): v.decode() for k, v in metadata.items() if k.startswith(b"armswatch.")}
+
+
+def published_metadata(path: UPath) -> dict[str, str]:
+    """The armswatch.* key/value metadata of a published file ({} if there is none or no file)."""
+    return footer_metadata(parquet_metadata(path))
 
 
 def _published_fingerprint(path: UPath) -> str | None:

@@ -95,8 +95,13 @@ class Signals:
             self._seen.update(data)
         for signum in (signal.SIGTERM, signal.SIGINT):
             if signum in self._seen:
-                return f"terminated by {signal.Signals(signum).name}"
+                return terminated_by(signum)
         return None
+
+
+def terminated_by(signum: int) -> str:
+    """What ended a run that a signal ended (a run's crash reason)."""
+    return f"terminated by {signal.Signals(signum).name}"
 
 
 SIGNALS = Signals()
@@ -108,9 +113,6 @@ def outside_imports(handler):
     CLI's Terminated, Prefect's TerminationSignal) can leave an import lock held, and the next import on another
     thread then waits forever (a SIGTERM while a run imported pandas hung it). Inside an import, the signal is
     delivered again IMPORT_RETRY seconds later."""
-    if getattr(handler, "outside_imports", False):
-        return handler
-
     @functools.wraps(handler)
     def deferred(signum, frame):
         inner = frame
@@ -177,9 +179,8 @@ class Run:
         return sorted([*shas, self.suites[names], self.code])
 
     def built_from(self, key: str, tables, shas: list[str]) -> bool:
-        """Record what batch `key` of `tables` is built from; True when the published batch was built from exactly
-        these bytes (so it need not be parsed or validated again), unless the run is forced."""
-        shas = sorted(shas)
+        """Record what batch `key` of `tables` is built from (`with_rules`, sorted); True when the published batch
+        was built from exactly that (so it need not be parsed or validated again), unless the run is forced."""
         for table in tables:
             self.sources[(table.name, key)] = shas
         if self.force:
@@ -187,9 +188,9 @@ class Run:
         return all(self.warehouse.built_from(t, key) == ",".join(shas) for t in tables)
 
     def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
-        """The outcome of batch `key` without parsing or validating it, when its source bytes are those it was
-        last published from (unchanged) or last quarantined from (still quarantined, the same evidence); None when
-        it must be parsed. `force` parses everything."""
+        """The outcome of batch `key` without parsing or validating it, when its source bytes, suites and code are
+        those it was last published from (unchanged) or last quarantined from (still quarantined, the same
+        evidence); None when it must be parsed. `force` parses everything."""
         shas = self.with_rules(tables, shas)
         if self.built_from(key, tables, shas):
             return Outcome(key, "unchanged", detail="source unchanged, not parsed")

@@ -1,8 +1,8 @@
 """`armswatch status`: what the warehouse holds now, read from the warehouse alone (no Prefect, no network).
 
 Per table and batch: rows, as of, last published (the armswatch.* Parquet metadata written by tasks/publish.py, of
-the files the warehouse manifest names as current), the raw sha256s and the suites digest it was built from (the
-manifest's `sources`); the open quarantines with their reasons (tasks/incidents.py state); the last runs with
+the files the warehouse manifest names as current), the raw sha256s and the suites and code digests it was built
+from (the manifest's `sources`); the open quarantines with their reasons (tasks/incidents.py state); the last runs with
 their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
 Tables read: every table's files (metadata only). Tables fed: none.
 """
@@ -16,7 +16,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.incidents import Incidents
-from tasks.publish import CODE_DIGEST, Warehouse, entry_sources, parquet_metadata
+from tasks.publish import CODE_DIGEST, Warehouse, entry_sources, footer_metadata, parquet_metadata
 from tasks.run import totals
 from tasks.storage import atomic_write
 from tasks.validate import SUITES_DIGEST
@@ -46,7 +46,7 @@ def status(root: UPath) -> dict:
         batches = []
         for stem, entry in sorted(manifest["tables"][name].items()):
             footer = parquet_metadata(root / entry["file"])
-            meta = {k.decode(): v.decode() for k, v in ((footer.metadata if footer else None) or {}).items()}
+            meta = footer_metadata(footer)
             built_from = [s for s in entry_sources(root, entry).split(",") if s]
             digests = {prefix.rstrip(":"): next((s.removeprefix(prefix) for s in built_from if s.startswith(prefix)),
                                                 None) for prefix in (SUITES_DIGEST, CODE_DIGEST)}

@@ -586,7 +586,7 @@ def _participation(first: dict[str, Action | None]) -> dict:
         "is_party": consent is not None and not consent_withdrawn,
         # the participation withdrawn: the consent, or the signature of a participant without one (a party whose
         # signature is bracketed is still a party; treaty_events marks that signature withdrawn)
-        "withdrawn": consent_withdrawn or (consent is None and bool(signature and signature.cell.withdrawn)),
+        "withdrawn": consent_withdrawn if consent is not None else bool(signature and signature.cell.withdrawn),
         "consent_header": consent.header if consent else None,
     }
 

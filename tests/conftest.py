@@ -36,6 +36,21 @@ def no_fetch_retry_waits(monkeypatch):
     monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (0,) * len(steps.FETCH_RETRY_DELAYS))
 
 
+@pytest.fixture
+def aliases_file(tmp_path, monkeypatch) -> Path:
+    """A country_aliases.yaml the test writes (not yet there), in place of the project's, with the resolver's
+    caches cleared before and after (each CLI process starts with empty caches)."""
+    from tasks import countries
+
+    path = tmp_path / "country_aliases.yaml"
+    monkeypatch.setattr(countries, "ALIASES_FILE", path)
+    countries.declared.cache_clear()
+    countries.resolve_name.cache_clear()
+    yield path
+    countries.declared.cache_clear()
+    countries.resolve_name.cache_clear()
+
+
 def make_mirror(tmp_path: Path, replace: dict[str, tuple[str, bytes]] | None = None, drop=()) -> Path:
     """A verified mirror like ../shared/data in tmp_path/mirror (files hard-linked, or copied, at their relative
     paths, so the manifest keeps them inside the folder) in which some URLs serve other bytes (from a file of the

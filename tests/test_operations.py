@@ -206,22 +206,20 @@ def test_the_temporary_server_never_outlives_a_killed_cli(fresh_env, tmp_path):
             proc.kill()
 
 
-def test_the_temporary_server_migrates_only_a_database_not_at_the_newest_migration(tmp_path):
+def test_the_temporary_server_migrates_only_a_database_not_at_the_newest_migration(fresh_env, tmp_path):
     """What the server process runs under: Prefect has read its environment by then, so the settings must say it."""
     from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL, get_current_settings, temporary_settings
 
     from flows.server import database_ready, server_settings
 
-    assert database_ready(), "the session's Prefect database is migrated"
-    with server_settings():
-        assert get_current_settings().server.database.migrate_on_start is False
     sqlite3.connect(tmp_path / "old.db").executescript("create table alembic_version (version_num);"
                                                        "insert into alembic_version values ('aaaa');")
-    for new in ("new.db", "old.db"):
-        with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{tmp_path / new}"}):
-            assert not database_ready()
+    for database, ready in ((Path(fresh_env["PREFECT_HOME"]) / "prefect.db", True),  # migrated as `make setup` does
+                            (tmp_path / "new.db", False), (tmp_path / "old.db", False)):
+        with temporary_settings(updates={PREFECT_API_DATABASE_CONNECTION_URL: f"sqlite+aiosqlite:///{database}"}):
+            assert database_ready() is ready, database.name
             with server_settings():
-                assert get_current_settings().server.database.migrate_on_start is True, new
+                assert get_current_settings().server.database.migrate_on_start is not ready, database.name
 
 
 def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
@@ -268,6 +266,7 @@ def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, 
     monkeypatch.syspath_prepend(str(tmp_path))
     try:
         __import__("importing_when_terminated")
+        monkeypatch.delitem(sys.modules, "importing_when_terminated")
         assert calls == [], "not raised inside the import"
         with pytest.raises(cli.Terminated):
             deadline = time.monotonic() + 10
@@ -295,6 +294,7 @@ def test_a_sigterm_whose_exception_was_swallowed_is_still_known():
     signals = Signals()
     try:
         assert signals.terminated() is None
+        wakeup = signal.set_wakeup_fd(-1)  # the CLI's SIGNALS (earlier tests) records again afterwards
         signals.listen()
         assert signals.terminated() is None
         os.kill(os.getpid(), signal.SIGTERM)
@@ -302,7 +302,9 @@ def test_a_sigterm_whose_exception_was_swallowed_is_still_known():
         assert signals.terminated() == "terminated by SIGTERM"
         assert signals.terminated() == "terminated by SIGTERM", "once known, it stays known"
     finally:
-        signal.set_wakeup_fd(-1)
+        if signals._pipe is not None:
+            os.close(signal.set_wakeup_fd(wakeup))
+            os.close(signals._pipe)
         signal.signal(signal.SIGTERM, previous)
 
 

@@ -107,37 +107,30 @@ def test_an_edited_suite_validates_its_batches_again_once(tmp_path, capsys, monk
     assert re.search(r"XVIII-12 +quarantined +\d+ +source unchanged since quarantined, not parsed again", out)
 
 
-def test_an_alias_an_operator_adds_applies_on_the_next_run_without_force(tmp_path, capsys, monkeypatch):
+def test_an_alias_an_operator_adds_applies_on_the_next_run_without_force(tmp_path, capsys, aliases_file):
     """UNTC lists a name the resolver does not know: the treaty is quarantined, and skipped while nothing changes.
     The operator adds the alias to country_aliases.yaml: the next run parses it again and publishes it."""
     from tasks import countries
 
-    aliases = tmp_path / "country_aliases.yaml"
-    aliases.write_bytes(countries.ALIASES_FILE.read_bytes())
-    monkeypatch.setattr(countries, "ALIASES_FILE", aliases)
-    countries.declared.cache_clear()  # each run of the CLI is a new process, with new caches
-    countries.resolve_name.cache_clear()
+    aliases_file.write_bytes((Path(__file__).resolve().parents[1] / "country_aliases.yaml").read_bytes())
     body = (MTDSG / "XXVI-8.en.xml").read_bytes().replace(b"Mexico", b"Estados Unidos Mexicanos")
     catalog = tmp_path / "catalog.yaml"
     catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
     args = ["run", "--only", "treaties", "--treaties", str(catalog), "--warehouse", str(tmp_path / "wh"),
             "--mirror", str(make_mirror(tmp_path, {untc.mtdsg_url("XXVI-8"): ("XXVI-8.xml", body)}))]
-    try:
-        assert main(args) == 1
-        assert main(args) == 1
-        out = capsys.readouterr().out
-        assert "Estados Unidos Mexicanos" in out
-        assert re.search(r"XXVI-8 +quarantined +\d+ +source unchanged since quarantined, not parsed again", out)
-        aliases.write_text(aliases.read_text().replace("aliases:\n", "aliases:\n  Estados Unidos Mexicanos: MEX\n"))
-        countries.declared.cache_clear()
-        countries.resolve_name.cache_clear()
-        assert main(args) == 0
-        assert re.search(r"XXVI-8 +published +\d+ +parties 94/94", capsys.readouterr().out)
-        assert main(args) == 0
-        assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", capsys.readouterr().out)
-    finally:
-        countries.declared.cache_clear()
-        countries.resolve_name.cache_clear()
+    assert main(args) == 1
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert "Estados Unidos Mexicanos" in out
+    assert re.search(r"XXVI-8 +quarantined +\d+ +source unchanged since quarantined, not parsed again", out)
+    aliases_file.write_text(aliases_file.read_text().replace("aliases:\n",
+                                                             "aliases:\n  Estados Unidos Mexicanos: MEX\n"))
+    countries.declared.cache_clear()  # each run of the CLI is a new process, with new caches
+    countries.resolve_name.cache_clear()
+    assert main(args) == 0
+    assert re.search(r"XXVI-8 +published +\d+ +parties 94/94", capsys.readouterr().out)
+    assert main(args) == 0
+    assert re.search(r"XXVI-8 +unchanged +source unchanged, not parsed", capsys.readouterr().out)
 
 
 GOOD = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
