@@ -43,6 +43,9 @@ engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handle
 #: lengthened by up to FETCH_RETRY_JITTER of itself, so many URLs failing together do not all come back at once.
 FETCH_RETRY_DELAYS = (30, 60, 120)
 FETCH_RETRY_JITTER = 0.2
+#: Seconds each of a stopped run's last steps (artifacts, run log, Data Docs, each notice) may take: a
+#: termination signal ends the run within seconds, whatever the notification destination does.
+STOPPING_STEP_TIMEOUT = 3
 #: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks).
 FETCH_CONCURRENCY = 6
 
@@ -153,11 +156,35 @@ def final_state(reports: list[Report]):
     return Failed(message=message, data=data)
 
 
+def within(seconds: float | None, step, *args):
+    """`step(*args)`; with `seconds`, waited for that long at most (TimeoutError; the step goes on in a daemon
+    thread, which ends with the process)."""
+    if seconds is None:
+        return step(*args)
+    done: dict = {}
+    context = contextvars.copy_context()  # the flow run's (Prefect's client and logger)
+
+    def body():
+        try:
+            done["result"] = context.run(step, *args)
+        except BaseException as exc:  # handed to the caller
+            done["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True, name="stopping-step")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"gave up after {seconds} s: the run was stopped")
+    if "error" in done:
+        raise done["error"]
+    return done.get("result")
+
+
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
     """Artifacts, run log and Data Docs (if anything was validated) for every run; an alert for failures that are
     new or due a reminder; one notice per recovered batch; new parties if opted in; then retention. Never raises:
-    the run's own outcome comes first."""
+    the run's own outcome comes first. In a run stopped by a signal, each step is given STOPPING_STEP_TIMEOUT."""
     logger = get_run_logger()
     name = f"'{flow_run.name}' ({flow_run.flow_name}, id {flow_run.id})"
     now = datetime.now(timezone.utc)
@@ -166,12 +193,15 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
-        ("run log", lambda: status.log_run(run.warehouse.root, run.id, name, reports, now)),
+        ("run log", lambda: status.log_run(run.warehouse.root, run.id, {
+            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run.ui_url},
+                                            reports, now)),
         ("Data Docs", run.build_docs),
     ]
+    limit = STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None
     for what, step in steps:
         try:
-            step()
+            within(limit, step)
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
@@ -189,7 +219,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
                                  (news_block, ratification_notice(news or []), "new-ratifications notice")):
         if message and block:
             try:
-                send(block, message)
+                within(limit, send, block, message)
                 logger.info("sent the %s through block %s", what, block)
             except Exception as exc:  # an unreachable destination must not hide the run's own outcome
                 logger.error("could not send the %s through block %s: %s", what, block, type(exc).__name__)

@@ -61,6 +61,7 @@ FINGERPRINT = b"armswatch.fingerprint"
 SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
 MANIFEST = "_manifest.json"
+MANIFEST_LIMIT = 256 * 2**20  # bytes: a manifest of thousands of batches is a few MiB
 #: How long an object-store lock lasts without renewal; its holder renews it every third of that.
 LEASE_SECONDS = 600
 
@@ -144,9 +145,11 @@ class Warehouse:
     def _read_manifest(self) -> dict:
         path = self.root / MANIFEST
         try:
-            raw = path.read_bytes()
+            raw = storage.read_regular(path, MANIFEST_LIMIT)  # a FIFO or a device is never read
         except FileNotFoundError:
             return self._legacy_manifest()
+        except storage.StorageError as exc:
+            raise PublishError(f"the warehouse manifest is unusable: {exc}; nothing was changed") from None
         try:
             manifest = json.loads(raw)
             if not isinstance(manifest.get("tables"), dict):
@@ -551,11 +554,15 @@ def entry_sources(root: UPath, entry: dict) -> str:
     return published_metadata(root / entry["file"]).get(SOURCE_SHA256.decode(), "")
 
 
+#: The columns a batch's as-of date is read from, the first one a table of the batch has (`armswatch.as_of`).
+AS_OF_COLUMNS = ("as_of", "release_date", "fetched_at")
+
+
 def _as_of(batch, snapshot: date) -> str:
     """The date a batch's data is as of: the as_of or release_date column of any of its tables (a treaty's status
     date holds for all six of its tables), else the date it was fetched, else today."""
     batch = list(batch)
-    for column in ("as_of", "release_date", "fetched_at"):
+    for column in AS_OF_COLUMNS:
         for data in batch:
             if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
                 return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
