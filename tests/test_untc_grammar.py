@@ -200,7 +200,7 @@ def test_unresolved_participants_are_named_in_the_summary_and_the_alert():
     assert detail.endswith("as of 2026-01-02; unresolved participants: Ruritania")
     report = Report("treaties", "run-1", [Outcome("XXVII-9-b", "quarantined", detail=detail)])
     assert "unresolved participants: Ruritania" in "\n".join(summary_lines([report]))
-    assert "unresolved participants: Ruritania" in failure_alert("run-1", [report])[1]
+    assert "unresolved participants: Ruritania" in failure_alert("run-1", [report]).body
 
 
 @pytest.mark.parametrize("mtdsg_no", ["XXVII-9-b", "XXVII-9b"])
