@@ -10,6 +10,7 @@ import pytest
 
 from conftest import SHARED
 from flows.cli import main
+from tasks import registry
 from tasks.dictionary import markdown
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -23,6 +24,9 @@ def test_docs_documents_every_column(capsys):
     assert main(["docs"]) == 0
     out = capsys.readouterr().out
     assert "| `consent_kind` | `string` |" in out and "## country_year_panel" in out and "## treaty_status" in out
+    sources = out.split("## Sources and licences", 1)[1].split("\n## ", 1)[0]
+    for origin in registry.origins():
+        assert f"[{origin.license.name}]({origin.license.url})" in sources and origin.citation_full in sources
 
 
 @pytest.mark.usefixtures("prefect_harness")
