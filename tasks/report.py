@@ -180,8 +180,9 @@ def status_map(treaty: str, states: list[dict]) -> str:
         STATUS_COLORS[STATUS_LABELS[r["status"]]],
         f"{r['country']}: {STATUS_LABELS[r['status']]}" + (f" since {_since(r)}" if _since(r) else ""),
         country_link(r["iso3"])) for r in states}
+    shown = {STATUS_LABELS[r["status"]] for r in states} | {NOT_A_STATE}
     return (world_map.draw(areas, world_map.Area(STATUS_COLORS[NOT_A_STATE], NOT_A_STATE), f"{treaty}: status by state")
-            + legend(STATUS_COLORS))
+            + legend({label: color for label, color in STATUS_COLORS.items() if label in shown}))
 
 
 def maps(con, views: set[str]) -> str:
@@ -218,23 +219,40 @@ def signed_not_ratified(con, views: set[str]) -> str:
 
 
 def parties_per_year(con, views: set[str]) -> str:
+    """Per catalog treaty, UN member and observer states with a consent deposited and parties in force at each
+    year end, up to the last complete year (the as-of year is partial: left out and named)."""
     if "treaty_status_by_year" not in views:
         return _missing("treaty status by year", "treaty_status_by_year")
     rows = query(con, """
-        SELECT coalesce(treaty, mtdsg_no) || ' (' || mtdsg_no || ')' AS treaty, year,
-               count(*) FILTER (WHERE party) AS parties
-        FROM treaty_status_by_year GROUP BY ALL ORDER BY treaty, year""")
+        SELECT coalesce(treaty, mtdsg_no) || ' (' || mtdsg_no || ')' AS treaty, year, measure, states
+        FROM (SELECT treaty, mtdsg_no, year, count(*) FILTER (WHERE consent_deposited) AS "consents deposited",
+                     count(*) FILTER (WHERE party) AS "parties (in force)"
+              FROM treaty_status_by_year WHERE complete_year GROUP BY ALL)
+        UNPIVOT (states FOR measure IN ("consents deposited", "parties (in force)"))
+        ORDER BY treaty, year, measure""")
+    partial = query(con, "SELECT DISTINCT year FROM treaty_status_by_year WHERE NOT complete_year ORDER BY year")
     unknown = [r["mtdsg_no"] for r in query(con, "SELECT DISTINCT mtdsg_no FROM treaty_status WHERE status IS NULL")] \
         if "treaty_status" in views else []
-    chart = alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=12)).encode(
-        x=alt.X("year:O", title="Year"), y=alt.Y("parties:Q", title="States party at year end"),
-        color=alt.Color("treaty:N", title="Treaty", scale=alt.Scale(range=OKABE_ITO),
-                        legend=alt.Legend(orient="bottom", columns=2, labelLimit=0)),
-        tooltip=["treaty:N", "year:O", "parties:Q"],
-    ).properties(width=900, height=320, title="UN member and observer states party to each catalog treaty")
-    note = (f'<p class="note">Not shown, no participant table in UNTC\'s document: {html.escape(", ".join(unknown))}.'
-            "</p>" if unknown else "")
-    return svg(chart) + note
+    notes = [f"{', '.join(str(r['year']) for r in partial)} left out: the status is as at a date within it, not at "
+             "its end (see the top of the page)."] if partial else []
+    if unknown:
+        notes.append(f"Not shown, no participant table in UNTC's document: {', '.join(unknown)}.")
+    if not rows:
+        return "".join(f'<p class="note">{html.escape(n)}</p>' for n in ["No complete year published.", *notes])
+    chart = alt.Chart(alt.Data(values=rows)).mark_line(point=alt.OverlayMarkDef(size=10)).encode(
+        x=alt.X("year:O", title=None, axis=alt.Axis(labelAngle=-90, values=list(range(1950, 2100, 5)))),
+        y=alt.Y("states:Q", title="UN member and observer states"),
+        color=alt.Color("measure:N", title=None, scale=alt.Scale(range=OKABE_ITO[1:3]),
+                        legend=alt.Legend(orient="top", labelLimit=0)),
+        strokeDash=alt.StrokeDash("measure:N", legend=None),
+        tooltip=["treaty:N", "year:O", "measure:N", "states:Q"],
+    ).properties(width=270, height=160).facet(
+        facet=alt.Facet("treaty:N", title=None, header=alt.Header(labelLimit=0)), columns=3,
+    ).resolve_scale(x="independent").properties(title="Consents deposited and parties in force at each year end")
+    return (svg(chart) + '<p class="note">States only (the European Union and other organisations are not '
+            "counted here; ratification_progress counts them as UNTC does). A consent counts from its deposit; a "
+            "party from the date the treaty entered into force for it.</p>"
+            + "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes))
 
 
 def status_by_region(con, views: set[str]) -> str:

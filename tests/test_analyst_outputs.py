@@ -137,6 +137,11 @@ def test_report_has_every_section_inline(warehouse):
     assert years == sorted(years) and "2013" in years, "every year in order, gaps kept"
     revised = section(page, "revisions")
     assert "Greece" in revised and ">503<" in revised and "503.0" not in revised and ">GRC<" not in revised
+    per_year = section(page, "parties-per-year")
+    firearms_2004 = r"<title>year: 2004; [^<]*: {}; measure: {}; treaty: Firearms Protocol \(XVIII-12-c\)"
+    assert re.search(firearms_2004.format(32, "consents deposited"), per_year)
+    assert re.search(firearms_2004.format(0, r"parties \(in force\)"), per_year), "in force from July 2005"
+    assert "year: 2017;" in per_year and "year: 2018;" not in per_year and "2018 left out" in per_year
     signed = section(page, "signed-not-ratified")
     assert '<a href="country/USA.html">United States of America</a> (2013-09-25)' in signed
 
