@@ -24,6 +24,7 @@ from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, 
                           TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
 
+SOURCE = "panel"  # what this flow's incidents belong to (tasks/incidents.py)
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
 
@@ -57,7 +58,7 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, None, force) as run,
-          reported(Report("panel", run.id), run, notify, alert_block) as report):
+          reported(Report("panel", run.id, sources=[SOURCE]), run, notify, alert_block) as report):
         if not run.warehouse.batches(COUNTRIES):
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})

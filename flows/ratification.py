@@ -42,7 +42,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     logger = get_run_logger()
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, mirror, force) as run,
-          reported(Report("treaties", run.id), run, notify, alert_block, news_block) as report):
+          reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block) as report):
         urls = [t.url for t in entries]
         fetched = fetch(run, untc.SOURCE, urls, "xml", hosts.origins(urls))  # the catalog's hosts, nothing else
         STAGES.start("parse", sum(not isinstance(r, Exception) for r in fetched))  # what was fetched is parsed

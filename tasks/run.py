@@ -230,7 +230,9 @@ class Run:
 
 @dataclass
 class Report:
-    """What one flow did: an outcome per batch, in catalog order; `crash` names what ended the run early."""
+    """What one flow did: an outcome per batch, in catalog order; `crash` names what ended the run early;
+    `sources` the sources it ran (only they close incidents of batches no longer seen); `alerts` what became of
+    the run's alert (tasks/alerts.py: sent, not delivered and why, or none configured)."""
 
     flow: str
     run_id: str
@@ -240,6 +242,8 @@ class Report:
     #: the hosts the run had reached, and those it found unreachable (origin -> why), when this flow ended
     reached: list[str] = field(default_factory=list)
     unreachable: dict[str, str] = field(default_factory=dict)
+    sources: list[str] = field(default_factory=list)
+    alerts: str = ""
 
     @property
     def ok(self) -> bool:

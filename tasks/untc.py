@@ -29,15 +29,17 @@ Grammar of the participant table (implemented by `parse_header` and `parse_cell`
 
 from __future__ import annotations
 
+import calendar
+import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 from lxml import etree
 
 from tasks import tables
-from tasks.countries import MAX_NAME, resolve_name
+from tasks.countries import MAX_NAME, STATE, participant, resolve_name
 from tasks.errors import ParseError
 
 SOURCE = "untc"
@@ -362,7 +364,9 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
     ext = treaty_el.find("Header/ExternalData")
     _check_identity(treaty_el, ext, url, mtdsg_no)
     notes = _notes(treaty_el, url, limits)
-    participation, events = _participants(treaty_el, url, mtdsg_no, notes, limits)
+    entry_into_force = clean_text(_capped(ext.findtext("EIF/Labeltext"), url, limits))
+    in_force = (_leading_date(entry_into_force), entry_into_force_delay(entry_into_force))
+    participation, events = _participants(treaty_el, url, mtdsg_no, notes, limits, in_force)
     conclusion = clean_text(ext.findtext("Conclusion"))
     place, _, concluded = conclusion.rpartition(",")
     registration = _REGISTRATION.search(clean_text(ext.findtext("Registration/Labeltext")))
@@ -373,7 +377,7 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
         "chapter": _chapter(treaty_el),
         "conclusion_place": place.strip() or None,
         "conclusion_date": _leading_date(concluded),
-        "entry_into_force_date": _leading_date(clean_text(ext.findtext("EIF/Labeltext"))),
+        "entry_into_force_date": in_force[0],
         "registration_no": registration[1] if registration else None,
         "stated_signatories": _int(ext.findtext("Status/Signatories")),
         "stated_parties": _int(ext.findtext("Status/Parties")),
@@ -460,6 +464,87 @@ def _text_dates(text: str) -> list[tuple[int, date]]:
     return found
 
 
+#: Number words of entry-into-force delays, cardinal and ordinal ('ninety (90) days', 'the thirtieth day').
+_NUMBER_WORDS = {word: n for n, words in {
+    1: ("one", "first"), 2: ("two", "second"), 3: ("three", "third"), 4: ("four", "fourth"), 5: ("five", "fifth"),
+    6: ("six", "sixth"), 7: ("seven", "seventh"), 8: ("eight", "eighth"), 9: ("nine", "ninth"), 10: ("ten", "tenth"),
+    11: ("eleven", "eleventh"), 12: ("twelve", "twelfth"), 15: ("fifteen", "fifteenth"),
+    20: ("twenty", "twentieth"), 30: ("thirty", "thirtieth"), 40: ("forty", "fortieth"), 45: ("forty-five",),
+    50: ("fifty", "fiftieth"), 60: ("sixty", "sixtieth"), 90: ("ninety", "ninetieth"),
+    120: ("one hundred and twenty", "hundred and twentieth"), 180: ("one hundred and eighty", "hundred and eightieth"),
+}.items() for word in words}
+#: The sentence of an entry-into-force text that says when the treaty enters into force for a later participant.
+_FOR_EACH = re.compile(r"\b(?:for each|for every|for any|when a|in respect of (?:that|each|such|any))\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?: |\"|\Z)")
+_NUM = r"\b((?:one )?hundred and [a-z]{3,12}|[a-z]{3,12}(?:-[a-z]{3,8})?|[0-9]{1,3})(?: \([0-9]{1,3}\))?"
+#: The delay forms: 'the first day of the month following the expiration of six months|one year after ...',
+#: 'the first day of the sixth month following ...', 'on the thirtieth day after|following ...', 'ninety (90) days
+#: after ...', 'on the date of such deposit'.
+_DELAYS = (
+    ("month_end", re.compile(rf"first day of the month following the expiration of {_NUM} (months?|years?)")),
+    ("month_start", re.compile(rf"first day of the {_NUM} (month) (?:following|after)")),
+    ("days", re.compile(rf"(?:on the )?{_NUM} (days?) (?:after|following|from)")),
+    ("same_day", re.compile(r"(on the date of (?:such|its|the) deposit)()")),
+)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """When a treaty enters into force for a participant consenting after its entry into force, counted from the
+    deposit of its instrument (`form` one of the `_DELAYS`; `count` days or months)."""
+
+    form: str
+    count: int
+
+    def after(self, deposit: date) -> date:
+        if self.form == "days":
+            return deposit + timedelta(days=self.count)
+        if self.form == "same_day":
+            return deposit
+        months = deposit.month - 1 + self.count
+        year, month = deposit.year + months // 12, months % 12 + 1
+        if self.form == "month_start":
+            return date(year, month, 1)
+        day = min(deposit.day, calendar.monthrange(year, month)[1])
+        return date(year, month, day) + timedelta(days=calendar.monthrange(year, month)[1] - day + 1)
+
+
+def number_word(text: str) -> int | None:
+    """'30', 'thirty', 'thirtieth', 'thirteith' (a typo: the closest number word) → 30; None otherwise."""
+    text = " ".join(text.lower().split())
+    if text.isdigit():
+        return int(text)
+    close = difflib.get_close_matches(text, _NUMBER_WORDS, n=1, cutoff=0.85)
+    return _NUMBER_WORDS[close[0]] if close else None
+
+
+def entry_into_force_delay(text: str) -> Delay | None:
+    """The delay an entry-into-force text states for a participant consenting later ('For each State ratifying
+    ... after the deposit of the fortieth instrument ..., this Protocol shall enter into force on the thirtieth day
+    after the date of deposit ...' → 30 days); None when the text states none."""
+    text = " ".join(text.lower().split())
+    for start in (m.start() for m in _FOR_EACH.finditer(text)):
+        sentence = _SENTENCE_END.split(text[start:], maxsplit=1)[0]
+        for form, pattern in _DELAYS:
+            m = pattern.search(sentence)
+            if not m:
+                continue
+            if form == "same_day":
+                return Delay(form, 0)
+            count = number_word(m[1])
+            if count is not None:
+                return Delay(form, count * (12 if m[2].startswith("year") else 1))
+    return None
+
+
+def in_force_date(consent: date | None, entry_into_force: date | None, delay: Delay | None) -> date | None:
+    """When the treaty entered into force for a participant that consented on `consent`: not before the treaty's
+    own entry into force, and after the stated delay when there is one; None without consent or entry into force."""
+    if consent is None or entry_into_force is None:
+        return None
+    return max(entry_into_force, delay.after(consent) if delay else consent)
+
+
 @dataclass(frozen=True)
 class Note:
     """A footnote: its paragraphs and the rows of a table it may carry (participant, dates, ...)."""
@@ -497,9 +582,10 @@ def _entries(row) -> list[str | None]:
     return [entry.text for entry in row.findall("Entry")]
 
 
-def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
-                  limits: Limits) -> tuple[list[dict], list[dict]]:
-    """Rows of every participant table (a participant listed in several tables gathers its actions from all)."""
+def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note], limits: Limits,
+                  in_force: tuple[date | None, Delay | None]) -> tuple[list[dict], list[dict]]:
+    """Rows of every participant table (a participant listed in several tables gathers its actions from all);
+    `in_force`: the treaty's entry-into-force date and the delay for later consents."""
     found: dict[str, tuple[list[int], list[Action]]] = {}
     rows_seen = 0
     for group in treaty_el.iterfind("Participants/Table/TGroup"):
@@ -527,12 +613,14 @@ def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
             known_actions += actions
     rows, events = [], []
     for name, (marks, actions) in found.items():
-        country = resolve_name(name)
+        country = participant(name)
         record = {"mtdsg_no": mtdsg_no, "participant": name, "footnotes": marks,
                   "iso3": country.iso3 if country else None, "m49": country.m49 if country else None,
-                  "is_state": country.is_state if country else True}
+                  "is_state": country.is_state if country else True,
+                  "participant_kind": country.kind if country else STATE}
         first = {role: _first(actions, role) for role in (SIGNATURE, CONSENT, PROVISIONAL, WITHDRAWAL)}
         record.update(_participation(first))
+        record["in_force_date"] = in_force_date(record["consent_date"], *in_force)
         stated = first[WITHDRAWAL]
         withdrawal = ((stated.cell.when, stated.kind) if stated else _withdrawal(name, marks, notes)) \
             if record["withdrawn"] else None
@@ -675,32 +763,39 @@ def _declaration_kind(section_kind: str, heading: str | None) -> str:
     return section_kind
 
 
-def ratification_progress(mtdsg_no: str, events: list[dict], until: date) -> list[dict]:
-    """Per year from the first signature or consent to `until` (the as-of date): new, leaving and cumulative.
+def ratification_progress(mtdsg_no: str, participation: list[dict], events: list[dict], until: date) -> list[dict]:
+    """Per year from the first signature or consent to `until` (the as-of date): new, leaving and cumulative
+    signatories, consents and parties in force, every participant counted (organisations too, as UNTC counts).
 
     A withdrawn consent counts as joining in its year and leaving in the year of its dated withdrawal; one whose
     withdrawal date no footnote states is left out (its party years are unknown). Withdrawn signatures are left
-    out, as UNTC leaves them out of its signatory count."""
-    withdrawals = {e["participant"]: e["event_date"].year for e in events if e["event"] == "withdrawal"}
-    sig_years = [e["event_date"].year for e in events if e["event"] == "signature" and not e["withdrawn"]]
-    con_years, out_years = [], []
-    for e in events:
-        if e["event"] != "consent":
+    out, as UNTC leaves them out of its signatory count. The as-of year is marked incomplete."""
+    organisation = {p["participant"] for p in participation if not p["is_state"]}
+    signatures = [(e["event_date"].year, e["participant"]) for e in events
+                  if e["event"] == "signature" and not e["withdrawn"]]
+    consents = []  # (participant, consent year, in-force year or None, withdrawal year or None)
+    for p in participation:
+        if p["consent_date"] is None or (p["withdrawn"] and p["withdrawal_date"] is None):
             continue
-        if not e["withdrawn"]:
-            con_years.append(e["event_date"].year)
-        elif e["participant"] in withdrawals:
-            con_years.append(e["event_date"].year)
-            out_years.append(withdrawals[e["participant"]])
-    if not sig_years and not con_years:
+        consents.append((p["participant"], p["consent_date"].year,
+                         p["in_force_date"].year if p["in_force_date"] else None,
+                         p["withdrawal_date"].year if p["withdrawn"] else None))
+    if not signatures and not consents:
         return []
-    rows, cum_sig, cum_con = [], 0, 0
-    for year in range(min(sig_years + con_years), until.year + 1):
-        new_sig, new_con, gone = sig_years.count(year), con_years.count(year), out_years.count(year)
-        cum_sig, cum_con = cum_sig + new_sig, cum_con + new_con - gone
+    rows = []
+    for year in range(min([y for y, _ in signatures] + [c[1] for c in consents]), until.year + 1):
+        signed = [who for y, who in signatures if y <= year]
+        held = [c for c in consents if c[1] <= year and (c[3] is None or c[3] > year)]
+        in_force = [c for c in held if c[2] is not None and c[2] <= year]
         rows.append({
-            "mtdsg_no": mtdsg_no, "year": year, "new_signatories": new_sig, "new_parties": new_con,
-            "cumulative_signatories": cum_sig, "cumulative_parties": cum_con, "withdrawn_parties": gone,
+            "mtdsg_no": mtdsg_no, "year": year,
+            "new_signatories": sum(y == year for y, _ in signatures),
+            "new_parties": sum(c[1] == year for c in consents),
+            "cumulative_signatories": len(signed), "cumulative_consents": len(held),
+            "cumulative_parties": len(in_force),
+            "withdrawn_parties": sum(c[3] == year for c in consents),
+            "complete_year": until >= date(year, 12, 31),
+            "includes_organisations": bool(organisation & ({c[0] for c in held} | set(signed))),
         })
     return rows
 
@@ -714,6 +809,7 @@ def batch_tables(doc: Document, raw_sha256: str, fetched_at: datetime, as_of: da
         tables.TREATY_FOOTNOTES.name: doc.footnotes,
         tables.DECLARATIONS.name: doc.declarations,
         tables.TREATY_EVENTS.name: doc.events,
-        tables.RATIFICATION_PROGRESS.name: ratification_progress(doc.treaty["mtdsg_no"], doc.events, as_of),
+        tables.RATIFICATION_PROGRESS.name: ratification_progress(
+            doc.treaty["mtdsg_no"], doc.participation, doc.events, as_of),
     }
     return {t: pa.Table.from_pylist(rows[t.name], schema=t.schema) for t in tables.TREATY_TABLES}

@@ -17,7 +17,7 @@ URL = untc.mtdsg_url("XXVII-9-b")
 
 def document(headers: list[str], rows: list[list[str]], notes: dict[int, str] | None = None, *,
              chapter: str = "XXVII", number: str = "9", sub: str = "b", sections: str = "",
-             status: tuple[int | None, int | None] = (None, None)) -> bytes:
+             status: tuple[int | None, int | None] = (None, None), eif: str = "") -> bytes:
     """A minimal MTDSG status document (markup in names escaped, as UNTC publishes it)."""
     def entries(cells):
         return "".join(f"<Entry>{escape(c)}</Entry>" if c else "<Entry />" for c in cells)
@@ -29,7 +29,7 @@ def document(headers: list[str], rows: list[list[str]], notes: dict[int, str] | 
         f'<?xml version="1.0" encoding="iso-8859-1"?><Document><Treaty><Header><Chapter><Header>CHAPTER {chapter}'
         f'</Header></Chapter><ExternalData><Numsect>{number}</Numsect><Subnumsect>{sub}</Subnumsect>'
         f'<Titlesect>Test treaty</Titlesect><Conclusion>Geneva, 1 March 2001</Conclusion>'
-        f'<Status>{counts}</Status></ExternalData></Header>'
+        f'<EIF><Labeltext>{escape(eif)}</Labeltext></EIF><Status>{counts}</Status></ExternalData></Header>'
         f'<Participants><Table><TGroup cols="{len(headers) + 1}"><Thead><Row>{entries(["Participant", *headers])}'
         f'</Row></Thead><Tbody><Rows>{body}</Rows></Tbody></TGroup></Table></Participants>{sections}'
         f'<EndNotes>{endnotes}</EndNotes></Treaty></Document>'
@@ -89,11 +89,12 @@ def test_a_withdrawn_consent_is_kept_marked_and_never_counted():
     assert kinds[("Arcadia", "signature")] == ("signature", date(1963, 4, 24), True)
     assert ("Carpania", "withdrawal") not in kinds
 
-    progress = {r["year"]: r for r in untc.ratification_progress("XXVII-9-b", doc.events, date(2010, 5, 1))}
+    progress = {r["year"]: r for r in untc.ratification_progress("XXVII-9-b", doc.participation, doc.events,
+                                                                  date(2010, 5, 1))}
     assert max(progress) == 2010
-    assert progress[1969]["new_parties"] == 1 and progress[1980]["cumulative_parties"] == 2
+    assert progress[1969]["new_parties"] == 1 and progress[1980]["cumulative_consents"] == 2
     assert progress[2000]["withdrawn_parties"] == 1 and progress[2005]["withdrawn_parties"] == 1
-    assert progress[2010]["cumulative_parties"] == doc.treaty["parsed_parties"] == 1
+    assert progress[2010]["cumulative_consents"] == doc.treaty["parsed_parties"] == 1
 
 
 def test_a_party_whose_signature_was_withdrawn_is_a_party_everywhere():
@@ -105,7 +106,8 @@ def test_a_party_whose_signature_was_withdrawn_is_a_party_everywhere():
 
     body = document(["Signature", "Ratification, Accession(a)"],
                     [["Mexico", "[2 Jan 2001 ]", "3 Feb 2002"], ["France", "[4 Mar 2001 ]", ""],
-                     ["Jamaica", "5 Apr 2001", "[6 May 2003 a]"]], status=(1, 1))
+                     ["Jamaica", "5 Apr 2001", "[6 May 2003 a]"]], status=(1, 1),
+                    eif="1 January 2002, in accordance with article 9.")
     doc = parse(body)
     mexico, france, jamaica = row(doc, "Mexico"), row(doc, "France"), row(doc, "Jamaica")
     assert (mexico["is_party"], mexico["withdrawn"], mexico["withdrawal_date"]) == (True, False, None)
@@ -124,7 +126,7 @@ def test_a_party_whose_signature_was_withdrawn_is_a_party_everywhere():
     statuses = {r["iso3"]: r["status"] for r in status.to_pylist() if r["iso3"] in ("MEX", "FRA", "JAM")}
     assert statuses == {"MEX": "party", "FRA": "withdrawn", "JAM": "withdrawn"}
     mexico_2017 = next(r for r in by_year.to_pylist() if (r["iso3"], r["year"]) == ("MEX", 2017))
-    assert mexico_2017["party"] is True
+    assert mexico_2017["party"] is True and mexico_2017["consent_deposited"] is True
 
 
 def test_header_items_classify_p_as_participation_and_notifications_as_neither():
@@ -198,7 +200,7 @@ def test_unresolved_participants_are_named_in_the_summary_and_the_alert():
     assert detail.endswith("as of 2026-01-02; unresolved participants: Ruritania")
     report = Report("treaties", "run-1", [Outcome("XXVII-9-b", "quarantined", detail=detail)])
     assert "unresolved participants: Ruritania" in "\n".join(summary_lines([report]))
-    assert "unresolved participants: Ruritania" in failure_alert("run-1", [report])[1]
+    assert "unresolved participants: Ruritania" in failure_alert("run-1", [report]).body
 
 
 @pytest.mark.parametrize("mtdsg_no", ["XXVII-9-b", "XXVII-9b"])
