@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, duckdb_views, panel, report, storage
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
@@ -114,7 +114,9 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     try:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
+            generated_at = datetime.now(timezone.utc)
+            country_pages.build(root, con, generated_at)
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
         return []
