@@ -17,12 +17,16 @@ Linear time, bounded work: every regular expression here uses bounded repeats on
 checks the compiled patterns), markup is removed by a scanner, cells are read by a tokenizer, and cells, names,
 texts, rows and entries are capped (`Limits`): a document beyond a cap is a ParseError saying which.
 
-Grammar of the participant table (implemented by `parse_header` and `parse_cell`):
-- a column header is a comma-separated list of items, split on top-level commas only; an item is a leading phrase
-  naming an action (`CONSENT_KINDS`, `SIGNATURE_KINDS`, provisional application, notification, ...), optionally
-  ended by a suffix code, a bracketed group of one or two letters (`Accession(a)`); bracketed numbers and
-  references such as `(2)`, `(c) (i)` or `article 21 (1) (b)` belong to the label. An item that names no action
-  or starts in lower case continues the previous one (`..., as amended(A)`).
+Grammar of the participant table (implemented by `parse_header`, `classify` and `parse_cell`):
+- a column header is a comma-separated list of items, split on top-level commas only; an item is
+  `[qualifier] head [/ [qualifier] head ...] text [suffix code]`: a head is a leading phrase naming an action
+  (`CONSENT_KINDS`, `SIGNATURE_KINDS`, provisional application, notification, ...; a word misspelt by a letter or
+  two is read as the closest), a qualifier makes a consent head provisional ('Provisional acceptance': provisional
+  application, never consent) or leaves it consent ('Definitive acceptance'), slashes separate alternatives of one
+  column; the suffix code is a bracketed group of one or two letters (`Accession(a)`, typos in its brackets
+  tolerated); bracketed numbers and references such as `(2)`, `(c) (i)` or `article 21 (1) (b)` belong to the
+  label. An item that starts in lower case continues the previous one (`..., as amended(A)`). A header with an
+  item naming no known action, or whose uncoded items name several roles, fails its treaty naming the header.
 - a cell is `D Mon YYYY [suffix]`; in square brackets (`[24 Apr 1963 ]`, `[14 Nov 1980 a]`, `[22 Dec 1992] n`)
   it is an action later withdrawn or denounced, whose footnote says which and usually when.
 """
@@ -117,6 +121,12 @@ _PHRASES = (
     ("withdrawal", "withdrawal", WITHDRAWAL),
 )
 _ROLE = {kind: role for _, kind, role in _PHRASES}
+#: Qualifiers of a head phrase: provisional ones make a consent head provisional application (never consent),
+#: definitive ones leave it consent of the head's kind (`classify`).
+_QUALIFIERS = {"provisional": PROVISIONAL, "interim": PROVISIONAL, "temporary": PROVISIONAL,
+               "definitive": CONSENT, "final": CONSENT, "formal": CONSENT}
+#: Words a misspelt head is matched against.
+_HEAD_WORDS = sorted({phrase.split()[0] for phrase, _, _ in _PHRASES} | set(_QUALIFIERS))
 #: The consent kinds a participation row can carry (`unspecified`: the header lists several kinds without codes).
 CONSENT_KINDS = tuple(dict.fromkeys([k for _, k, r in _PHRASES if r == CONSENT] + ["unspecified"]))
 SIGNATURE_KINDS = tuple(k for _, k, r in _PHRASES if r == SIGNATURE)
@@ -243,6 +253,7 @@ class Item:
     label: str
     kind: str | None  # None: the leading phrase names no known action
     code: str | None
+    role: str = OTHER  # the role of what it names (`classify`); OTHER when it names no known action
 
 
 def split_top_level(label: str) -> list[str]:
@@ -264,14 +275,15 @@ def suffix_code(item: str) -> tuple[str, str | None]:
     """'Accession(a)' → ('Accession', 'a'); 'Notification under article 21 (1) (b)' → (item, None).
 
     A code is a bracketed group of one or two letters ending the item, attached to its label or separated from
-    a word by spaces; after a number or another bracket (an article reference) it belongs to the label."""
-    if not item.endswith(")"):
+    a word by spaces; after a number or another bracket (an article reference) it belongs to the label. Typos in
+    its brackets are tolerated: `( n )`, `(n`, `[n]`, `(n))`, a trailing full stop."""
+    text = item.rstrip(" .")
+    body = text.rstrip(")]")
+    opening = max(body.rfind("("), body.rfind("["))
+    code = body[opening + 1:].strip()
+    if opening <= 0 or not _CODE.fullmatch(code) or (body == text and ")" in body[opening:]):
         return item, None
-    opening = item.rfind("(")
-    code = item[opening + 1:-1]
-    if opening <= 0 or not _CODE.fullmatch(code):
-        return item, None
-    label = item[:opening]
+    label = body[:opening]
     before = label.rstrip()
     if before != label and (not before or not before[-1].isalpha()):
         return item, None
@@ -279,12 +291,55 @@ def suffix_code(item: str) -> tuple[str, str | None]:
 
 
 def kind_of(label: str) -> str | None:
-    """The kind an item names by its leading phrase ('Acceptance ipso facto ...' → acceptance); None if none."""
-    low = " ".join(label.lower().split())
-    for phrase, kind, _ in _PHRASES:
+    """The kind an item names ('Acceptance ipso facto ...' → acceptance); None if none (`classify`)."""
+    named = classify(label)
+    return named[0] if named else None
+
+
+def classify(label: str) -> tuple[str, str] | None:
+    """(kind, role) an item's label names, by a small grammar: `[qualifier] head [/ [qualifier] head ...] text`.
+
+    The head is a leading phrase (`_PHRASES`, a word of it misspelt by a letter or two tolerated: 'Ratifcation').
+    A qualifier (`_QUALIFIERS`) before a consent head makes it provisional ('Provisional acceptance': provisional
+    application, never consent) or leaves it consent of the head's kind ('Definitive acceptance': acceptance).
+    Slashes separate alternatives of one column, the first one's qualifier carried to the others
+    ('Provisional acceptance/accession'); alternatives of several kinds of one role give `unspecified`, of several
+    roles None. None when the label names no known action."""
+    first, *others = label.split("/")
+    named = _named(first)
+    if named is None:
+        return None
+    lead = first.lower().split()[:1]
+    qualifier = lead[0] if lead and lead[0] in _QUALIFIERS else None
+    alternatives = [named]
+    for other in others:
+        words = other.lower().split()[:1]
+        if qualifier and words and words[0] not in _QUALIFIERS:
+            other = f"{qualifier} {other}"
+        more = _named(other)
+        if more is None:
+            break  # the rest is text of the label ('resolution A/RES/54/4')
+        alternatives.append(more)
+    kinds, roles = {k for k, _ in alternatives}, {r for _, r in alternatives}
+    if len(roles) > 1:
+        return None
+    return (kinds.pop() if len(kinds) == 1 else "unspecified"), roles.pop()
+
+
+def _named(text: str) -> tuple[str, str] | None:
+    """(kind, role) of a label's leading phrase, after a qualifier; a misspelt first word read as the closest."""
+    low = " ".join(text.lower().split())
+    for phrase, kind, role in _PHRASES:
         if low.startswith(phrase) and (len(low) == len(phrase) or not low[len(phrase)].isalpha()):
-            return kind
-    return None
+            return kind, role
+    head, _, rest = low.partition(" ")
+    if head in _QUALIFIERS:
+        named = _named(rest) if rest else None
+        if named is None or named[1] not in (CONSENT, PROVISIONAL):
+            return None
+        return (PROVISIONAL, PROVISIONAL) if _QUALIFIERS[head] == PROVISIONAL else named
+    close = difflib.get_close_matches(head, _HEAD_WORDS, n=1, cutoff=0.85) if 5 < len(head) <= 30 else []
+    return _named(f"{close[0]} {rest}") if close and close[0] != head else None
 
 
 @dataclass(frozen=True)
@@ -306,41 +361,48 @@ class Column:
 
 
 def header_items(label: str) -> list[Item]:
-    """The items of a header; an item that names no action or starts in lower case (`..., as amended(A)`,
-    `Participation ... by virtue of ratification, accession or succession ...`) continues the item before it."""
+    """The items of a header; an item that starts in lower case (`..., as amended(A)`, `Participation ... by
+    virtue of ratification, accession or succession ...`) continues the item before it; one that starts in upper
+    case and names no known action stays an item of unknown kind (the column is then refused, `parse_header`)."""
     items: list[Item] = []
     for part in split_top_level(label):
         text, code = suffix_code(part)
-        kind = kind_of(text)
-        if items and (kind is None or not part[0].isupper()):
+        named = classify(text)
+        if items and not part[0].isupper():
             previous = items.pop()
             joined, code = suffix_code(f"{previous.label}({previous.code}), {part}" if previous.code
                                        else f"{previous.label}, {part}")
-            items.append(Item(joined, previous.kind, code))
+            items.append(Item(joined, previous.kind, code, previous.role))
         else:
-            items.append(Item(text, kind, code))
+            items.append(Item(text, named[0], code, named[1]) if named else Item(text, None, code))
     return items
 
 
 def parse_header(label: str, limits: Limits = LIMITS) -> Column:
     """'Approval(AA), Acceptance(A), Accession(a), Ratification' → consent column, default ratification.
 
-    A header listing several kinds without codes gives the default kind `unspecified` (never a guess)."""
+    A header listing several kinds without codes gives the default kind `unspecified` (never a guess). A header
+    with an item of unknown kind, or whose items without codes name several roles, is a ValueError naming it:
+    its dates would otherwise count as nothing."""
     if len(label) > limits.header_chars:
         raise ValueError(f"column header of {len(label)} characters exceeds the cap of {limits.header_chars}")
     label = clean_text(label)
     items = header_items(label)
+    unknown = [item.label for item in items if item.kind is None]
+    if unknown or not items:
+        raise ValueError(f"column header {label!r}: {unknown[0] if unknown else 'an empty header'!r} names no action "
+                         f"armswatch knows (signature, consent, provisional application, notification, withdrawal)")
     suffixes: dict[str, str] = {}
     for item in items:
-        if item.code and item.kind:
+        if item.code:
             suffixes[item.code] = item.kind if suffixes.get(item.code, item.kind) == item.kind else "unspecified"
-    bare = {item.kind for item in items if not item.code}
-    if not bare and len({item.kind for item in items}) == 1:
-        bare = {items[0].kind}
-    default = next(iter(bare)) if len(bare) == 1 else ("unspecified" if bare else None)
-    roles = {_ROLE.get(kind, OTHER) for kind in (bare or {item.kind for item in items})}
-    role = roles.pop() if len(roles) == 1 else OTHER
-    return Column(role, default, suffixes, label)
+    bare = [item for item in items if not item.code] or (items if len({i.kind for i in items}) == 1 else [])
+    kinds, roles = {item.kind for item in bare}, {item.role for item in (bare or items)}
+    if bare and len(roles) > 1:
+        raise ValueError(f"column header {label!r} names actions of several roles without suffix codes "
+                         f"({', '.join(sorted(roles))}): its cells cannot be read")
+    default = kinds.pop() if len(kinds) == 1 else ("unspecified" if kinds else None)
+    return Column(roles.pop() if len(roles) == 1 else OTHER, default, suffixes, label)
 
 
 @dataclass
@@ -651,6 +713,9 @@ def _actions(columns: list[Column], cells: list[str | None], limits: Limits) -> 
         cell = parse_cell(text, limits)
         if cell is not None:
             kind, role = column.read(cell.suffix)
+            if role == OTHER:
+                raise ValueError(f"cell {text.strip()!r} under {column.label!r}: no suffix code says which of the "
+                                 f"header's actions it is")
             actions.append(Action(role, kind, cell, column.label))
     return actions, marks
 

@@ -1,6 +1,7 @@
 """Every recorded UNTC status document (../shared/data/untc/mtdsg-2018-01-15, chapters I–X, XVIII, XXVI): the id is
 accepted, the document parses, parsed counts equal UNTC's stated counts and the treaty passes validation, consent
-kinds come from the declared vocabulary, and no withdrawn action is counted."""
+kinds come from the declared vocabulary, no column header is left unknown, no organisation is counted as an
+unresolved state, and no withdrawn action is counted."""
 
 from __future__ import annotations
 
@@ -84,6 +85,23 @@ def test_parsed_counts_equal_stated_counts_on_every_document_with_counts():
     assert disagreeing == set(CONTRADICTIONS)
     assert len(counted) == 117
     assert (len(counted) - len(disagreeing)) / (len(counted) - len(CONTRADICTIONS)) == 1.0
+
+
+def test_no_column_header_is_left_unknown_and_no_organisation_is_an_unresolved_state():
+    headers = {untc.clean_text(label) for mtdsg_no in ALL
+               for group in untc._parse_xml((MTDSG / f"{mtdsg_no}.en.xml").read_bytes(), "u", untc.LIMITS).iterfind(
+                   "Treaty/Participants/Table/TGroup")
+               for label in untc._entries(group.find("Thead/Row"))[1:]}
+    assert len(headers) == 69
+    assert all(untc.parse_header(h).role in (untc.SIGNATURE, untc.CONSENT, untc.PROVISIONAL, untc.NOTIFICATION)
+               for h in headers)
+    rows = [p for doc in DOCS.values() for p in doc.participation]
+    organisations = {p["participant"] for p in rows if p["participant_kind"] == "organisation"}
+    assert organisations == {"European Union", "World Health Organization"}
+    assert {p["participant"] for p in rows if p["participant_kind"] == "territory"} == {
+        "British Virgin Islands", "Cayman Islands", "Hong Kong", "Montserrat", "Turks and Caicos Islands"}
+    assert not any(p["iso3"] for p in rows if p["participant_kind"] == "organisation")
+    assert all(p["iso3"] and p["m49"] for p in rows if p["participant_kind"] != "organisation")
 
 
 def test_withdrawn_actions_are_marked_with_their_footnote_dates():
