@@ -17,13 +17,14 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, duckdb_views, panel, report, storage
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
                           TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
 
+SOURCE = "panel"  # what this flow's incidents belong to (tasks/incidents.py)
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
 
@@ -57,7 +58,7 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, None, force) as run,
-          reported(Report("panel", run.id), run, notify, alert_block) as report):
+          reported(Report("panel", run.id, sources=[SOURCE]), run, notify, alert_block) as report):
         if not run.warehouse.batches(COUNTRIES):
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
@@ -92,7 +93,8 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     built_for = root / BUILT_FOR
-    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html", built_for)
+    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html",
+               root / "report" / report.COUNTRY_INDEX, built_for)
     return published or not all(p.exists() for p in outputs) or built_for.read_text() != failing(reports)
 
 
@@ -113,7 +115,9 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     try:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
+            generated_at = datetime.now(timezone.utc)
+            country_pages.build(root, con, generated_at)
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
         return []

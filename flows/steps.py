@@ -1,4 +1,4 @@
-"""The Prefect tasks and helpers every flow composes: fetch (with retries for transient failures),
+"""The Prefect tasks and helpers every flow composes: fetch (tasks/http.py's one retry policy, logged),
 audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
 (artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
 ends early, and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
@@ -10,6 +10,7 @@ outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,52 +24,44 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities import engine
-from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
-                      wait_chain, wait_fixed, wait_random)
 
+from flows.server import TEMPORARY_SERVER
 from tasks import status
-from tasks.alerts import batch_rows, failure_alert, ratification_notice, recovery_notice, send, summary_markdown
+from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
+                          recovery_notice, summary_markdown)
 from tasks.archive import Response
-from tasks.audit import Outcome, audit_and_publish
-from tasks.errors import FetchError
-from tasks.incidents import prune
+from tasks.audit import Outcome, audit_and_publish, describe
+from tasks.errors import FetchError, Unreachable
+from tasks.incidents import label, prune
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
-#: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
-#: page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch. Each wait is
-#: lengthened by up to FETCH_RETRY_JITTER of itself, so many URLs failing together do not all come back at once.
-FETCH_RETRY_DELAYS = (30, 60, 120)
-FETCH_RETRY_JITTER = 0.2
 #: Seconds each of a stopped run's last steps (artifacts, run log, Data Docs, each notice) may take: a
 #: termination signal ends the run within seconds, whatever the notification destination does.
 STOPPING_STEP_TIMEOUT = 3
-#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks).
+#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
+#: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
 
 
-def _transient(exc: BaseException) -> bool:
-    """A failure that may pass: unreachable, 5xx, 429, a broken or too slow connection, an HTML maintenance page."""
-    return isinstance(exc, FetchError) and exc.transient
+def fetch_url(run: Run, source: str, url: str, kind: str, allowed: frozenset[str] | None,
+              cancel: threading.Event, max_bytes: int | None = None) -> Response:
+    """One URL through the fetcher's one retry policy (tasks/http.py Fetcher.get), every attempt archived; each
+    wait before another attempt is a warning in the run's log, and the first URL that finds its host unreachable
+    says so in one line (the host's other URLs then fail at once). Setting `cancel` ends the waiting."""
+    def waiting(failure: FetchError, attempt: int, wait: float) -> None:
+        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, failure.url,
+                                 attempt, failure.problem, wait)
 
-
-def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Event) -> Response:
-    """One URL, every attempt archived (tasks/http.py); tried again after FETCH_RETRY_DELAYS while its failure is
-    transient. Setting `cancel` ends the waiting (the run is stopping): the last failure is raised."""
-    def waiting(state: RetryCallState) -> None:
-        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, url,
-                                 state.attempt_number, state.outcome.exception(), state.upcoming_sleep)
-
-    retrying = Retrying(
-        retry=retry_if_exception(_transient),
-        stop=stop_after_attempt(len(FETCH_RETRY_DELAYS) + 1) | stop_when_event_set(cancel),
-        wait=wait_chain(*(wait_fixed(d) + wait_random(0, d * FETCH_RETRY_JITTER) for d in FETCH_RETRY_DELAYS)),
-        sleep=cancel.wait, before_sleep=waiting, reraise=True)
     try:
-        response = retrying(run.fetcher.get, source, url, kind)
+        response = run.fetcher.get(source, url, kind, allowed, cancel, waiting, max_bytes)
+    except Unreachable as exc:
+        if exc.first:
+            get_run_logger().error("%s", exc.problem)
+        raise
     finally:
         STAGES.advance("fetch")
     get_run_logger().info("%s %s: HTTP %s, %d bytes, sha256 %s", source, url, response.status, response.bytes,
@@ -76,14 +69,17 @@ def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Even
     return response
 
 
-def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
-    """Every URL, FETCH_CONCURRENCY at once, each retried on its own (fetch_url): per URL, in order, its response
-    or the exception that ended its attempts. Whatever stops the caller (SIGTERM) also stops the waiting."""
+def fetch_urls(run: Run, source: str, urls: list[str], kind: str, allowed: frozenset[str] | None,
+               max_bytes: int | None = None) -> list[Response | Exception]:
+    """Every URL, FETCH_CONCURRENCY at once (fetch_url): per URL, in order, its response or the exception that ended
+    its attempts. `allowed`: the origins the source may fetch; `max_bytes`: a lower cap on each body. Whatever stops
+    the caller (SIGTERM) also stops the waiting."""
     STAGES.start("fetch", len(urls))
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=FETCH_CONCURRENCY, thread_name_prefix=f"fetch-{source}")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, cancel)
+        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, allowed, cancel,
+                               max_bytes)
                    for url in urls]  # each worker in the run's context (Prefect's logger)
         return [future.exception() or future.result() for future in futures]
     finally:
@@ -91,11 +87,19 @@ def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Respon
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def batch_failed(label: str, exc: BaseException) -> None:
+    """A batch's failure in the run's log: an error line, or an info line when its host was unreachable (the
+    console already has that host's one line, fetch_url)."""
+    level = logging.INFO if isinstance(exc, Unreachable) else logging.ERROR
+    get_run_logger().log(level, "%s: %s", label, describe(exc))
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source} ({kind})")
-def fetch(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
+def fetch(run: Run, source: str, urls: list[str], kind: str,
+          allowed: frozenset[str] | None) -> list[Response | Exception]:
     """A flow's fetching as one task run (fetch_urls): a task run per URL cost more than the fetch itself, in the
     client and in the Prefect server recording it (benchmarks/pipeline.py)."""
-    return fetch_urls(run, source, urls, kind)
+    return fetch_urls(run, source, urls, kind, allowed)
 
 
 def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list[Outcome]:
@@ -107,10 +111,10 @@ def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list
 
 @task(cache_policy=NO_CACHE, task_run_name="audit and publish {tables}")
 def validate_and_publish(run: Run, tables, staged, errors) -> list[Outcome]:
-    STAGES.start("validate", len(staged) + len(errors))
+    STAGES.start("validate", len(staged))  # failed batches (errors) are recorded, not validated
     outcomes = audit_and_publish(run.warehouse, run.validator if staged else None, run.id, tables, staged, errors,
                                  run.today, run.force, run.sources)
-    STAGES.advance("validate", len(staged) + len(errors))
+    STAGES.advance("validate", len(staged))
     return outcomes
 
 
@@ -128,6 +132,9 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
             report.crash = signalled
             get_run_logger().error("run ended early: %s", report.crash)
     finally:
+        report.reached, report.unreachable = run.network()
+        for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
+            outcome.source = outcome.source or report.sources[0]
         if notify:
             finish(run, [report], alert_block, news_block, report.new_parties)
 
@@ -182,19 +189,26 @@ def within(seconds: float | None, step, *args):
 
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
-    """Artifacts, run log and Data Docs (if anything was validated) for every run; an alert for failures that are
-    new or due a reminder; one notice per recovered batch; new parties if opted in; then retention. Never raises:
-    the run's own outcome comes first. In a run stopped by a signal, each step is given STOPPING_STEP_TIMEOUT."""
+    """An alert for failures that are new, not yet delivered or due a reminder; one notice per recovered batch;
+    new parties if opted in; then artifacts, run log and Data Docs (if anything was validated) for every run, and
+    retention. Never raises: the run's own outcome comes first. In a run stopped by a signal, each of these steps
+    is given STOPPING_STEP_TIMEOUT seconds."""
     logger = get_run_logger()
-    name = f"'{flow_run.name}' ({flow_run.flow_name}, id {flow_run.id})"
+    name = f"'{flow_run.name}' ({flow_run.flow_name})"
     now = datetime.now(timezone.utc)
+    delivery = notify(run, reports, name, now, alert_block)
+    for report in reports:
+        report.alerts = delivery
+    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
+    if news_block and (message := ratification_notice(news or [])):  # opt-in
+        deliver(Channel("block", news_block), message, "new-ratifications notice")
     steps = [
         ("artifacts", lambda: (
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
         ("run log", lambda: status.log_run(run.warehouse.root, run.id, {
-            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run.ui_url},
+            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run_link()},
                                             reports, now)),
         ("Data Docs", run.build_docs),
     ]
@@ -205,28 +219,64 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
-        decision = run.incidents.triage(reports, now, run.sources)
-    except Exception as exc:  # unreadable state: alert on everything rather than on nothing
-        logger.error("incident state unreadable (%s); alerting on every failing batch", exc)
-        decision = None
-    alert = (failure_alert(name, reports) if decision is None
-             else failure_alert(name, reports, [(o, kind) for _, o, kind in decision.alert]))
-    alert_block = alert_block or os.environ.get("ARMSWATCH_ALERT_BLOCK")
-    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
-    for block, message, what in ((alert_block, alert, "failure alert"),
-                                 (alert_block, recovery_notice(name, decision.recovered if decision else []),
-                                  "recovery notice"),
-                                 (news_block, ratification_notice(news or []), "new-ratifications notice")):
-        if message and block:
-            try:
-                within(limit, send, block, message)
-                logger.info("sent the %s through block %s", what, block)
-            except Exception as exc:  # an unreachable destination must not hide the run's own outcome
-                logger.error("could not send the %s through block %s: %s", what, block, type(exc).__name__)
-        elif message:
-            logger.warning("%s not sent: no notification block configured (ARMSWATCH_ALERT_BLOCK / "
-                           "ARMSWATCH_NEWS_BLOCK)", what)
-    try:
+        for report in reports:
+            for outcome in report.outcomes:
+                if outcome.quarantine is not None and outcome.quarantine.parent.name == run.id:
+                    label(outcome.quarantine, outcome.source)
         prune(run.warehouse.root)
     except OSError as exc:
         logger.error("retention could not prune %s: %s", run.warehouse.root, exc)
+
+
+def notify(run: Run, reports: list[Report], name: str, now: datetime, alert_block: str | None) -> str:
+    """Alert on what `Incidents.triage` selects and record whether the channel confirmed it (retried by the next
+    run if not); send the recovery notice. Returns what became of the alert, for the summary and the run log:
+    "none configured", "sent via <channel>", "not delivered (<cause>); retried by the next run", or ""."""
+    target = channel(alert_block)
+    try:
+        decision = run.incidents.triage(reports, now, run.sources)
+    except Exception as exc:  # unreadable state: alert on everything rather than on nothing
+        get_run_logger().error("incident state unreadable (%s); alerting on every failing batch", exc)
+        decision = None
+    selected = None if decision is None else [(o, kind) for _, o, kind in decision.alert]
+    alert = failure_alert(name, reports, selected, run.warehouse.root, flow_run_link())
+    error = deliver(target, alert, "failure alert") if alert else None
+    if decision is not None:
+        try:
+            run.incidents.settle(decision, now, error)
+        except Exception as exc:
+            get_run_logger().error("could not save the incident state: %s: %s", type(exc).__name__, exc)
+        deliver(target, recovery_notice(name, decision.recovered), "recovery notice")
+    if target is None:
+        return "none configured"
+    if not alert:
+        return ""
+    return f"not delivered ({error}); retried by the next run" if error else f"sent via {target.name}"
+
+
+def deliver(target, message, what: str) -> str | None:
+    """Send `message` (if any) through `target`; None when delivered (or nothing to send), else why not, logged."""
+    logger = get_run_logger()
+    if message is None:
+        return None
+    if target is None:
+        logger.warning("%s not sent: alerts: none configured (ARMSWATCH_ALERT_URL, ARMSWATCH_ALERT_BLOCK or the "
+                       "alert_block parameter)", what)
+        return "no alert channel configured"
+    try:  # a stopped run waits STOPPING_STEP_TIMEOUT at most
+        within(STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None, target.send, message)
+    except (AlertNotDelivered, TimeoutError) as exc:
+        logger.error("%s not delivered: %s; the next run sends it again", what, exc)
+        return str(exc)
+    logger.info("sent the %s via %s", what, target.name)
+    return None
+
+
+def flow_run_link() -> str | None:
+    """The flow run in the Prefect UI, when it runs on a lasting server (not the CLI's temporary one)."""
+    if os.environ.get(TEMPORARY_SERVER):
+        return None
+    try:
+        return flow_run.ui_url
+    except Exception:
+        return None

@@ -5,7 +5,9 @@ release, a fetch, or the day a derived table was built), when it was published (
 metadata written by tasks/publish.py, of the files the warehouse manifest names as current), the raw sha256s and
 the suites and code digests it was built from (the manifest's `sources`); catalog treaties with no published data;
 the open quarantines with their whole reasons (tasks/incidents.py state); the last runs with their outcome and
-flow run, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes. The text fits 100
+flow run, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes; whether each open
+quarantine's alert was delivered (and why not), and "alerts: none configured" when the last run had no channel.
+The text fits 100
 columns (sha256s and timestamps shortened; `wide` gives them whole, as `--json` does).
 A damaged or hostile warehouse is never trusted: every file read must be a regular file inside it (a FIFO or a
 device is never opened) of the expected shape, else `WarehouseDamaged` names the file and what is wrong.
@@ -51,6 +53,7 @@ def log_run(root: UPath, run_id: str, flow_run: dict, reports, now: datetime) ->
         "run_id": run_id, "flow_run": {**flow_run, "state": "Completed" if ok else "Failed"},
         "finished_at": now.isoformat(timespec="seconds"), "ok": ok,
         "crash": "; ".join(r.crash for r in reports if r.crash), "counts": totals(reports),
+        "alerts": next((r.alerts for r in reports if r.alerts), ""),
         "batches": [{"flow": r.flow, "batch": o.key, "status": o.status} for r in reports for o in r.outcomes],
     }
     path = storage.location(root) / "_runs" / f"{run_id}.json"
@@ -121,7 +124,8 @@ def _incidents(root: UPath) -> list[dict]:
                  and isinstance(incident.get("quarantine"), (str, type(None))),
                  path, f"incident {ident!r} is not what armswatch records (flow, batch, status, first_seen, "
                        f"reason, runs, quarantine)")
-    return [{k: v for k, v in incident.items() if k != "fingerprint"} for _, incident in sorted(found.items())]
+    return [{**{k: v for k, v in incident.items() if k != "fingerprint"},
+             "alert_delivered": bool(incident.get("last_alerted"))} for _, incident in sorted(found.items())]
 
 
 def _run_log(path: UPath) -> dict:
@@ -167,7 +171,7 @@ def status(root: UPath) -> dict:
                   for run in reversed(runs) if any(b.get("flow") == "treaties" for b in run.get("batches", []))), set())
     return {"warehouse": str(root), "tables": tables,
             "treaties_without_data": sorted(tried - set(manifest.get(TREATIES.name, {}))),
-            "open_quarantines": _incidents(root),
+            "open_quarantines": _incidents(root), "alerts": runs[-1].get("alerts", "") if runs else "",
             "last_runs": [{k: v for k, v in run.items() if k != "batches"} for run in reversed(runs)]}
 
 
@@ -221,6 +225,10 @@ def text(report: dict, wide: bool = False) -> str:
         if q.get("quarantine"):
             out += _wrap(f"kept in {q['quarantine']}", "    ")
         out += _wrap(q["reason"], "    ")
+        if not q["alert_delivered"]:
+            out += _wrap(f"alert not delivered: {q.get('alert_error') or 'not sent yet'}", "    ")
+    if report["alerts"] == "none configured":
+        out.append("alerts: none configured")
     out += ["", "last runs:"]
     for run in report["last_runs"]:
         c, flow_run = run["counts"], run.get("flow_run") or {}
