@@ -91,13 +91,14 @@ def number(value) -> str:
 
 def table(rows: list[dict], columns: list[str], labels: dict[str, str] | None = None,
           raw: tuple[str, ...] = ()) -> str:
-    """An HTML table; numbers right-aligned; the `raw` columns hold markup built by the caller (already escaped)."""
+    """An HTML table; numbers right-aligned; the `raw` columns hold numbers with markup (footnote markers) built by
+    the caller, already escaped."""
     labels = labels or {}
     head = "".join(f"<th>{html.escape(labels.get(c, c))}</th>" for c in columns)
 
     def cell(value, column) -> str:
         if column in raw:
-            return f"<td>{value or ''}</td>"
+            return f'<td class="n">{value or ""}</td>'
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         return f'<td class="n">{number(value)}</td>' if numeric else f"<td>{html.escape(number(value))}</td>"
     body = "".join("<tr>" + "".join(cell(r.get(c), c) for c in columns) + "</tr>" for r in rows)
