@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, HttpUrl
 
-from tasks import revisions, xlsx
+from tasks import hosts, revisions, xlsx
 from tasks.countries import by_iso3
 from tasks.errors import ParseError
 from tasks.source import Batch, Client, Notes, Reader, Source, SourceConfig, Staged
@@ -212,20 +212,39 @@ def seizures(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> pa.T
     return pa.concat_tables(chunks)
 
 
-def release_links(html: bytes, page_url: str, file_name: str) -> list[str]:
+def release_links(html: bytes, page_url: str, file_name: str,
+                  allowed: frozenset[str] | None = None) -> tuple[list[str], list[str]]:
     """IAFQ workbook URLs linked from a data report page: `/files/YYYY-MM/<file_name>.xlsx` or a same-month
     re-upload `<file_name>_0.xlsx`, `_1`, ...; absolute, deduplicated, oldest first (by month, then revision).
-    Only the newest upload of each month is kept: a re-upload replaces the file of the same month."""
+    Only the newest upload of each month is kept: a re-upload replaces the file of the same month. Links the
+    origins `allowed` do not allow (tasks/hosts.py: credentials, another scheme or host) are not releases: the
+    second list says why each distinct one was refused."""
     try:
         document = lxml.html.document_fromstring(html, base_url=page_url)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise ParseError(SOURCE, page_url, f"data report page is not readable HTML: {exc}") from None
     newest: dict[str, tuple[int, str]] = {}
+    refused: dict[str, str] = {}
     for _, _, link, _ in document.iterlinks():  # a, area, link, iframe, ... wherever the page puts its links
-        url = urljoin(page_url, link.strip())
-        if (upload := _upload(url, re.escape(file_name))) and upload[1] >= newest.get(upload[0], (-2, ""))[0]:
-            newest[upload[0]] = (upload[1], url.split("#")[0])
-    return [url for _, (_, url) in sorted(newest.items())]
+        url = urljoin(page_url, link.strip()).split("#")[0]
+        if not (upload := _upload(url, re.escape(file_name))):
+            continue
+        if why := hosts.refusal(url, allowed):
+            refused.setdefault(url, why)
+        elif upload[1] >= newest.get(upload[0], (-2, ""))[0]:
+            newest[upload[0]] = (upload[1], url)
+    return [url for _, (_, url) in sorted(newest.items())], list(refused.values())
+
+
+def _order(url: str) -> tuple:
+    """Sort key of release URLs: oldest upload first (month, then revision), then the URL."""
+    return _upload(url) or ("", -1), url
+
+
+def refusals(refused: list[str], shown: int = 3) -> str:
+    """One message for the links of a page that were refused: how many, and the first `shown` reasons."""
+    more = f"; and {len(refused) - shown} more" if len(refused) > shown else ""
+    return f"{len(refused)} linked release(s) refused, not fetched: {'; '.join(refused[:shown])}{more}"
 
 
 def _upload(url: str, file_name: str = r"[^/]*?") -> tuple[str, int] | None:
@@ -243,6 +262,8 @@ class IafqConfig(SourceConfig):
     releases: list[HttpUrl] = Field(default_factory=list, description="releases pinned or added by hand")
     max_uncompressed_bytes: int = Field(default=xlsx.Limits.max_uncompressed_bytes, gt=0)
     max_compression_ratio: float = Field(default=xlsx.Limits.max_compression_ratio, gt=1)
+    max_releases: int = Field(default=20, gt=0, description="newest releases discovered per run, at most")
+    max_page_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="bytes of a report page read, at most")
 
 
 class IafqSource(Source):
@@ -260,16 +281,23 @@ class IafqSource(Source):
                            max_compression_ratio=self.config.max_compression_ratio)
 
     def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:
-        """Releases linked from the report pages plus the configured ones, oldest upload first; a page that
-        cannot be read is an error of its own (the other releases still run)."""
-        urls, errors = {str(u) for u in self.config.releases}, {}
+        """The configured releases plus the newest `max_releases` linked from the report pages (each page read up
+        to `max_page_bytes`), oldest upload first. A page that cannot be read is an error of its own (the other
+        releases still run); so are its links that the source's hosts do not allow, named once per page."""
+        found, errors = set(), {}
         for page in self.config.report_pages:
             try:
-                response = client.get(str(page), "html")
-                urls.update(release_links(response.body, response.url, self.config.file_name))
+                response = client.get(str(page), "html", max_bytes=self.config.max_page_bytes)
+                links, refused = release_links(response.body, response.url, self.config.file_name, self.allowed)
             except (ParseError, *client.errors) as exc:
                 errors[f"report page {page}"] = str(exc)
-        return [Batch(url, (url,)) for url in sorted(urls, key=lambda u: (_upload(u) or ("", -1), u))], errors
+                continue
+            found.update(links)
+            if refused:
+                errors[f"report page {page} links"] = str(ParseError(SOURCE, str(page), refusals(refused)))
+        newest = sorted(found, key=_order)[-self.config.max_releases:]
+        urls = {str(u) for u in self.config.releases} | set(newest)
+        return [Batch(url, (url,)) for url in sorted(urls, key=_order)], errors
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses
