@@ -283,9 +283,11 @@ def status_by_region(con, views: set[str]) -> str:
             n = sum(region.get(s, 0) for s in STATUS_LABELS)
             cells.append({"region": region["region"], "states": n, **{
                 s: f"{region.get(s, 0)} ({100 * region.get(s, 0) / n:.0f} %)" for s in STATUS_LABELS}})
-        out.append(f"<h3>{html.escape(treaty)}</h3>" + table(cells, ["region", "states", *STATUS_LABELS],
+        present = [s for s in STATUS_LABELS if total[s]]
+        out.append(f"<h3>{html.escape(treaty)}</h3>" + table(cells, ["region", "states", *present],
                                                             labels=STATUS_LABELS))
-    return '<p class="note">UN member and observer states; percentages of the region\'s states.</p>' + "".join(out)
+    return ('<p class="note">UN member and observer states; percentages of the region\'s states; a status no state '
+            "has is not shown.</p>" + "".join(out))
 
 
 def seizures(con, views: set[str]) -> str:
