@@ -102,12 +102,16 @@ def test_a_rerun_with_the_same_failures_rebuilds_nothing_and_a_new_failure_rebui
         return [Report("treaties", "run", list(outcomes))]
 
     same = reports(Outcome("XVIII-12", "quarantined", fingerprint="a1"), Outcome("XXVI-8", "unchanged"))
-    for path in (duckdb_views.DATABASE, Path("report") / "index.html", BUILT_FOR):
+    for path in (duckdb_views.DATABASE, Path("report") / "index.html", Path("report") / report.COUNTRY_INDEX,
+                 BUILT_FOR):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(failing(same))
     assert not analyst_outputs_due(tmp_path, same)
     assert analyst_outputs_due(tmp_path, reports(Outcome("XVIII-12", "quarantined", fingerprint="b2")))
     assert analyst_outputs_due(tmp_path, reports(Outcome("XXVI-8", "published")))
+    (tmp_path / "report" / report.COUNTRY_INDEX).unlink()
+    assert analyst_outputs_due(tmp_path, same), "the state pages are missing"
+    (tmp_path / "report" / report.COUNTRY_INDEX).write_text("")
     (tmp_path / "report" / "index.html").unlink()
     assert analyst_outputs_due(tmp_path, same)
 
