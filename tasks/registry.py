@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, HttpUrl
-
 from tasks import catalog, untc
 from tasks.m49 import M49Source
 from tasks.sdg import SdgSource
@@ -27,12 +25,6 @@ FOLDER = Path(__file__).resolve().parent.parent / "sources"
 SOURCES: tuple[type[Source], ...] = (SdgSource, IafqSource, M49Source)
 #: The treaty source's name: sources/untc.yaml.
 TREATY_SOURCE = untc.SOURCE
-
-
-class TreatySourceConfig(SourceConfig):
-    """sources/untc.yaml: the UN Treaty Collection's origin and the hosts its documents are fetched from."""
-
-    hosts: list[HttpUrl] = Field(min_length=1, strict=False)
 
 
 def names() -> list[str]:
@@ -68,12 +60,12 @@ def tables() -> tuple[Table, ...]:
     return tuple(seen.values())
 
 
-def treaty_source(folder: Path | str | None = None) -> TreatySourceConfig:
-    """The treaty source's configuration, `<folder>/untc.yaml`, validated; CatalogError naming the file, the entry
-    and the key of any problem."""
+def treaty_source(folder: Path | str | None = None) -> SourceConfig:
+    """The treaty source's configuration, `<folder>/untc.yaml` (its origin and hosts; the catalog is treaties.yaml),
+    validated; CatalogError naming the file, the entry and the key of any problem."""
     path = Path(folder or FOLDER) / f"{TREATY_SOURCE}.yaml"
     what = f"source {TREATY_SOURCE}:"
-    return catalog.validate(TreatySourceConfig, catalog.read_yaml(path, what), path, what)
+    return catalog.validate(SourceConfig, catalog.read_yaml(path, what), path, what)
 
 
 def origins(folder: Path | str | None = None) -> list[Origin]:

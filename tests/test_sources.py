@@ -127,7 +127,7 @@ def test_the_treaty_source_is_registered_with_its_origin_and_hosts(tmp_path):
     assert untc.origin.producer == "United Nations Office of Legal Affairs, Treaty Section"
     assert str(untc.origin.url_main) == "https://treaties.un.org/"
     assert str(untc.origin.license.url) == "https://www.un.org/en/about-us/terms-of-use"
-    assert [str(h) for h in untc.hosts] == ["https://treaties.un.org/"]
+    assert untc.hosts == ["https://treaties.un.org"]
     assert [o.attribution_short for o in registry.origins()][0] == "UN Treaty Collection"
     config = yaml.safe_load((registry.FOLDER / "untc.yaml").read_text())
     config["origin"].pop("citation_full")
