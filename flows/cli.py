@@ -159,6 +159,7 @@ def _configured(args) -> None:
 
     environment()
     catalog.load(args.treaties)
+    registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 

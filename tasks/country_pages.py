@@ -20,13 +20,6 @@ from tasks.storage import atomic_write
 INDICATORS = [*SDG_COLUMNS, *IAFQ_COLUMNS]
 
 
-def _grouped(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for row in rows:
-        out.setdefault(row["iso3"], []).append(row)
-    return out
-
-
 def _date(date, kind) -> str:
     return f"{date} ({kind.replace('_', ' ')})" if date and kind else str(date or "")
 
@@ -63,18 +56,20 @@ def indicators(rows: list[dict]) -> str:
     docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in PANEL.schema}
     legend = "".join(f"<li><code>{c}</code>: {html.escape(docs[c])}</li>" for c in INDICATORS)
     listed = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(notes, 1))
-    return (report.table(cells, ["year", *INDICATORS], raw=tuple(INDICATORS))
+    labels = {c: c.replace("_pct", " (%)").replace("_", " ") for c in INDICATORS}
+    return (report.table(cells, ["year", *INDICATORS], labels=labels, raw=tuple(INDICATORS))
             + (f"<p>Footnotes:</p><ul>{listed}</ul>" if notes else "") + f'<ul class="note">{legend}</ul>')
 
 
 def revisions(rows: list[dict]) -> str:
     if not rows:
         return '<p class="note">The latest releases revised nothing for this state.</p>'
-    counts: dict[str, int] = {}
+    counts: dict[str, dict[str, int]] = {}
     for r in rows:
-        key = f"{r['dataset']} {r['old_release']} → {r['new_release']}: {r['change'].replace('_', ' ')}"
-        counts[key] = counts.get(key, 0) + 1
-    summary = "; ".join(f"{k} {n:,}" for k, n in counts.items())
+        changes = counts.setdefault(f"{r['dataset']} {r['old_release']} → {r['new_release']}", {})
+        changes[r["change"]] = changes.get(r["change"], 0) + 1
+    summary = "; ".join(f"{k}: " + ", ".join(f"{n:,} {c.replace('_', ' ')}" for c, n in v.items())
+                        for k, v in counts.items())
     return (f"<p>{html.escape(summary)}</p><details><summary>{len(rows):,} revised observations</summary>"
             + report.table(rows, ["dataset", "change", "year", "observation", "old_value", "new_value"],
                            labels={"old_value": "old value", "new_value": "new value"}) + "</details>")
@@ -110,18 +105,15 @@ def pages(con, views: set[str], generated_at: datetime) -> dict[str, str]:
     if "countries" not in views:
         return {}
     states = report.query(con, "SELECT * FROM countries WHERE un_status IS NOT NULL ORDER BY name")
-    status = _grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no")) \
+    status = report.grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no"), "iso3") \
         if "treaty_status" in views else {}
-    panel = _grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year")) \
+    panel = report.grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year"), "iso3") \
         if "country_year_panel" in views else {}
-    revised = _grouped(report.query(con, """
+    revised = report.grouped(report.query(con, f"""
         SELECT dataset, old_release, new_release, change, iso3, CAST(year AS VARCHAR) AS year, old_value, new_value,
-               coalesce(nullif(concat_ws(' / ', indicator, dimension, category, nullif(sex, 'na'), nullif(age, 'na')),
-                               ''),
-                        CAST(dimensions AS VARCHAR)) AS observation
-        FROM indicator_revisions WHERE iso3 IS NOT NULL
-        QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)
-        ORDER BY dataset, change, year, observation""")) if "indicator_revisions" in views else {}
+               observation
+        FROM ({report.LATEST_REVISIONS}) WHERE iso3 IS NOT NULL ORDER BY dataset, change, year, observation"""),
+        "iso3") if "indicator_revisions" in views else {}
     out = {f"{s['iso3']}.html": country_page(s, status.get(s["iso3"], []), panel.get(s["iso3"], []),
                                              revised.get(s["iso3"], []), generated_at) for s in states}
     out["index.html"] = index(states)
