@@ -1,5 +1,7 @@
 """Errors every stage raises: each names the source, the URL (without credentials) and what was wrong; and the
-one bounded excerpt of a response body any message may quote."""
+one bounded excerpt (of a response body, or of any value) a message may quote."""
+
+import reprlib
 
 from tasks.hosts import redact
 
@@ -38,13 +40,24 @@ class ParseError(ArmswatchError):
     """The document was fetched but its content is not what the parser expects (schema drift, bad cells)."""
 
 
-#: Longest excerpt of a response body any message carries (the summary, a quarantine reason, an alert, a log line).
+#: Longest excerpt any message carries (the summary, a quarantine reason, an alert, a log line, a configuration
+#: error).
 EXCERPT_CHARS = 80
+#: How values other than bodies are quoted: a bounded prefix of each, two levels deep, whatever their size.
+_QUOTE = reprlib.Repr()
+_QUOTE.maxlevel, _QUOTE.maxstring, _QUOTE.maxlong, _QUOTE.maxother = 2, EXCERPT_CHARS, 40, EXCERPT_CHARS
+_QUOTE.maxtuple = _QUOTE.maxlist = _QUOTE.maxarray = _QUOTE.maxdict = _QUOTE.maxset = _QUOTE.maxfrozenset = 20
+_QUOTE.maxdeque = 20
 
 
-def excerpt(body: bytes, limit: int = EXCERPT_CHARS) -> str:
-    """A short, printable excerpt of a response body for a message: whitespace runs as one space, characters that
-    are not printable escaped (`\\x1b`, `\\u202e`), at most `limit` characters (`...` marks a cut); never the body."""
-    text = " ".join(body[: limit * 4].decode("utf-8", "replace").split())
-    printable = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text)
-    return (printable[: limit - 3] + "..." if len(printable) > limit else printable) or "(empty body)"
+def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+    """A short, printable excerpt for a message, built from a bounded prefix (never the whole value): a response
+    body (bytes) as text, whitespace runs as one space; any other value quoted as repr quotes it (a str in quotes,
+    a list or mapping by its first items, two levels deep: an alias bomb is never expanded). Characters that are
+    not printable are escaped (`\\x1b`, `\\u202e`); at most `limit` characters (`...` marks a cut)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        text = " ".join(bytes(value[: limit * 4]).decode("utf-8", "replace").split())
+        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text) or "(empty body)"
+    else:
+        text = repr(value[: limit + 1]) if isinstance(value, str) else _QUOTE.repr(value)
+    return text[: limit - 3] + "..." if len(text) > limit else text

@@ -134,7 +134,11 @@ def test_report_has_every_section_inline(warehouse):
     top = page.split('<section id="map">')[0]
     assert "treaty status as at <b>2018-01-15</b>" in top and "release of <b>2024-08-26</b>" in top
     assert "2026.Q3.G.01" in top and "did not refresh" not in top, "every batch of the last run passed"
-    assert "no_action" not in section(page, "status-by-region") and "Latin America and the Caribbean" in page
+    regions = section(page, "status-by-region")
+    assert "no_action" not in regions and "<th>no action</th>" in regions
+    assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
+    assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
+    assert '<td>Northern America</td><td class="n">2</td>' in regions
     tracing = section(page, "tracing-rates")
     assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
     years = re.findall(r">(20\d\d)</text>", tracing)
