@@ -402,3 +402,32 @@ def test_the_sources_are_fetched_at_once(tmp_path):
             server.shutdown()
             server.server_close()
     assert sdg.met[0] is True and unodc.met[0] is True
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("prefect_harness")
+def test_treaty_urls_are_fetched_only_from_the_hosts_of_sources_untc_yaml(two_hosts, tmp_path, capsys):
+    """A catalog entry whose url names another host is refused without a request; once sources/untc.yaml names
+    that host, it is asked."""
+    import shutil
+
+    import yaml
+
+    from flows.cli import main
+    from tasks import registry
+
+    own, _ = two_hosts
+    url = own.script("/XXVI-8.en.xml", faults.ok(DOC))
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(f"- {{id: XXVI-8, short_name: ATT, url: '{url}'}}\n")
+    run = ["run", "--only", "treaties", "--treaties", str(cat), "--warehouse", str(tmp_path / "wh")]
+    assert main(run) == 1
+    refused = f"{url} refused: {own.base} is not among the source's hosts (https://treaties.un.org)"
+    assert refused in capsys.readouterr().out
+    assert own.count("/XXVI-8.en.xml") == 0
+    folder = tmp_path / "sources"
+    shutil.copytree(registry.FOLDER, folder)
+    untc = yaml.safe_load((folder / "untc.yaml").read_text())
+    (folder / "untc.yaml").write_text(yaml.safe_dump({**untc, "hosts": [*untc["hosts"], own.base]}))
+    main([*run, "--sources", str(folder)])
+    assert own.count("/XXVI-8.en.xml") == 1
