@@ -20,13 +20,6 @@ from tasks.storage import atomic_write
 INDICATORS = [*SDG_COLUMNS, *IAFQ_COLUMNS]
 
 
-def _grouped(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for row in rows:
-        out.setdefault(row["iso3"], []).append(row)
-    return out
-
-
 def _date(date, kind) -> str:
     return f"{date} ({kind.replace('_', ' ')})" if date and kind else str(date or "")
 
@@ -112,18 +105,15 @@ def pages(con, views: set[str], generated_at: datetime) -> dict[str, str]:
     if "countries" not in views:
         return {}
     states = report.query(con, "SELECT * FROM countries WHERE un_status IS NOT NULL ORDER BY name")
-    status = _grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no")) \
+    status = report.grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no"), "iso3") \
         if "treaty_status" in views else {}
-    panel = _grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year")) \
+    panel = report.grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year"), "iso3") \
         if "country_year_panel" in views else {}
-    revised = _grouped(report.query(con, """
+    revised = report.grouped(report.query(con, f"""
         SELECT dataset, old_release, new_release, change, iso3, CAST(year AS VARCHAR) AS year, old_value, new_value,
-               coalesce(nullif(concat_ws(' / ', indicator, dimension, category, nullif(sex, 'na'), nullif(age, 'na')),
-                               ''),
-                        CAST(dimensions AS VARCHAR)) AS observation
-        FROM indicator_revisions WHERE iso3 IS NOT NULL
-        QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)
-        ORDER BY dataset, change, year, observation""")) if "indicator_revisions" in views else {}
+               observation
+        FROM ({report.LATEST_REVISIONS}) WHERE iso3 IS NOT NULL ORDER BY dataset, change, year, observation"""),
+        "iso3") if "indicator_revisions" in views else {}
     out = {f"{s['iso3']}.html": country_page(s, status.get(s["iso3"], []), panel.get(s["iso3"], []),
                                              revised.get(s["iso3"], []), generated_at) for s in states}
     out["index.html"] = index(states)
