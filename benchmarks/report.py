@@ -51,7 +51,7 @@ def main() -> None:
                 print(f"{name:<28} {seconds:>8.2f} {len(html) / 1024:>8.0f}")
             seconds, page = best_of(3, lambda: report.build(root, con, [], now))
             print(f"{'report/index.html':<28} {seconds:>8.2f} {page.stat().st_size / 1024:>8.0f}")
-            seconds, folder = best_of(3, lambda: country_pages.build(root, con, now))
+            seconds, folder = best_of(3, lambda: country_pages.build(root, con))
             size = sum(p.stat().st_size for p in folder.iterdir())
             print(f"{'report/country/ (' + str(len(list(folder.iterdir()))) + ' pages)':<28} {seconds:>8.2f} "
                   f"{size / 1024:>8.0f}")

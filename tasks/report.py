@@ -421,9 +421,9 @@ def validation(reports: list[Report], root: Path, generated_at: datetime) -> str
     warehouse."""
     outcomes = [(r.flow, o) for r in reports for o in r.outcomes]
     bad = [o for _, o in outcomes if not o.ok]
-    summary = (f'<p class="{"bad" if bad else "ok"}">{len(outcomes) - len(bad)} batches passed validation '
-               f"(published or unchanged), {len(bad)} quarantined or failed; run "
-               f"{html.escape(', '.join(sorted({r.run_id for r in reports})))}, "
+    summary = (f'<p class="{"bad" if bad else "ok"}">{len(outcomes) - len(bad)} of {len(outcomes)} batches passed '
+               f"validation (published or unchanged), {len(bad)} quarantined or failed; run "
+               f"{html.escape(', '.join(sorted({r.run_id for r in reports})))}; this page built "
                f"{generated_at.isoformat(timespec='seconds')}.</p>")
     lines = []
     for flow, o in outcomes:
@@ -474,9 +474,9 @@ def page(con: duckdb.DuckDBPyConnection, reports: list[Report], generated_at: da
                    for key, (title, content) in parts.items())
     return document("armswatch report", "<h1>armswatch: UN instruments against illicit arms</h1>"
                     + status_as_at(con, views, reports)
-                    + f'<p class="note">Pages per state: <a href="{COUNTRY_INDEX}">index</a>. Built '
-                    f"{generated_at.isoformat(timespec='seconds')} from the warehouse's published tables "
-                    "(armswatch.duckdb); this page loads nothing from anywhere.</p>" + body)
+                    + f'<p class="note">Pages per state: <a href="{COUNTRY_INDEX}">index</a>. From the warehouse\'s '
+                    "published tables (armswatch.duckdb); when this page was built is in the validation section. "
+                    "This page loads nothing from anywhere.</p>" + body)
 
 
 def document(title: str, body: str) -> str:

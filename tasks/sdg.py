@@ -108,7 +108,7 @@ def _json(body: bytes, url: str, limits: Limits = Limits()):
     except RecursionError:
         raise ParseError(SOURCE, url, "JSON nested too deeply to parse") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(SOURCE, url, f"response is not JSON ({exc}); starts with {excerpt(body, 60)}") from exc
+        raise ParseError(SOURCE, url, f"response is not JSON ({exc}); starts with {excerpt(body)}") from exc
     if _depth(doc) > limits.max_json_depth:
         raise ParseError(SOURCE, url, f"JSON nested {_depth(doc)} levels deep, over the {limits.max_json_depth}-level "
                                       "cap")
