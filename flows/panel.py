@@ -115,9 +115,8 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     try:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
-            generated_at = datetime.now(timezone.utc)
-            country_pages.build(root, con, generated_at)
-            page = report.build(root, con, reports, generated_at)
+            country_pages.build(root, con)
+            page = report.build(root, con, reports, datetime.now(timezone.utc))
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
         return []

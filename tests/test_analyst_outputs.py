@@ -134,7 +134,11 @@ def test_report_has_every_section_inline(warehouse):
     top = page.split('<section id="map">')[0]
     assert "treaty status as at <b>2018-01-15</b>" in top and "release of <b>2024-08-26</b>" in top
     assert "2026.Q3.G.01" in top and "did not refresh" not in top, "every batch of the last run passed"
-    assert "no_action" not in section(page, "status-by-region") and "Latin America and the Caribbean" in page
+    regions = section(page, "status-by-region")
+    assert "no_action" not in regions and "<th>no action</th>" in regions
+    assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
+    assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
+    assert '<td>Northern America</td><td class="n">2</td>' in regions
     tracing = section(page, "tracing-rates")
     assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
     years = re.findall(r">(20\d\d)</text>", tracing)
@@ -157,6 +161,7 @@ def test_state_pages_for_every_un_state_linked_from_the_map(warehouse):
     mexico = (folder / "MEX.html").read_text()
     firearms = re.search(r"<tr><td>Firearms Protocol \(XVIII-12-c\)</td>(.*?)</tr>", mexico).group(1)
     assert "<td>party</td>" in firearms and "2003-04-10 (ratification)" in firearms
+    assert "treaty status as at <b>2018-01-15</b>" in mexico and "release of <b>2024-08-26</b>" in mexico
     indicators = section(mexico, "indicators")
     assert "99.5" in indicators and "2021-2022 average based on available data" in indicators
     assert "20,637" in indicators, "IAFQ arms seized"
