@@ -58,6 +58,30 @@ def test_a_view_per_table_and_latest_views(warehouse):
                            "and category = 'Drugs'").fetchall() == [(97,)], "typed revision keys"
 
 
+def test_a_naive_glob_reads_the_latest_release_only(warehouse):
+    """polars, pandas and DuckDB over `firearms_seizures/*.parquet` (or the folder) read the latest IAFQ release
+    only; the older release's copy is in firearms_seizures_releases/; _history files carry the run that wrote
+    them."""
+    import pandas as pd
+    import polars as pl
+
+    wh, _ = warehouse
+    with duckdb_views.connect(wh) as con:
+        latest = con.execute("select count(*) from firearms_seizures_latest").fetchone()[0]
+        releases = con.execute("select count(distinct release_date) from firearms_seizures").fetchone()[0]
+    assert releases == 2 and latest > 10000
+    assert pl.read_parquet(wh / "firearms_seizures" / "*.parquet").height == latest
+    assert len(pd.read_parquet(wh / "firearms_seizures")) == latest
+    assert duckdb.sql(f"select count(*) from '{wh}/firearms_seizures/*.parquet'").fetchone()[0] == latest
+    assert [p.name for p in (wh / "firearms_seizures_releases").iterdir()] == ["2022-06-17.parquet"]
+    mexico = pl.read_parquet(wh / "firearms_seizures" / "*.parquet").filter(
+        (pl.col("iso3") == "MEX") & (pl.col("year") == 2010) & (pl.col("indicator") == "Arms seized")
+        & (pl.col("category") == "Total") & (pl.col("dimension") == "Total"))
+    assert mexico.height == 1, "counted once"
+    runs = pl.read_parquet(wh / "_history" / "firearms_seizures" / "*" / "*.parquet")["run_id"].unique()
+    assert runs.len() >= 1 and all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", r) for r in runs)
+
+
 def test_views_read_relative_paths_so_the_warehouse_can_move(warehouse, tmp_path, monkeypatch):
     wh, _ = warehouse
     moved = tmp_path / "elsewhere"
