@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
 from tasks import catalog, duckdb_views, panel, report, storage
+from tasks.audit import Outcome
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
@@ -26,6 +27,8 @@ from tasks.treaty_status import status_tables
 
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
+#: The batch name under which an analyst output that could not be written is reported.
+OUTPUTS = "analyst outputs"
 
 
 @task(cache_policy=NO_CACHE)
@@ -100,7 +103,8 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due, and
     for a warehouse on an object store (a DuckDB file cannot be opened there: analysts read the manifest's files,
-    see the README)."""
+    see the README). An output that cannot be written is a failed outcome (`outputs`) of the last report, so the
+    run's state, exit code and alert say so."""
     logger = get_run_logger()
     root = run.warehouse.root
     if not storage.is_local(root):
@@ -115,7 +119,10 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
         with duckdb_views.connect(root) as con:
             page = report.build(root, con, reports, datetime.now(timezone.utc))
     except Exception as exc:  # the published data stands; the run goes on to report and alert
-        logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+        reason = f"could not build {duckdb_views.DATABASE} or the report in {root}: {type(exc).__name__}: {exc}"
+        logger.error(reason)
+        reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))
+        (root / BUILT_FOR).unlink(missing_ok=True)  # so the next run builds them again
         return []
     storage.atomic_write(root / BUILT_FOR, failing(reports).encode())
     logger.info("wrote %s and %s", database, page)

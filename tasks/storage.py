@@ -92,7 +92,9 @@ def is_local(path: UPath) -> bool:
 
 def atomic_write(path: UPath | Path, data: bytes) -> None:
     """Replace `path` with `data` so that a reader sees the old or the new bytes, never a part: on a local disk a
-    temporary file in the same folder, fsync, then rename; on an object store one PUT (atomic per object)."""
+    temporary file in the same folder, fsync, then rename; on an object store one PUT (atomic per object). A local
+    file gets the mode any new file of this process gets (0666 less the umask), so the manifest and the data are
+    as readable by the group and others as the warehouse folder is."""
     if not is_local(path):
         path.fs.pipe_file(path.path, data)
         return
@@ -100,6 +102,7 @@ def atomic_write(path: UPath | Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # as open() would create it (mkstemp makes it 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -108,6 +111,19 @@ def atomic_write(path: UPath | Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_tree(path: UPath) -> None:

@@ -16,6 +16,7 @@ import os
 import random
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -406,3 +407,23 @@ def test_a_warehouse_published_before_the_manifest_is_read_and_updated_in_place(
         assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed)) == fingerprint(
             wb.batch(changed, 2)[wb.PARTICIPATION])
     assert copies(root) == state(root)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_the_manifest_and_data_files_are_as_readable_as_the_umask_makes_files(tmp_path, mask):
+    """Another user can follow the manifest recipe whenever they can read the data: every file a publish writes
+    gets the mode a plain new file gets (0666 less the umask), never 0600."""
+    previous = os.umask(mask)
+    try:
+        root = tmp_path / "warehouse"
+        with Warehouse(root).locked() as warehouse:
+            warehouse.publish("run-v1", wb.batches(1), wb.SNAPSHOT)
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(previous)
+    expected = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert expected == 0o666 & ~mask
+    written = [root / "_manifest.json", *root.glob("*/*.parquet"), *(root / "_history").rglob("*.parquet")]
+    assert len(written) == 1 + 2 * 2 * len(wb.KEYS)
+    assert {p.relative_to(root).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {
+        p.relative_to(root).as_posix(): oct(expected) for p in written}
