@@ -111,9 +111,12 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
     when a batch was quarantined or failed (after publishing the others and alerting)."""
     configured = registry.load(sources, only)
     with (use_run(run, warehouse, mirror, force) as run,
-          reported(Report("indicators", run.id), run, notify, alert_block) as report):
+          reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
+                   alert_block) as report):
         for source in configured:
-            report.outcomes += run_source(run, source)
+            for outcome in run_source(run, source):
+                outcome.source = source.name
+                report.outcomes.append(outcome)
     return final_state([report])
 
 

@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, duckdb_views, panel, report, storage
 from tasks.audit import Outcome
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
@@ -25,6 +25,7 @@ from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, 
                           TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
 
+SOURCE = "panel"  # what this flow's incidents belong to (tasks/incidents.py)
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
 #: The batch name under which an analyst output that could not be written is reported.
@@ -60,7 +61,7 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, None, force) as run,
-          reported(Report("panel", run.id), run, notify, alert_block) as report):
+          reported(Report("panel", run.id, sources=[SOURCE]), run, notify, alert_block) as report):
         if not run.warehouse.batches(COUNTRIES):
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
@@ -117,7 +118,9 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     try:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
+            generated_at = datetime.now(timezone.utc)
+            country_pages.build(root, con, generated_at)
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         reason = f"could not build {duckdb_views.DATABASE} or the report in {root}: {type(exc).__name__}: {exc}"
         logger.error(reason)

@@ -43,7 +43,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     logger = get_run_logger()
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, mirror, force) as run,
-          reported(Report("treaties", run.id), run, notify, alert_block, news_block) as report):
+          reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block) as report):
         fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml")
         STAGES.start("parse", len(entries))
         staged, errors, details, skipped = {}, {}, {}, []

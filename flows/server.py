@@ -127,6 +127,10 @@ def serve(port: int) -> None:
         uvicorn.run(create_app, factory=True, host="127.0.0.1", port=port, log_level="error", lifespan="on")
 
 
+#: Set while the CLI's temporary server is the Prefect API (flows/steps.py links alerts to lasting servers only).
+TEMPORARY_SERVER = "ARMSWATCH_TEMPORARY_SERVER"
+
+
 class PrefectAPI:
     """`launch()` early, then `with api:` waits until the API answers and points Prefect at it for the body. No
     server is launched when PREFECT_API_URL names one (in the environment, or in the Prefect profile: then the
@@ -181,6 +185,7 @@ class PrefectAPI:
                 time.sleep(HEALTH_POLL)
         self.settings = prefect.context.GLOBAL_SETTINGS_CONTEXT
         os.environ["PREFECT_API_URL"] = self.url
+        os.environ[TEMPORARY_SERVER] = "1"  # no flow-run links in alerts: this server ends with the CLI
         prefect.context.refresh_global_settings_context()
         return self.url
 
@@ -191,6 +196,7 @@ class PrefectAPI:
 
         _drain()
         os.environ.pop("PREFECT_API_URL", None)
+        os.environ.pop(TEMPORARY_SERVER, None)
         prefect.context.GLOBAL_SETTINGS_CONTEXT = self.settings  # as before (building them again costs 0.2 s)
         self.stop()
 

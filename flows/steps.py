@@ -26,12 +26,14 @@ from prefect.utilities import engine
 from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
                       wait_chain, wait_fixed, wait_random)
 
+from flows.server import TEMPORARY_SERVER
 from tasks import status
-from tasks.alerts import batch_rows, failure_alert, ratification_notice, recovery_notice, send, summary_markdown
+from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
+                          recovery_notice, summary_markdown)
 from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish
 from tasks.errors import FetchError
-from tasks.incidents import prune
+from tasks.incidents import label, prune
 from tasks.publish import LeaseLost
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
 
@@ -130,6 +132,8 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
             report.crash = signalled
             get_run_logger().error("run ended early: %s", report.crash)
     finally:
+        for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
+            outcome.source = outcome.source or report.sources[0]
         if notify:
             finish(run, [report], alert_block, news_block, report.new_parties)
 
@@ -160,12 +164,18 @@ def final_state(reports: list[Report]):
 
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
-    """Artifacts, run log and Data Docs (if anything was validated) for every run; an alert for failures that are
-    new or due a reminder; one notice per recovered batch; new parties if opted in; then retention. Never raises:
-    the run's own outcome comes first."""
+    """An alert for failures that are new, not yet delivered or due a reminder; one notice per recovered batch;
+    new parties if opted in; then artifacts, run log and Data Docs (if anything was validated) for every run, and
+    retention. Never raises: the run's own outcome comes first."""
     logger = get_run_logger()
-    name = f"'{flow_run.name}' ({flow_run.flow_name}, id {flow_run.id})"
+    name = f"'{flow_run.name}' ({flow_run.flow_name})"
     now = datetime.now(timezone.utc)
+    delivery = notify(run, reports, name, now, alert_block)
+    for report in reports:
+        report.alerts = delivery
+    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
+    if news_block and (message := ratification_notice(news or [])):  # opt-in
+        deliver(Channel("block", news_block), message, "new-ratifications notice")
     steps = [
         ("artifacts", lambda: (
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
@@ -180,28 +190,64 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
-        decision = run.incidents.triage(reports, now, run.sources)
-    except Exception as exc:  # unreadable state: alert on everything rather than on nothing
-        logger.error("incident state unreadable (%s); alerting on every failing batch", exc)
-        decision = None
-    alert = (failure_alert(name, reports) if decision is None
-             else failure_alert(name, reports, [(o, kind) for _, o, kind in decision.alert]))
-    alert_block = alert_block or os.environ.get("ARMSWATCH_ALERT_BLOCK")
-    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
-    for block, message, what in ((alert_block, alert, "failure alert"),
-                                 (alert_block, recovery_notice(name, decision.recovered if decision else []),
-                                  "recovery notice"),
-                                 (news_block, ratification_notice(news or []), "new-ratifications notice")):
-        if message and block:
-            try:
-                send(block, message)
-                logger.info("sent the %s through block %s", what, block)
-            except Exception as exc:  # an unreachable destination must not hide the run's own outcome
-                logger.error("could not send the %s through block %s: %s", what, block, type(exc).__name__)
-        elif message:
-            logger.warning("%s not sent: no notification block configured (ARMSWATCH_ALERT_BLOCK / "
-                           "ARMSWATCH_NEWS_BLOCK)", what)
-    try:
+        for report in reports:
+            for outcome in report.outcomes:
+                if outcome.quarantine is not None and outcome.quarantine.parent.name == run.id:
+                    label(outcome.quarantine, outcome.source)
         prune(run.warehouse.root)
     except OSError as exc:
         logger.error("retention could not prune %s: %s", run.warehouse.root, exc)
+
+
+def notify(run: Run, reports: list[Report], name: str, now: datetime, alert_block: str | None) -> str:
+    """Alert on what `Incidents.triage` selects and record whether the channel confirmed it (retried by the next
+    run if not); send the recovery notice. Returns what became of the alert, for the summary and the run log:
+    "none configured", "sent via <channel>", "not delivered (<cause>); retried by the next run", or ""."""
+    target = channel(alert_block)
+    try:
+        decision = run.incidents.triage(reports, now, run.sources)
+    except Exception as exc:  # unreadable state: alert on everything rather than on nothing
+        get_run_logger().error("incident state unreadable (%s); alerting on every failing batch", exc)
+        decision = None
+    selected = None if decision is None else [(o, kind) for _, o, kind in decision.alert]
+    alert = failure_alert(name, reports, selected, run.warehouse.root, flow_run_link())
+    error = deliver(target, alert, "failure alert") if alert else None
+    if decision is not None:
+        try:
+            run.incidents.settle(decision, now, error)
+        except Exception as exc:
+            get_run_logger().error("could not save the incident state: %s: %s", type(exc).__name__, exc)
+        deliver(target, recovery_notice(name, decision.recovered), "recovery notice")
+    if target is None:
+        return "none configured"
+    if not alert:
+        return ""
+    return f"not delivered ({error}); retried by the next run" if error else f"sent via {target.name}"
+
+
+def deliver(target, message, what: str) -> str | None:
+    """Send `message` (if any) through `target`; None when delivered (or nothing to send), else why not, logged."""
+    logger = get_run_logger()
+    if message is None:
+        return None
+    if target is None:
+        logger.warning("%s not sent: alerts: none configured (ARMSWATCH_ALERT_URL, ARMSWATCH_ALERT_BLOCK or the "
+                       "alert_block parameter)", what)
+        return "no alert channel configured"
+    try:
+        target.send(message)
+    except AlertNotDelivered as exc:
+        logger.error("%s not delivered: %s; the next run sends it again", what, exc)
+        return str(exc)
+    logger.info("sent the %s via %s", what, target.name)
+    return None
+
+
+def flow_run_link() -> str | None:
+    """The flow run in the Prefect UI, when it runs on a lasting server (not the CLI's temporary one)."""
+    if os.environ.get(TEMPORARY_SERVER):
+        return None
+    try:
+        return flow_run.ui_url
+    except Exception:
+        return None

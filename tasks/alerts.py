@@ -1,55 +1,212 @@
-"""What people hear about a run: the failure alert, the new-ratifications notice, and the run summary.
+"""What people hear about a run: the failure alert, the recovery and new-ratifications notices, and the run summary.
 
-Pure text builders plus `send`, which hands a message to a Prefect notification block chosen by name
-(`<block-type>/<block-name>`, e.g. `custom-webhook/armswatch-alerts`, `slack-webhook/ops`,
-`microsoft-teams-webhook/arms`, `apprise-notification-block/email`). Secrets (webhook URLs) stay inside the
-block: nothing here logs or writes them. Tables read: participation (for new parties). Tables fed: none.
+Pure text builders, plus the alert channel (`channel`, `Channel.send`): a Prefect notification block chosen by
+slug (`<block-type>/<block-name>`, e.g. `custom-webhook/armswatch-alerts`, `slack-webhook/ops`), or the URL in
+`ARMSWATCH_ALERT_URL`: an http(s) URL gets a JSON POST (subject, summary, failing batches, flow-run link), any other
+scheme is an Apprise URL (`mailto://`, `tgram://`, `slack://`, ...). A send counts only when the channel confirmed
+it (2xx, Apprise's True, a block's notify without exception); otherwise `AlertNotDelivered` says why. Secrets
+(webhook URLs and their tokens) stay out of every log line, artifact, state file and alert text: channels and
+errors are named redacted. Tables read: participation (for new parties). Tables fed: none.
 """
 
 from __future__ import annotations
+
+import os
+import re
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 
 from tasks.run import Report, totals
 
+#: An alert names at most this many batches in detail (the rest as "and N more"), each with at most
+#: MAX_REASONS reasons; its subject stays within MAX_SUBJECT characters.
+MAX_BATCHES, MAX_REASONS, MAX_SUBJECT = 10, 5, 200
+#: Seconds to connect to / wait for a webhook receiver.
+WEBHOOK_TIMEOUT = (5, 20)
+URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^\s'\"<>]+")
 
-def failure_alert(flow_run: str, reports: list[Report], selected: list | None = None) -> tuple[str, str] | None:
-    """(subject, body) naming every failing batch, its failing expectations and where its evidence is; None if
-    every batch passed. `selected`: only these (outcome, "new" | "reminder") pairs (alert de-duplication)."""
+
+class AlertNotDelivered(Exception):
+    """The channel did not confirm the send; the message names the channel (redacted) and the cause."""
+
+
+@dataclass
+class Message:
+    subject: str
+    body: str
+    batches: list[dict] = field(default_factory=list)  # failing batches: flow, batch, status, reasons, evidence
+    link: str | None = None  # the flow run in the Prefect UI
+
+
+def redacted(url: str) -> str:
+    """A URL as it may be shown: an http(s) URL by scheme, host and port only; any other (an Apprise URL, whose
+    host may itself be a token) by its scheme."""
+    parts = urlsplit(url)
+    try:
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        port = ""
+    if parts.scheme in ("http", "https") and parts.hostname:
+        return f"{parts.scheme}://{parts.hostname}{port}/…"
+    return f"{parts.scheme or 'url'}://…"
+
+
+def scrub(text: str, secret: str | None = None) -> str:
+    """`text` (an error message) with every URL redacted and every piece of `secret` (user, password, host of a
+    non-http URL, path segments, query) removed; one line, at most 300 characters."""
+    text = URL.sub(lambda m: redacted(m.group()), text)
+    if secret:
+        parts = urlsplit(secret)
+        pieces = {parts.username, parts.password, parts.query, parts.fragment, parts.path, *parts.path.split("/")}
+        if parts.scheme not in ("http", "https") or "@" in parts.netloc:
+            pieces.add(parts.netloc)
+        for piece in sorted((p for p in pieces if p and len(p) >= 4), key=len, reverse=True):
+            text = text.replace(piece, "…")
+    text = " ".join(text.split())
+    return text if len(text) <= 300 else text[:299] + "…"
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where alerts go: `kind` block (target: a block slug), webhook (an http(s) URL) or apprise (an Apprise URL)."""
+
+    kind: str
+    target: str = field(repr=False)
+
+    @property
+    def name(self) -> str:
+        """The channel as logs, the summary and `armswatch status` show it: no secret."""
+        return f"block {self.target}" if self.kind == "block" else f"{self.kind} {redacted(self.target)}"
+
+    def send(self, message: Message) -> None:
+        """Deliver `message`; AlertNotDelivered (with the cause, redacted) unless the channel confirmed it."""
+        try:
+            if self.kind == "webhook":
+                self._post(message)
+            elif self.kind == "apprise":
+                self._apprise(message)
+            else:
+                self._block(message)
+        except AlertNotDelivered:
+            raise
+        except Exception as exc:
+            detail = scrub(str(exc) or getattr(exc, "log", ""), self.target)
+            raise AlertNotDelivered(f"{self.name}: {type(exc).__name__}" + (f": {detail}" if detail else "")) from None
+
+    def _post(self, message: Message) -> None:
+        import requests
+
+        payload = {"subject": message.subject, "summary": message.body, "failing_batches": message.batches,
+                   "flow_run_url": message.link}
+        response = requests.post(self.target, json=payload, timeout=WEBHOOK_TIMEOUT, allow_redirects=False)
+        if not 200 <= response.status_code < 300:
+            raise AlertNotDelivered(f"{self.name}: the receiver answered HTTP {response.status_code}")
+
+    def _apprise(self, message: Message) -> None:
+        import apprise
+
+        client = apprise.Apprise()
+        if not client.add(self.target):
+            raise AlertNotDelivered(f"{self.name}: not a URL Apprise can send to")
+        if not client.notify(body=message.body, title=message.subject):
+            raise AlertNotDelivered(f"{self.name}: Apprise reported the notification as not sent")
+
+    def _block(self, message: Message) -> None:
+        from prefect.blocks.core import Block
+
+        block = Block.load(self.target)
+        with block.raise_on_failure() if hasattr(block, "raise_on_failure") else nullcontext():
+            block.notify(body=message.body, subject=message.subject)
+
+
+def channel(alert_block: str | None = None) -> Channel | None:
+    """The alert channel: the `alert_block` parameter, else `ARMSWATCH_ALERT_URL` (a webhook or Apprise URL), else
+    `ARMSWATCH_ALERT_BLOCK`; None when none is configured."""
+    if alert_block:
+        return Channel("block", alert_block)
+    if url := os.environ.get("ARMSWATCH_ALERT_URL"):
+        return Channel("webhook" if urlsplit(url).scheme in ("http", "https") else "apprise", url)
+    if block := os.environ.get("ARMSWATCH_ALERT_BLOCK"):
+        return Channel("block", block)
+    return None
+
+
+def relative(path, root) -> str:
+    """Where a quarantine folder is, relative to the warehouse (no worker-local absolute path)."""
+    text, base = str(path), str(root).rstrip("/")
+    return text[len(base) + 1:] if text.startswith(base + "/") else text
+
+
+def capped(parts: list[str], limit: int = MAX_SUBJECT, separator: str = ", ") -> str:
+    """`parts` joined, as many as fit in `limit` characters, the rest as "and N more"."""
+    out = ""
+    for i, part in enumerate(parts):
+        rest = len(parts) - i - 1
+        candidate = out + (separator if out else "") + part
+        if len(candidate) + (len(f" and {rest} more") if rest else 0) > limit:
+            return f"{out} and {len(parts) - i} more" if out else f"{part[:limit - 12]}… and {rest} more"
+        out = candidate
+    return out
+
+
+def failure_alert(flow_run: str, reports: list[Report], selected: list | None = None, root=None,
+                  link: str | None = None) -> Message | None:
+    """The alert naming what failed and where (subject: flow, batch and status, capped), with short reasons, where
+    the evidence is (relative to the warehouse `root`), the flow run's `link` when known and `armswatch status`
+    as the next step; None if every batch passed. `selected`: only these (outcome, "new" | "reminder") pairs
+    (alert de-duplication). At most MAX_BATCHES batches in detail."""
     kinds = None if selected is None else {id(o): kind for o, kind in selected}
     failed = [(r, o) for r in reports for o in r.outcomes if not o.ok and (kinds is None or id(o) in kinds)]
     crashed = [r for r in reports if r.crash]
     if not failed and not crashed:
         return None
-    keys = ", ".join(o.key for _, o in failed)
-    subject = (f"armswatch: {len(failed)} batch(es) failed in flow run {flow_run}" + (f": {keys}" if keys else "")
-               + ("; the run ended early" if crashed else ""))
-    lines = [subject, ""]
+    parts = [f"{r.flow} ended early" for r in crashed] + [f"{r.flow} {o.key} {o.status}" for r, o in failed]
+    subject = capped(parts, MAX_SUBJECT - len("armswatch: "))
+    subject = "armswatch: " + subject
+    counts = totals(reports)
+    lines = [f"armswatch flow run {flow_run}: {counts['quarantined']} batch(es) quarantined, {counts['failed']} "
+             f"failed, {counts['published'] + counts['unchanged']} published or unchanged.", ""]
+    if link:
+        lines += [f"Flow run: {link}", ""]
     for report in crashed:
-        lines.append(f"- {report.flow}: the run ended early ({report.crash}); what it published is listed in the "
+        lines.append(f"- {report.flow}: the run ended early ({scrub(report.crash)}); what it published is in the "
                      f"run summary")
-    for report, outcome in failed:
+    batches = []
+    for report, outcome in failed[:MAX_BATCHES]:
+        reasons = ([text for f in outcome.failures for text in describe(f)] if outcome.failures
+                   else [scrub(line) for line in outcome.reason.splitlines() if line.strip()])
+        evidence = relative(outcome.quarantine, root) if outcome.quarantine and root is not None else None
+        again = kinds and kinds[id(outcome)] == "reminder"
+        batches.append({"flow": report.flow, "batch": outcome.key, "status": outcome.status,
+                        "reminder": bool(again), "reasons": reasons, "evidence": evidence})
         detail = f" ({outcome.detail})" if outcome.detail else ""
-        again = " (reminder: still failing on the same source bytes)" if kinds and kinds[id(outcome)] == "reminder" else ""
-        lines.append(f"- {report.flow} / {outcome.key}: {outcome.status}{detail}{again}")
-        if outcome.failures:
-            lines += [f"    failing expectation {f}" for f in outcome.failures]
-        else:
-            lines.append(f"    error: {outcome.reason}")
-        if outcome.quarantine:
-            lines.append(f"    quarantined batch: {outcome.quarantine}")
-            if outcome.failures:
-                lines.append(f"    validation report: {outcome.quarantine / 'validation.json'}")
-    return subject, "\n".join(lines)
+        lines.append(f"- {report.flow} / {outcome.key}: {outcome.status}{detail}"
+                     + (" (reminder: still failing on the same source bytes)" if again else ""))
+        shown = reasons[:MAX_REASONS * 4] if outcome.failures else reasons[:MAX_REASONS]
+        lines += [f"    {text}" for text in shown]
+        if len(shown) < len(reasons):
+            lines.append(f"    and {len(reasons) - len(shown)} more line(s) in the evidence")
+        if evidence:
+            lines.append(f"    evidence (in the warehouse): {evidence}/"
+                         + (" (validation.json: the validation report)" if outcome.failures else ""))
+    if len(failed) > MAX_BATCHES:
+        lines.append(f"- and {len(failed) - MAX_BATCHES} more batch(es)")
+    lines += ["", "Next step: `armswatch status` on the warehouse lists every open quarantine and why."]
+    return Message(subject, "\n".join(lines), batches, link)
 
 
-def recovery_notice(flow_run: str, recovered: list[tuple[str, str]]) -> tuple[str, str] | None:
+def recovery_notice(flow_run: str, recovered: list[tuple[str, str]]) -> Message | None:
     """One notice naming the batches that pass again after an alert; None if none did."""
     if not recovered:
         return None
-    subject = f"armswatch: {len(recovered)} batch(es) recovered in flow run {flow_run}"
-    return subject, "\n".join([subject, ""] + [f"- {flow} / {key}: passes again and was published"
-                                                for flow, key in recovered])
+    subject = "armswatch: " + capped([f"{flow} {key} recovered" for flow, key in recovered],
+                                     MAX_SUBJECT - len("armswatch: "))
+    shown = [f"- {flow} / {key}: passes again and was published" for flow, key in recovered[:MAX_BATCHES]]
+    more = [f"- and {len(recovered) - MAX_BATCHES} more"] if len(recovered) > MAX_BATCHES else []
+    return Message(subject, "\n".join([f"armswatch flow run {flow_run}:", "", *shown, *more]))
 
 
 def describe(failure) -> list[str]:
@@ -99,6 +256,8 @@ def summary_lines(reports: list[Report]) -> list[str]:
 
     out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 6,)), *(line(row) for row in rows)]
     out.append("total: " + ", ".join(f"{n} {s}" for s, n in totals(reports).items()))
+    if alerts := next((r.alerts for r in reports if r.alerts), ""):
+        out.append(f"alerts: {alerts}")
     for report in reports:
         if report.crash:
             out.append(f"{report.flow}: the run ended early: {report.crash}")
@@ -126,13 +285,13 @@ def new_parties(before: pa.Table, after: pa.Table) -> list[dict]:
     ]
 
 
-def ratification_notice(parties: list[dict]) -> tuple[str, str] | None:
+def ratification_notice(parties: list[dict]) -> Message | None:
     if not parties:
         return None
     subject = f"armswatch: {len(parties)} new part{'y' if len(parties) == 1 else 'ies'} to followed treaties"
     body = "\n".join(f"- {p['participant']} became party to {p['mtdsg_no']} ({p['consent_kind']}, "
                      f"{p['consent_date']})" for p in parties)
-    return subject, body
+    return Message(subject, body)
 
 
 def summary_markdown(flow_run: str, reports: list[Report]) -> str:
@@ -148,11 +307,3 @@ def batch_rows(reports: list[Report]) -> list[dict]:
         "flow": r.flow, "batch": o.key, "status": o.status, "passed": o.ok,
         "rows": sum(o.rows.values()), "failing_expectations": "; ".join(str(f) for f in o.failures) or o.reason,
     } for r in reports for o in r.outcomes]
-
-
-def send(block: str, message: tuple[str, str]) -> None:
-    """Notify through the Prefect notification block saved as `block` (`<type-slug>/<name>`)."""
-    from prefect.blocks.core import Block
-
-    subject, body = message
-    Block.load(block).notify(body=body, subject=subject)

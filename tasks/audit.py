@@ -36,6 +36,7 @@ class Outcome:
     quarantine: Path | None = None
     detail: str = ""
     fingerprint: str = ""  # of the incident, for alert de-duplication (tasks/incidents.py)
+    source: str = ""  # the source the batch comes from (untc, sdg, iafq, m49, panel), set by its flow
 
     @property
     def ok(self) -> bool:

@@ -5,8 +5,11 @@ from and its suites, the failing expectations, or the error with its numbers bla
 it): the same batch failing on the same bytes for the same reasons alerts once, then reminds at most every
 `ARMSWATCH_REMIND_DAYS` days (default 7); its quarantine folder is written once and reused. When the batch passes
 again, one "recovered" notice goes out.
+An incident counts as alerted only once its alert was delivered (`settle`); until then every run alerts it again.
+An incident is closed silently only by a run that ran its source and no longer has its batch.
 State: `<warehouse>/_state/incidents.json`. Retention (`prune`): the last `ARMSWATCH_KEEP` (default 10) quarantine
-folders per batch and GX validation results per table, the last 100 run logs (`_runs/`).
+folders per batch and GX validation results per table, the last 5 x `ARMSWATCH_KEEP` quarantine folders per source,
+the last 100 run logs (`_runs/`).
 Tables fed: none.
 """
 
@@ -24,6 +27,8 @@ from tasks import storage
 from tasks.storage import atomic_write
 
 REMIND_DAYS, KEEP, KEEP_RUN_LOGS = 7.0, 10, 100
+#: Quarantine folders kept per source: this many times ARMSWATCH_KEEP.
+PER_SOURCE = 5
 
 
 def remind_days() -> float:
@@ -46,7 +51,8 @@ def fingerprint(key: str, sources: list[str], failures: list, reason: str) -> st
 
 @dataclass
 class Decision:
-    """What to tell people about one run: batches to alert on (new or due a reminder), batches that recovered."""
+    """What to tell people about one run: batches to alert on (new, not yet delivered, or due a reminder), batches
+    that recovered."""
 
     alert: list[tuple[object, object, str]]  # (report, outcome, "new" | "reminder")
     recovered: list[tuple[str, str]]  # (flow, batch key)
@@ -64,7 +70,10 @@ class Incidents:
 
     def triage(self, reports, now: datetime, sources: dict | None = None,
                remind_after: float | None = None) -> Decision:
-        """Decide what to alert on, update the open incidents and save them (the caller holds the warehouse lock).
+        """Decide what to alert on and update the open incidents in memory (`settle` records the delivery and
+        saves them; the caller holds the warehouse lock). An incident whose alert was never delivered is alerted
+        again; one delivered is reminded every `remind_after` days. An incident is closed silently only when a
+        run that ran its source no longer has its batch (`--only sdg` leaves the treaties' incidents open).
         `sources`: (table name, batch key) -> what the batch was built from (`Run.with_rules`), kept with each
         incident (and updated when the same incident is parsed again, e.g. by upgraded code)."""
         remind_after = remind_days() if remind_after is None else remind_after
@@ -81,30 +90,41 @@ class Incidents:
                     continue
                 built = sorted({s for t in outcome.rows for s in sources.get((t, outcome.key), [])})
                 if known and known["fingerprint"] == outcome.fingerprint:
-                    due = now - datetime.fromisoformat(known["last_alerted"]) >= timedelta(days=remind_after)
                     known["runs"] = known.get("runs", 1) + 1
                     known["sources"] = built  # e.g. parsed again by upgraded code: found by `find` next time
-                    if due:
+                    if not known.get("last_alerted"):
+                        alert.append((report, outcome, "new"))  # its alert was never delivered
+                    elif now - datetime.fromisoformat(known["last_alerted"]) >= timedelta(days=remind_after):
                         alert.append((report, outcome, "reminder"))
-                        known["last_alerted"] = now.isoformat(timespec="seconds")
                     continue
                 alert.append((report, outcome, "new"))
                 self.open[ident] = {
-                    "flow": report.flow, "batch": outcome.key, "status": outcome.status,
+                    "flow": report.flow, "batch": outcome.key, "status": outcome.status, "source": outcome.source,
                     "fingerprint": outcome.fingerprint, "first_seen": now.isoformat(timespec="seconds"),
-                    "last_alerted": now.isoformat(timespec="seconds"), "runs": 1, "reason": outcome.reason,
+                    "last_alerted": None, "alert_error": None, "runs": 1, "reason": outcome.reason,
                     "quarantine": str(outcome.quarantine) if outcome.quarantine else None,
                     "tables": sorted(outcome.rows), "rows": outcome.rows,
                     "sources": built,
                     "explained": explain(outcome),
                 }
-        for report in reports:  # a batch no longer in its flow's catalog closes its incident silently
-            keys = {o.key for o in report.outcomes}
-            if not report.crash:
-                for ident in [i for i, v in self.open.items() if v["flow"] == report.flow and v["batch"] not in keys]:
-                    del self.open[ident]
-        atomic_write(self.path, json.dumps(self.open, indent=1, sort_keys=True).encode())
+        seen = {f"{r.flow}/{o.key}" for r in reports for o in r.outcomes}
+        ran = {s for r in reports if not r.crash for s in r.sources}
+        for ident in [i for i, v in self.open.items() if i not in seen and v.get("source") in ran]:
+            del self.open[ident]  # its batch is no longer in its source's catalog (or discovered upstream)
         return Decision(alert, recovered)
+
+    def settle(self, decision: Decision, now: datetime, error: str | None) -> None:
+        """Record the alert of `decision` as delivered now, or (`error`: why not) as still to be delivered by the
+        next run, and save the incidents."""
+        for report, outcome, _ in decision.alert:
+            incident = self.open.get(f"{report.flow}/{outcome.key}")
+            if incident is None:
+                continue
+            if error is None:
+                incident["last_alerted"], incident["alert_error"] = now.isoformat(timespec="seconds"), None
+            else:
+                incident["alert_error"] = error
+        atomic_write(self.path, json.dumps(self.open, indent=1, sort_keys=True).encode())
 
 
 def explain(outcome) -> list[str]:
@@ -114,9 +134,18 @@ def explain(outcome) -> list[str]:
     return [line for f in outcome.failures for line in describe(f)] or outcome.reason.splitlines()
 
 
+def label(folder: Path, source: str) -> None:
+    """Record which source a quarantine folder belongs to (`<folder>/source`), for the per-source retention."""
+    marker = storage.location(folder) / "source"
+    if source and not marker.exists():
+        atomic_write(marker, source.encode())
+
+
 def prune(root: Path, keep_last: int | None = None) -> list[Path]:
-    """Delete all but the newest `keep_last` quarantine folders per batch and validation results per table, and all
-    but the newest run logs; folders of open incidents are kept. Returns what was deleted."""
+    """Delete all but the newest `keep_last` quarantine folders per batch and validation results per table, all but
+    the newest PER_SOURCE x `keep_last` quarantine folders per source (batches named after links that change on
+    every run must not grow the quarantine without bound), and all but the newest run logs; folders of open
+    incidents are kept. Returns what was deleted."""
     keep_last = keep() if keep_last is None else keep_last
     root = storage.location(root)
     protected = {v.get("quarantine") for v in Incidents(root).open.values()}
@@ -124,10 +153,14 @@ def prune(root: Path, keep_last: int | None = None) -> list[Path]:
     by_batch: dict[str, list[Path]] = {}
     for folder in (root / "_quarantine").glob("*/*"):
         by_batch.setdefault(folder.name, []).append(folder)
-    groups = list(by_batch.values())
-    groups += [list(table.glob("*/*")) for table in (root / "_docs" / "validations").glob("*")]
-    for folders in groups:
-        for folder in sorted(folders, key=lambda p: p.parent.name + p.name)[:-keep_last]:
+    by_source: dict[str, list[Path]] = {}
+    for marker in (root / "_quarantine").glob("*/*/source"):
+        by_source.setdefault(marker.read_text().strip(), []).append(marker.parent)
+    groups = [(folders, keep_last) for folders in by_batch.values()]
+    groups += [(folders, keep_last * PER_SOURCE) for folders in by_source.values()]
+    groups += [(list(table.glob("*/*")), keep_last) for table in (root / "_docs" / "validations").glob("*")]
+    for folders, kept in groups:
+        for folder in sorted(folders, key=lambda p: p.parent.name + p.name)[:-kept]:
             if str(folder) not in protected and folder.is_dir():
                 storage.remove_tree(folder)
                 deleted.append(folder)

@@ -11,7 +11,7 @@ from pathlib import Path
 from tasks import catalog
 from tasks.m49 import M49Source
 from tasks.sdg import SdgSource
-from tasks.source import Source
+from tasks.source import Origin, Source
 from tasks.tables import Table
 from tasks.unodc import IafqSource
 
@@ -52,3 +52,8 @@ def tables() -> tuple[Table, ...]:
     for table in [t for s in SOURCES for t in s.tables] + [t for s in SOURCES for t in s.derived_tables]:
         seen.setdefault(table.name, table)
     return tuple(seen.values())
+
+
+def origins(folder: Path | str | None = None) -> list[Origin]:
+    """Where each registered source's data comes from and how to cite it (its `origin`), in run order."""
+    return [source.origin for source in load(folder)]

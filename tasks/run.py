@@ -223,13 +223,17 @@ class Run:
 
 @dataclass
 class Report:
-    """What one flow did: an outcome per batch, in catalog order; `crash` names what ended the run early."""
+    """What one flow did: an outcome per batch, in catalog order; `crash` names what ended the run early;
+    `sources` the sources it ran (only they close incidents of batches no longer seen); `alerts` what became of
+    the run's alert (tasks/alerts.py: sent, not delivered and why, or none configured)."""
 
     flow: str
     run_id: str
     outcomes: list[Outcome] = field(default_factory=list)
     new_parties: list[dict] = field(default_factory=list)
     crash: str = ""
+    sources: list[str] = field(default_factory=list)
+    alerts: str = ""
 
     @property
     def ok(self) -> bool:

@@ -3,7 +3,8 @@
 Per table and batch: rows, as of, last published (the armswatch.* Parquet metadata written by tasks/publish.py, of
 the files the warehouse manifest names as current), the raw sha256s and the suites and code digests it was built
 from (the manifest's `sources`); the open quarantines with their reasons (tasks/incidents.py state); the last runs with
-their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes.
+their outcome, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes; whether each open
+quarantine's alert was delivered (and why not), and "alerts: none configured" when the last run had no channel.
 Tables read: every table's files (metadata only). Tables fed: none.
 """
 
@@ -29,7 +30,7 @@ def log_run(root: UPath, run_id: str, flow_run: str, reports, now: datetime) -> 
     entry = {
         "run_id": run_id, "flow_run": flow_run, "finished_at": now.isoformat(timespec="seconds"),
         "ok": all(r.ok for r in reports), "crash": "; ".join(r.crash for r in reports if r.crash),
-        "counts": totals(reports),
+        "counts": totals(reports), "alerts": next((r.alerts for r in reports if r.alerts), ""),
         "batches": [{"flow": r.flow, "batch": o.key, "status": o.status} for r in reports for o in r.outcomes],
     }
     path = storage.location(root) / "_runs" / f"{run_id}.json"
@@ -58,10 +59,12 @@ def status(root: UPath) -> dict:
             })
         if batches:
             tables[name] = batches
-    quarantines = [{k: v for k, v in incident.items() if k != "fingerprint"}
+    quarantines = [{**{k: v for k, v in incident.items() if k != "fingerprint"},
+                    "alert_delivered": bool(incident.get("last_alerted"))}
                    for _, incident in sorted(Incidents(root).open.items())]
     runs = [json.loads(p.read_text()) for p in sorted((root / "_runs").glob("*.json"))[-LAST_RUNS:]]
     return {"warehouse": str(root), "tables": tables, "open_quarantines": quarantines,
+            "alerts": runs[-1].get("alerts", "") if runs else "",
             "last_runs": [{k: v for k, v in run.items() if k != "batches"} for run in reversed(runs)]}
 
 
@@ -81,6 +84,10 @@ def text(report: dict) -> str:
         out.append(f"  {q['flow']} / {q['batch']}: {q['status']} since {q['first_seen']} ({q['runs']} run(s))"
                    + (f", kept in {q['quarantine']}" if q.get("quarantine") else ""))
         out.append(f"      {' '.join(q['reason'].split())[:300]}")
+        if not q["alert_delivered"]:
+            out.append(f"      alert not delivered: {q.get('alert_error') or 'not sent yet'}")
+    if report["alerts"] == "none configured":
+        out.append("alerts: none configured")
     out += ["", "last runs:"]
     for run in report["last_runs"]:
         c = run["counts"]

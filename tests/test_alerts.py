@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 
 import pyarrow as pa
 import pytest
@@ -30,8 +32,9 @@ def test_new_parties_are_participants_that_became_party():
     new = alerts.new_parties(before, pa.concat_tables([after, participation("XXVI-8")]))
     assert [(p["mtdsg_no"], p["participant"], p["consent_kind"]) for p in new] == [
         ("XVIII-12-c", "Mexico", "ratification")], "a treaty seen for the first time (XXVI-8) announces nothing"
-    subject, body = alerts.ratification_notice(new)
-    assert "1 new party" in subject and "Mexico became party to XVIII-12-c (ratification, 2003-04-10)" in body
+    notice = alerts.ratification_notice(new)
+    assert "1 new party" in notice.subject
+    assert "Mexico became party to XVIII-12-c (ratification, 2003-04-10)" in notice.body
     assert alerts.ratification_notice([]) is None
 
 
@@ -63,10 +66,12 @@ def test_one_alert_per_failing_run_naming_the_expectation_and_none_when_clean(tm
         env.undo()
     assert len(webhook_block.bodies) == 1, "exactly one alert for the flow run"
     alert = webhook_block.bodies[0]
-    assert "XVIII-12-c" in alert["subject"] and "armswatch-treaties" in alert["subject"]
-    assert "expect_column_pair_values_to_be_equal[parsed_parties]" in alert["text"]
-    assert "parsed_parties=115, stated_parties=116" in alert["text"]
-    assert "validation report: " in alert["text"] and "validation.json" in alert["text"]
+    assert alert["subject"] == "armswatch: treaties XVIII-12-c quarantined"
+    assert "treaties.parsed_parties: expect_column_pair_values_to_be_equal" in alert["text"]
+    assert "parsed_parties=115, stated_parties=116" in alert["text"] and "meaning: parsed parties must" in alert["text"]
+    assert re.search(r"evidence \(in the warehouse\): _quarantine/[^/]+/XVIII-12-c/ \(validation.json", alert["text"])
+    assert str(tmp_path) not in alert["text"], "no worker-local absolute path"
+    assert "armswatch status" in alert["text"]
     assert webhook_block.url not in alert["text"], "the webhook URL (a secret) is never in the message"
 
 
@@ -162,14 +167,17 @@ def test_incidents_alert_once_remind_recover_and_close_when_a_batch_leaves_the_c
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
     def run(day: float, *outcomes: Outcome):
-        return Incidents(tmp_path).triage([Report("treaties", "r", list(outcomes))], now + timedelta(days=day),
-                                          remind_after=7)
+        incidents = Incidents(tmp_path)
+        decision = incidents.triage([Report("treaties", "r", list(outcomes), sources=["untc"])],
+                                    now + timedelta(days=day), remind_after=7)
+        incidents.settle(decision, now + timedelta(days=day), None)
+        return decision
 
-    bad = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r", fingerprint="f1")
+    bad = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r", fingerprint="f1", source="untc")
     assert [kind for _, _, kind in run(0, bad).alert] == ["new"]
     assert run(1, bad).alert == [] and run(6.9, bad).alert == []
     assert [kind for _, _, kind in run(7, bad).alert] == ["reminder"]
-    changed = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r2", fingerprint="f2")
+    changed = Outcome("IV-4", "quarantined", {"treaties": 1}, reason="r2", fingerprint="f2", source="untc")
     assert [kind for _, _, kind in run(8, changed).alert] == ["new"], "other bytes or failures alert again"
     decision = run(9, Outcome("IV-4", "published"))
     assert decision.recovered == [("treaties", "IV-4")] and run(10, Outcome("IV-4", "published")).recovered == []
@@ -177,3 +185,152 @@ def test_incidents_alert_once_remind_recover_and_close_when_a_batch_leaves_the_c
     assert Incidents(tmp_path).open
     run(12, Outcome("XXVI-8", "published"))
     assert Incidents(tmp_path).open == {}, "a batch removed from the catalog closes its incident"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_an_alert_url_receiver_down_then_up_gets_exactly_one_post_and_its_secret_never_shows(
+        tmp_path, monkeypatch, capsys, caplog):
+    """ARMSWATCH_ALERT_URL with the receiver down on the first offline run and up on the second (same data):
+    the first is not counted as alerted (logged with its cause, shown by status), the second POSTs once, a third
+    sends nothing. The URL's token appears in no output, log, state file or alert."""
+    port, token = _free_port(), "s3cr3t-t0ken-4242"
+    monkeypatch.setenv("ARMSWATCH_ALERT_URL", f"http://127.0.0.1:{port}/hook/{token}")
+    warehouse = tmp_path / "wh"
+    args = ["run", "--only", "treaties", "--warehouse", str(warehouse), "--mirror", str(SHARED)]
+    assert main(args) == 1
+    out = capsys.readouterr().out
+    assert re.search(r"^alerts: not delivered \(webhook http://127\.0\.0\.1:\d+/…: ConnectionError.*\); retried by "
+                     r"the next run$", out, re.M), out
+    assert main(["status", "--warehouse", str(warehouse)]) == 1
+    assert "alert not delivered: webhook http://127.0.0.1" in capsys.readouterr().out
+    assert main(["status", "--warehouse", str(warehouse), "--json"]) == 1
+    status = json.loads(capsys.readouterr().out)
+    assert [(q["batch"], q["alert_delivered"]) for q in status["open_quarantines"]] == [("XVIII-12", False)]
+    with Receiver(port=port) as receiver:
+        assert main(args) == 1
+        assert main(args) == 1
+    out = capsys.readouterr().out
+    assert len(receiver.bodies) == 1, receiver.bodies
+    assert receiver.paths == [f"/hook/{token}"]
+    alert = receiver.bodies[0]
+    assert alert["subject"] == "armswatch: treaties XVIII-12 quarantined"
+    assert [(b["batch"], b["status"]) for b in alert["failing_batches"]] == [("XVIII-12", "quarantined")]
+    assert alert["failing_batches"][0]["evidence"].startswith("_quarantine/")
+    assert "flow_run_url" in alert and "armswatch status" in alert["summary"]
+    assert str(tmp_path) not in json.dumps(alert)
+    assert main(["status", "--warehouse", str(warehouse), "--json"]) == 1
+    status = json.loads(capsys.readouterr().out)
+    assert [q["alert_delivered"] for q in status["open_quarantines"]] == [True]
+    stored = "".join(p.read_text(errors="replace") for p in warehouse.rglob("*") if p.is_file()
+                     and p.suffix in ("", ".json", ".txt", ".md", ".html"))
+    assert token not in out + caplog.text + stored
+
+
+def test_a_typod_block_slug_is_logged_shown_and_retried_until_delivered(tmp_path, webhook_block, monkeypatch,
+                                                                         capsys, caplog):
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n")
+    lying = (MTDSG / "XVIII-12-c.en.xml").read_bytes().replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
+    warehouse = tmp_path / "wh"
+    args = ["run", "--only", "treaties", "--warehouse", str(warehouse), "--treaties", str(catalog),
+            "--mirror", str(make_mirror(tmp_path, {FIREARMS_URL: ("XVIII-12-c.xml", lying)}))]
+    monkeypatch.setenv("ARMSWATCH_ALERT_BLOCK", "custom-webhook/armswatch-test-alrets")
+    assert main(args) == 1
+    assert "failure alert not delivered: block custom-webhook/armswatch-test-alrets: ValueError" in caplog.text
+    capsys.readouterr()
+    assert main(["status", "--warehouse", str(warehouse)]) == 1
+    assert "alert not delivered: block custom-webhook/armswatch-test-alrets" in capsys.readouterr().out
+    assert main(args) == 1
+    assert webhook_block.bodies == []
+    monkeypatch.setenv("ARMSWATCH_ALERT_BLOCK", "custom-webhook/armswatch-test-alerts")
+    assert main(args) == 1
+    assert main(args) == 1
+    assert len(webhook_block.bodies) == 1 and "XVIII-12-c" in webhook_block.bodies[0]["subject"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_no_channel_says_so_once_in_the_summary_and_in_status(tmp_path, monkeypatch, capsys):
+    for name in ("ARMSWATCH_ALERT_URL", "ARMSWATCH_ALERT_BLOCK"):
+        monkeypatch.delenv(name, raising=False)
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    warehouse = tmp_path / "wh"
+    assert main(["run", "--only", "treaties", "--warehouse", str(warehouse), "--treaties", str(catalog),
+                 "--mirror", str(SHARED)]) == 0
+    assert capsys.readouterr().out.count("alerts: none configured") == 1
+    assert main(["status", "--warehouse", str(warehouse)]) == 0
+    assert "alerts: none configured" in capsys.readouterr().out
+
+
+def test_webhook_and_apprise_channels_count_a_send_only_when_confirmed():
+    message = alerts.Message("armswatch: treaties XVIII-12 quarantined", "body", [{"batch": "XVIII-12"}])
+    with Receiver() as receiver:
+        alerts.Channel("webhook", receiver.url).send(message)
+        port = receiver.server.server_address[1]
+        alerts.Channel("apprise", f"json://127.0.0.1:{port}/hook").send(message)
+    assert receiver.bodies[0]["subject"] == message.subject and receiver.bodies[0]["failing_batches"]
+    assert receiver.bodies[1]["title"] == message.subject, "Apprise's JSON carries the subject as title"
+    with Receiver(status=500) as refusing:
+        with pytest.raises(alerts.AlertNotDelivered, match=r"^webhook http://127\.0\.0\.1:\d+/…: the receiver "
+                                                            r"answered HTTP 500$"):
+            alerts.Channel("webhook", refusing.url + "/t0ps3cret").send(message)
+        port = refusing.server.server_address[1]
+        with pytest.raises(alerts.AlertNotDelivered, match=r"^apprise json://…: Apprise reported") as refused:
+            alerts.Channel("apprise", f"json://user:pa55word@127.0.0.1:{port}/hook").send(message)
+    assert "pa55word" not in str(refused.value)
+
+
+def test_an_alert_stays_short_however_many_batches_fail():
+    from tasks.audit import Outcome
+    from tasks.run import Report
+
+    outcomes = [Outcome(f"https://example.org/release-{i:04d}-with-a-long-name.xlsx", "failed", reason=f"gone {i}")
+                for i in range(3000)]
+    message = alerts.failure_alert("run", [Report("indicators", "r", outcomes)])
+    assert len(message.subject) <= alerts.MAX_SUBJECT and re.search(r" and \d+ more$", message.subject)
+    assert message.body.count("\n- indicators / ") == alerts.MAX_BATCHES and "- and 2990 more batch(es)" in message.body
+    assert len(message.body) < 4000 and len(message.batches) == alerts.MAX_BATCHES
+
+
+def test_incidents_close_only_when_their_source_ran(tmp_path):
+    from datetime import datetime, timezone
+
+    from tasks.audit import Outcome
+    from tasks.incidents import Incidents
+    from tasks.run import Report
+
+    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+
+    def run(*reports: Report):
+        incidents = Incidents(tmp_path)
+        incidents.settle(incidents.triage(list(reports), now), now, None)
+        return set(Incidents(tmp_path).open)
+
+    run(Report("treaties", "r", [Outcome("XVIII-12", "quarantined", fingerprint="t", source="untc")],
+               sources=["untc"]),
+        Report("indicators", "r", [Outcome("2024-08-26", "failed", fingerprint="i", source="iafq"),
+                                   Outcome("VC_DTH_TOTR", "published", source="sdg")], sources=["iafq", "sdg"]))
+    only_sdg = Report("indicators", "r", [Outcome("VC_DTH_TOTR", "published", source="sdg")], sources=["sdg"])
+    assert run(only_sdg) == {"treaties/XVIII-12", "indicators/2024-08-26"}, "--only sdg closes nothing else"
+    assert run(Report("indicators", "r", [], sources=["iafq"])) == {"treaties/XVIII-12"}
+
+
+def test_retention_is_bounded_per_source_when_batch_names_change_every_run(tmp_path):
+    from tasks.incidents import PER_SOURCE, label, prune
+
+    for run in range(40):
+        for link in range(3):  # links rotated on every run: every batch name is new
+            folder = tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / f"release-{run}-{link}"
+            folder.mkdir(parents=True)
+            label(folder, "iafq")
+        (tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / "XVIII-12").mkdir()
+    prune(tmp_path, keep_last=2)
+    kept = sorted((tmp_path / "_quarantine").glob("*/release-*"))
+    assert len(kept) == 2 * PER_SOURCE and kept[-1].name == "release-39-2"
+    assert len(list((tmp_path / "_quarantine").glob("*/XVIII-12"))) == 2

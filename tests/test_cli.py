@@ -10,7 +10,9 @@ import pytest
 
 from conftest import SHARED
 from flows.cli import main
+from tasks import registry
 from tasks.dictionary import markdown
+from tasks.panel import PUBLISHED_TABLES
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -23,6 +25,15 @@ def test_docs_documents_every_column(capsys):
     assert main(["docs"]) == 0
     out = capsys.readouterr().out
     assert "| `consent_kind` | `string` |" in out and "## country_year_panel" in out and "## treaty_status" in out
+    counts = out.split("## Which table counts what", 1)[1].split("\n## ", 1)[0]
+    for words in ("organisations included", "states only", "consents deposited", "parties in force", "as_of"):
+        assert words in counts
+    columns = {(t.name, f.name) for t in PUBLISHED_TABLES for f in t.schema}
+    named = re.findall(r"`([a-z_]+)\.([a-z_]+)`", counts)
+    assert len(named) >= 8 and set(named) <= columns, "every column the definitions name exists"
+    sources = out.split("## Sources and licences", 1)[1].split("\n## ", 1)[0]
+    for origin in registry.origins():
+        assert f"[{origin.license.name}]({origin.license.url})" in sources and origin.citation_full in sources
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -126,5 +126,5 @@ def test_scheduled_deployment_publishes_and_alerts_once_on_a_bad_document(prefec
             time.sleep(0.2)
     assert len(receiver.bodies) == 1, f"exactly one alert per flow run, got {receiver.bodies}"
     alert = receiver.bodies[0]["text"]
-    assert "expect_column_pair_values_to_be_equal[parsed_parties]" in alert and "XVIII-12-c" in alert
-    assert str(warehouse / "_quarantine") in alert
+    assert "treaties.parsed_parties: expect_column_pair_values_to_be_equal" in alert and "XVIII-12-c" in alert
+    assert "evidence (in the warehouse): _quarantine/" in alert and str(tmp_path) not in alert

@@ -130,7 +130,7 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
     assert panel.height > 0 and panel.equals(pl.read_parquet(f"{root}/country_year_panel/*.parquet"))
 
     # credentials: in no output, log, artifact, alert, summary or stored object
-    leaks = ["\n".join(summary_lines(reports)), failure_alert("run", reports) or "",
+    leaks = ["\n".join(summary_lines(reports)), str(failure_alert("run", reports)),
              summary_markdown("run", reports), json.dumps(batch_rows(reports), default=str), caplog.text,
              "".join(capsys.readouterr())]
     with get_client(sync_client=True) as client:
