@@ -48,7 +48,8 @@ def view_statements(files: dict[str, list[str]]) -> list[str]:
     one each)."""
     statements = []
     for name, paths in files.items():
-        source = f"read_parquet([{', '.join(_quote(p) for p in paths)}], union_by_name = true)"
+        listed = ", ".join(_quote(p) for p in paths)  # the snapshot_date folder is not a column of the table
+        source = f"read_parquet([{listed}], union_by_name = true, hive_partitioning = false)"
         statements.append(f'CREATE OR REPLACE VIEW "{name}" AS SELECT * FROM {source}')
         if name in LATEST:
             statements.append(f'CREATE OR REPLACE VIEW "{name}_latest" AS SELECT * FROM "{name}" WHERE {LATEST[name]}')
@@ -85,6 +86,7 @@ def build(root: Path, tables: list[Table]) -> Path:
                     columns = [c for (c,) in con.execute(f'SELECT column_name FROM (DESCRIBE "{view}")').fetchall()]
                     for statement in comment_statements(table, view, columns):
                         con.execute(statement)
+            con.execute("USE memory")
             con.execute("DETACH armswatch")
         atomic_write(target, tmp.read_bytes())
     finally:

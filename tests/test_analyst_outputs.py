@@ -3,6 +3,7 @@ README's analyst queries, latest-release views, a moved warehouse, the report in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import subprocess
@@ -156,6 +157,44 @@ def test_a_warehouse_whose_path_has_a_comma_quote_or_bracket_gets_working_views(
         assert con.execute("select count(*) from treaty_status").fetchall() == [(390,)]
         [(sql,)] = con.execute("select sql from duckdb_views() where view_name = 'countries'").fetchall()
     assert f"'{str(odd).replace(chr(39), chr(39) * 2)}/_history/countries/" in sql, "the copy's own files"
+
+
+def test_csv_of_the_latest_release_and_a_valid_frictionless_datapackage(warehouse):
+    """csv/<table>.csv for every table (UTF-8, ISO dates, latest release only) and datapackage.json describing
+    each with its schema, descriptions, sources and licences; `frictionless validate` (the command) passes."""
+    import csv
+    import io
+
+    from tasks import datapackage
+    from tasks.tables import FIREARMS_SEIZURES, PARTICIPATION
+
+    wh, _ = warehouse
+    shown = subprocess.run([str(Path(sys.executable).with_name("frictionless")), "validate", "--json",
+                            str(wh / datapackage.PACKAGE)], capture_output=True, text=True)
+    verdict = json.loads(shown.stdout)
+    assert shown.returncode == 0 and verdict["valid"], [t["errors"][:3] for t in verdict["tasks"] if t["errors"]]
+    package = json.loads((wh / datapackage.PACKAGE).read_text())
+    resources = {r["name"]: r for r in package["resources"]}
+    assert list(resources) == [t.name for t in PUBLISHED_TABLES]
+    described = {f["name"]: f for f in resources["participation"]["schema"]["fields"]}
+    assert [f["name"] for f in resources["participation"]["schema"]["fields"]] == PARTICIPATION.schema.names
+    assert described["consent_date"]["type"] == "date" and described["is_party"]["type"] == "boolean"
+    assert described["iso3"]["description"] == "ISO 3166-1 alpha-3; null for participants that are not states"
+    assert described["mtdsg_no"]["constraints"] == {"required": True}
+    titles = {name: {s["title"] for s in r["sources"]} for name, r in resources.items()}
+    assert titles["participation"] == {registry.UNTC_ORIGIN.title}
+    assert titles["country_year_panel"] == {o.title for o in registry.origins()[1:]}, "M49, SDG and IAFQ"
+    assert all(r["licenses"] and r["description"] for r in resources.values())
+    with duckdb_views.connect(wh) as con:
+        latest = con.execute("select count(*) from firearms_seizures_latest").fetchone()[0]
+    text = (wh / "csv" / "firearms_seizures.csv").read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == latest and {r["is_latest_release"] for r in rows} == {"true"}
+    assert list(rows[0]) == FIREARMS_SEIZURES.schema.names
+    participation = list(csv.DictReader(io.StringIO((wh / "csv" / "participation.csv").read_text("utf-8"))))
+    mexico = next(r for r in participation if r["iso3"] == "MEX" and r["mtdsg_no"] == "XVIII-12-c")
+    assert mexico["consent_date"] == "2003-04-10" and re.fullmatch(r"\d{4}-\d\d-\d\dT[\d:.]+Z", mexico["fetched_at"])
+    assert any("ü" in r["participant"] for r in participation), "UTF-8 names (Türkiye)"
 
 
 def test_an_output_that_cannot_be_written_fails_the_run(warehouse, tmp_path):
