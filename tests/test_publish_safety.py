@@ -24,6 +24,7 @@ from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -427,3 +428,41 @@ def test_the_manifest_and_data_files_are_as_readable_as_the_umask_makes_files(tm
     assert len(written) == 1 + 2 * 2 * len(wb.KEYS)
     assert {p.relative_to(root).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {
         p.relative_to(root).as_posix(): oct(expected) for p in written}
+
+
+def seizures(release: date, latest: bool) -> dict:
+    from tasks.tables import FIREARMS_SEIZURES
+
+    rows = [{"release_date": release, "iso3": "MEX", "is_subnational": False, "indicator": "Arms seized",
+             "year": 2010, "value": 100 + release.year, "is_latest_release": latest}]
+    return {FIREARMS_SEIZURES: pa.Table.from_pylist(rows, schema=FIREARMS_SEIZURES.schema)}
+
+
+def test_older_releases_are_copied_beside_the_table_so_a_glob_reads_the_latest_only(tmp_path):
+    """The glob copy of a release that is no longer the latest moves to <table>_releases/, in the commit that marks
+    it so; a warehouse whose old release copy is still in <table>/ (published before) gets it moved by the next
+    publish of that batch, even with unchanged data."""
+    root = tmp_path / "warehouse"
+    old, new = date(2022, 6, 17), date(2024, 8, 26)
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-1", {"2022-06-17": seizures(old, True)}, wb.SNAPSHOT)
+        assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2022-06-17.parquet"]
+        warehouse.publish("run-2", {"2022-06-17": seizures(old, False), "2024-08-26": seizures(new, True)},
+                          wb.SNAPSHOT)
+    assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2024-08-26.parquet"]
+    assert sorted(p.name for p in (root / "firearms_seizures_releases").iterdir()) == ["2022-06-17.parquet"]
+    assert pq.read_table(root / "firearms_seizures").column("release_date").to_pylist() == [new]
+    manifest = json.loads((root / "_manifest.json").read_text())["tables"]["firearms_seizures"]
+    assert manifest["2022-06-17"]["copy"] == "firearms_seizures_releases/2022-06-17.parquet"
+
+    # a warehouse from before: the old release's copy in firearms_seizures/, no "copy" in its manifest entry
+    (root / "firearms_seizures_releases" / "2022-06-17.parquet").rename(root / "firearms_seizures" / "2022-06-17.parquet")
+    legacy = json.loads((root / "_manifest.json").read_text())
+    del legacy["tables"]["firearms_seizures"]["2022-06-17"]["copy"]
+    (root / "_manifest.json").write_text(json.dumps(legacy))
+    with Warehouse(root).locked() as warehouse:
+        result = warehouse.publish("run-3", {"2022-06-17": seizures(old, False)}, wb.SNAPSHOT)
+    assert result.unchanged == ["2022-06-17"], "the data is as published: no new history file"
+    assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2024-08-26.parquet"]
+    assert sorted(p.name for p in (root / "firearms_seizures_releases").iterdir()) == ["2022-06-17.parquet"]
+    assert not list((root / "_history").rglob("*.run-3.parquet"))
