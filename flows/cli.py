@@ -12,7 +12,7 @@ Exit codes:
   2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
      (a scheme no installed fsspec backend opens, or credentials inside the URL)
   3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
-     another run
+     another run, no upstream host reachable at all (no network)
   4  the run crashed (unexpected exception, SIGTERM), after still printing the summary of what was published and
      sending the alert
 """
@@ -177,7 +177,7 @@ def _run(args, api: PrefectAPI) -> int:
         from flows.ratification import ratification
         from flows.refresh import refresh
         from tasks.alerts import summary_lines
-        from tasks.run import Report
+        from tasks.run import Report, offline
 
     if not args.verbose:
         quiet_logging()
@@ -201,6 +201,9 @@ def _run(args, api: PrefectAPI) -> int:
     print("\n".join(summary_lines(reports)))
     if any(r.crash for r in reports):
         return EXIT_CRASH
+    if unreachable := offline(reports):
+        return _fail(f"no upstream host could be reached ({', '.join(unreachable)}): nothing new was fetched, the "
+                     f"published tables are as they were", EXIT_INFRASTRUCTURE)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
 
 

@@ -13,24 +13,24 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, fetch_urls, final_state, reported
+from flows.steps import audit, batch_failed, fetch_urls, final_state, reported
 from tasks import registry
 from tasks.archive import Response
-from tasks.audit import Outcome, describe
+from tasks.audit import Outcome
 from tasks.run import STAGES, Report, Run, use_run
 from tasks.source import Batch, Client, Source
 
 
 def client(run: Run, source: Source) -> Client:
-    """Fetching for one source inside its tasks (flows/steps.py fetch_urls: retries, archive); the first URL that
-    could not be fetched fails the step."""
-    def get_all(urls: list[str], kind: str) -> list[Response]:
-        fetched = fetch_urls(run, source.name, urls, kind)
+    """Fetching for one source inside its tasks (flows/steps.py fetch_urls: retries, archive), from its declared
+    hosts only; the first URL that could not be fetched fails the step."""
+    def get_all(urls: list[str], kind: str, max_bytes: int | None = None) -> list[Response]:
+        fetched = fetch_urls(run, source.name, urls, kind, source.allowed, max_bytes)
         if failed := next((r for r in fetched if isinstance(r, Exception)), None):
             raise failed
         return fetched
 
-    return Client(lambda url, kind: get_all([url], kind)[0], get_all)
+    return Client(lambda url, kind, max_bytes=None: get_all([url], kind, max_bytes)[0], get_all)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source.name}")
@@ -63,7 +63,7 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
     tables are computed again only when a batch of the source was published this run."""
     logger = get_run_logger()
     fetched, errors = fetch_source(run, source)
-    STAGES.start("parse", len(fetched))
+    STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
     staged, skipped = {}, []
     for batch, responses in fetched:
         try:
@@ -79,10 +79,10 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
                 continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
             errors[batch.name] = exc
-            logger.error("%s %s: %s", source.name, batch.name, describe(exc))
+            batch_failed(f"{source.name} {batch.name}", exc)
             continue
         finally:
-            STAGES.advance("parse")
+            STAGES.advance("parse", int(not isinstance(responses, Exception)))
         if key in staged:
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables

@@ -96,7 +96,8 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     built_for = root / BUILT_FOR
-    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html", built_for)
+    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html",
+               root / "report" / report.COUNTRY_INDEX, built_for)
     return published or not all(p.exists() for p in outputs) or built_for.read_text() != failing(reports)
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from prefect import flow, get_run_logger
 
-from flows.steps import audit, fetch, final_state, reported
-from tasks import alerts, catalog, tables, untc
+from flows.steps import audit, batch_failed, fetch, final_state, reported
+from tasks import alerts, catalog, hosts, tables, untc
 from tasks.archive import Response, date_of
-from tasks.audit import describe
 from tasks.run import STAGES, Report, Run, use_run
 
 
@@ -44,8 +43,9 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     entries = catalog.load(treaties)
     with (use_run(run, warehouse, mirror, force) as run,
           reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block) as report):
-        fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml")
-        STAGES.start("parse", len(entries))
+        urls = [t.url for t in entries]
+        fetched = fetch(run, untc.SOURCE, urls, "xml", hosts.origins(urls))  # the catalog's hosts, nothing else
+        STAGES.start("parse", sum(not isinstance(r, Exception) for r in fetched))  # what was fetched is parsed
         staged, errors, details, skipped = {}, {}, {}, []
         for treaty, response in zip(entries, fetched):
             try:
@@ -59,9 +59,9 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
                 logger.info("%s %s: %s", treaty.id, treaty.short_name, details[treaty.id])
             except Exception as exc:  # any failure of one treaty is its outcome (tasks/audit.py), not a crash
                 errors[treaty.id] = exc
-                logger.error("%s %s: %s", treaty.id, treaty.short_name, describe(exc))
+                batch_failed(f"{treaty.id} {treaty.short_name}", exc)
             finally:
-                STAGES.advance("parse")
+                STAGES.advance("parse", int(not isinstance(response, Exception)))
         before = run.warehouse.read(tables.PARTICIPATION) if staged else None
         for outcome in audit(run, tables.TREATY_TABLES, staged, errors, skipped):
             outcome.detail = details.get(outcome.key, outcome.detail)

@@ -1,4 +1,4 @@
-"""The Prefect tasks and helpers every flow composes: fetch (with retries for transient failures),
+"""The Prefect tasks and helpers every flow composes: fetch (tasks/http.py's one retry policy, logged),
 audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
 (artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
 ends early (re-raising LeaseLost, which ends the run with exit 3), and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
@@ -10,6 +10,7 @@ outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -23,16 +24,14 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities import engine
-from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
-                      wait_chain, wait_fixed, wait_random)
 
 from flows.server import TEMPORARY_SERVER
 from tasks import status
 from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
                           recovery_notice, summary_markdown)
 from tasks.archive import Response
-from tasks.audit import Outcome, audit_and_publish
-from tasks.errors import FetchError
+from tasks.audit import Outcome, audit_and_publish, describe
+from tasks.errors import FetchError, Unreachable
 from tasks.incidents import label, prune
 from tasks.publish import LeaseLost
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
@@ -41,34 +40,26 @@ from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
-#: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
-#: page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch. Each wait is
-#: lengthened by up to FETCH_RETRY_JITTER of itself, so many URLs failing together do not all come back at once.
-FETCH_RETRY_DELAYS = (30, 60, 120)
-FETCH_RETRY_JITTER = 0.2
-#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks).
+#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
+#: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
 
 
-def _transient(exc: BaseException) -> bool:
-    """A failure that may pass: unreachable, 5xx, 429, a broken or too slow connection, an HTML maintenance page."""
-    return isinstance(exc, FetchError) and exc.transient
+def fetch_url(run: Run, source: str, url: str, kind: str, allowed: frozenset[str] | None,
+              cancel: threading.Event, max_bytes: int | None = None) -> Response:
+    """One URL through the fetcher's one retry policy (tasks/http.py Fetcher.get), every attempt archived; each
+    wait before another attempt is a warning in the run's log, and the first URL that finds its host unreachable
+    says so in one line (the host's other URLs then fail at once). Setting `cancel` ends the waiting."""
+    def waiting(failure: FetchError, attempt: int, wait: float) -> None:
+        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, failure.url,
+                                 attempt, failure.problem, wait)
 
-
-def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Event) -> Response:
-    """One URL, every attempt archived (tasks/http.py); tried again after FETCH_RETRY_DELAYS while its failure is
-    transient. Setting `cancel` ends the waiting (the run is stopping): the last failure is raised."""
-    def waiting(state: RetryCallState) -> None:
-        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, url,
-                                 state.attempt_number, state.outcome.exception(), state.upcoming_sleep)
-
-    retrying = Retrying(
-        retry=retry_if_exception(_transient),
-        stop=stop_after_attempt(len(FETCH_RETRY_DELAYS) + 1) | stop_when_event_set(cancel),
-        wait=wait_chain(*(wait_fixed(d) + wait_random(0, d * FETCH_RETRY_JITTER) for d in FETCH_RETRY_DELAYS)),
-        sleep=cancel.wait, before_sleep=waiting, reraise=True)
     try:
-        response = retrying(run.fetcher.get, source, url, kind)
+        response = run.fetcher.get(source, url, kind, allowed, cancel, waiting, max_bytes)
+    except Unreachable as exc:
+        if exc.first:
+            get_run_logger().error("%s", exc.problem)
+        raise
     finally:
         STAGES.advance("fetch")
     get_run_logger().info("%s %s: HTTP %s, %d bytes, sha256 %s", source, url, response.status, response.bytes,
@@ -76,14 +67,17 @@ def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Even
     return response
 
 
-def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
-    """Every URL, FETCH_CONCURRENCY at once, each retried on its own (fetch_url): per URL, in order, its response
-    or the exception that ended its attempts. Whatever stops the caller (SIGTERM) also stops the waiting."""
+def fetch_urls(run: Run, source: str, urls: list[str], kind: str, allowed: frozenset[str] | None,
+               max_bytes: int | None = None) -> list[Response | Exception]:
+    """Every URL, FETCH_CONCURRENCY at once (fetch_url): per URL, in order, its response or the exception that ended
+    its attempts. `allowed`: the origins the source may fetch; `max_bytes`: a lower cap on each body. Whatever stops
+    the caller (SIGTERM) also stops the waiting."""
     STAGES.start("fetch", len(urls))
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=FETCH_CONCURRENCY, thread_name_prefix=f"fetch-{source}")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, cancel)
+        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, allowed, cancel,
+                               max_bytes)
                    for url in urls]  # each worker in the run's context (Prefect's logger)
         return [future.exception() or future.result() for future in futures]
     finally:
@@ -91,11 +85,19 @@ def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Respon
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def batch_failed(label: str, exc: BaseException) -> None:
+    """A batch's failure in the run's log: an error line, or an info line when its host was unreachable (the
+    console already has that host's one line, fetch_url)."""
+    level = logging.INFO if isinstance(exc, Unreachable) else logging.ERROR
+    get_run_logger().log(level, "%s: %s", label, describe(exc))
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source} ({kind})")
-def fetch(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
+def fetch(run: Run, source: str, urls: list[str], kind: str,
+          allowed: frozenset[str] | None) -> list[Response | Exception]:
     """A flow's fetching as one task run (fetch_urls): a task run per URL cost more than the fetch itself, in the
     client and in the Prefect server recording it (benchmarks/pipeline.py)."""
-    return fetch_urls(run, source, urls, kind)
+    return fetch_urls(run, source, urls, kind, allowed)
 
 
 def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list[Outcome]:
@@ -107,10 +109,10 @@ def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list
 
 @task(cache_policy=NO_CACHE, task_run_name="audit and publish {tables}")
 def validate_and_publish(run: Run, tables, staged, errors) -> list[Outcome]:
-    STAGES.start("validate", len(staged) + len(errors))
+    STAGES.start("validate", len(staged))  # failed batches (errors) are recorded, not validated
     outcomes = audit_and_publish(run.warehouse, run.validator if staged else None, run.id, tables, staged, errors,
                                  run.today, run.force, run.sources)
-    STAGES.advance("validate", len(staged) + len(errors))
+    STAGES.advance("validate", len(staged))
     return outcomes
 
 
@@ -132,6 +134,7 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
             report.crash = signalled
             get_run_logger().error("run ended early: %s", report.crash)
     finally:
+        report.reached, report.unreachable = run.network()
         for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
             outcome.source = outcome.source or report.sources[0]
         if notify:

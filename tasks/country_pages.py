@@ -63,18 +63,20 @@ def indicators(rows: list[dict]) -> str:
     docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in PANEL.schema}
     legend = "".join(f"<li><code>{c}</code>: {html.escape(docs[c])}</li>" for c in INDICATORS)
     listed = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(notes, 1))
-    return (report.table(cells, ["year", *INDICATORS], raw=tuple(INDICATORS))
+    labels = {c: c.replace("_pct", " (%)").replace("_", " ") for c in INDICATORS}
+    return (report.table(cells, ["year", *INDICATORS], labels=labels, raw=tuple(INDICATORS))
             + (f"<p>Footnotes:</p><ul>{listed}</ul>" if notes else "") + f'<ul class="note">{legend}</ul>')
 
 
 def revisions(rows: list[dict]) -> str:
     if not rows:
         return '<p class="note">The latest releases revised nothing for this state.</p>'
-    counts: dict[str, int] = {}
+    counts: dict[str, dict[str, int]] = {}
     for r in rows:
-        key = f"{r['dataset']} {r['old_release']} → {r['new_release']}: {r['change'].replace('_', ' ')}"
-        counts[key] = counts.get(key, 0) + 1
-    summary = "; ".join(f"{k} {n:,}" for k, n in counts.items())
+        changes = counts.setdefault(f"{r['dataset']} {r['old_release']} → {r['new_release']}", {})
+        changes[r["change"]] = changes.get(r["change"], 0) + 1
+    summary = "; ".join(f"{k}: " + ", ".join(f"{n:,} {c.replace('_', ' ')}" for c, n in v.items())
+                        for k, v in counts.items())
     return (f"<p>{html.escape(summary)}</p><details><summary>{len(rows):,} revised observations</summary>"
             + report.table(rows, ["dataset", "change", "year", "observation", "old_value", "new_value"],
                            labels={"old_value": "old value", "new_value": "new value"}) + "</details>")

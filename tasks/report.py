@@ -91,13 +91,14 @@ def number(value) -> str:
 
 def table(rows: list[dict], columns: list[str], labels: dict[str, str] | None = None,
           raw: tuple[str, ...] = ()) -> str:
-    """An HTML table; numbers right-aligned; the `raw` columns hold markup built by the caller (already escaped)."""
+    """An HTML table; numbers right-aligned; the `raw` columns hold numbers with markup (footnote markers) built by
+    the caller, already escaped."""
     labels = labels or {}
     head = "".join(f"<th>{html.escape(labels.get(c, c))}</th>" for c in columns)
 
     def cell(value, column) -> str:
         if column in raw:
-            return f"<td>{value or ''}</td>"
+            return f'<td class="n">{value or ""}</td>'
         numeric = isinstance(value, (int, float)) and not isinstance(value, bool)
         return f'<td class="n">{number(value)}</td>' if numeric else f"<td>{html.escape(number(value))}</td>"
     body = "".join("<tr>" + "".join(cell(r.get(c), c) for c in columns) + "</tr>" for r in rows)
@@ -282,9 +283,11 @@ def status_by_region(con, views: set[str]) -> str:
             n = sum(region.get(s, 0) for s in STATUS_LABELS)
             cells.append({"region": region["region"], "states": n, **{
                 s: f"{region.get(s, 0)} ({100 * region.get(s, 0) / n:.0f} %)" for s in STATUS_LABELS}})
-        out.append(f"<h3>{html.escape(treaty)}</h3>" + table(cells, ["region", "states", *STATUS_LABELS],
+        present = [s for s in STATUS_LABELS if total[s]]
+        out.append(f"<h3>{html.escape(treaty)}</h3>" + table(cells, ["region", "states", *present],
                                                             labels=STATUS_LABELS))
-    return '<p class="note">UN member and observer states; percentages of the region\'s states.</p>' + "".join(out)
+    return ('<p class="note">UN member and observer states; percentages of the region\'s states; a status no state '
+            "has is not shown.</p>" + "".join(out))
 
 
 def seizures(con, views: set[str]) -> str:

@@ -142,9 +142,9 @@ class Run:
     @cached_property
     def fetcher(self):
         from tasks.archive import RawArchive
-        from tasks.http import Fetcher, Settings
+        from tasks import http
 
-        return Fetcher(RawArchive(self.warehouse.root / "_raw"), Settings(), self.mirror)
+        return http.Fetcher(RawArchive(self.warehouse.root / "_raw"), http.SETTINGS, self.mirror)
 
     @cached_property
     def validator(self):
@@ -157,6 +157,13 @@ class Run:
     def incidents(self) -> Incidents:
         """The open incidents as the run started (read once: only the run's finish writes them)."""
         return Incidents(self.warehouse.root)
+
+    def network(self) -> tuple[list[str], dict[str, str]]:
+        """The hosts this run's fetches reached (any answer) and those found unreachable, with why; none for a run
+        that fetched nothing (no fetcher was built)."""
+        if "fetcher" not in self.__dict__:
+            return [], {}
+        return sorted(self.fetcher.hosts.answered), dict(self.fetcher.hosts.unreachable)
 
     def build_docs(self) -> None:
         """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
@@ -232,6 +239,9 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     new_parties: list[dict] = field(default_factory=list)
     crash: str = ""
+    #: the hosts the run had reached, and those it found unreachable (origin -> why), when this flow ended
+    reached: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     alerts: str = ""
 
@@ -241,6 +251,14 @@ class Report:
 
     def counts(self) -> dict[str, int]:
         return {s: sum(o.status == s for o in self.outcomes) for s in STATUSES}
+
+
+def offline(reports) -> list[str]:
+    """The hosts found unreachable when the run reached no upstream host at all (every fetch failed to connect);
+    empty otherwise."""
+    if any(r.reached for r in reports):
+        return []
+    return sorted({host for r in reports for host in r.unreachable})
 
 
 def mirror_dir(mirror: str | None) -> Path | None:

@@ -250,12 +250,16 @@ def test_a_rerun_with_the_same_failures_rebuilds_nothing_and_a_new_failure_rebui
         return [Report("treaties", "run", list(outcomes))]
 
     same = reports(Outcome("XVIII-12", "quarantined", fingerprint="a1"), Outcome("XXVI-8", "unchanged"))
-    for path in (duckdb_views.DATABASE, Path("report") / "index.html", BUILT_FOR):
+    for path in (duckdb_views.DATABASE, Path("report") / "index.html", Path("report") / report.COUNTRY_INDEX,
+                 BUILT_FOR):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(failing(same))
     assert not analyst_outputs_due(tmp_path, same)
     assert analyst_outputs_due(tmp_path, reports(Outcome("XVIII-12", "quarantined", fingerprint="b2")))
     assert analyst_outputs_due(tmp_path, reports(Outcome("XXVI-8", "published")))
+    (tmp_path / "report" / report.COUNTRY_INDEX).unlink()
+    assert analyst_outputs_due(tmp_path, same), "the state pages are missing"
+    (tmp_path / "report" / report.COUNTRY_INDEX).write_text("")
     (tmp_path / "report" / "index.html").unlink()
     assert analyst_outputs_due(tmp_path, same)
 
@@ -278,7 +282,11 @@ def test_report_has_every_section_inline(warehouse):
     top = page.split('<section id="map">')[0]
     assert "treaty status as at <b>2018-01-15</b>" in top and "release of <b>2024-08-26</b>" in top
     assert "2026.Q3.G.01" in top and "did not refresh" not in top, "every batch of the last run passed"
-    assert "no_action" not in section(page, "status-by-region") and "Latin America and the Caribbean" in page
+    regions = section(page, "status-by-region")
+    assert "no_action" not in regions and "<th>no action</th>" in regions
+    assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
+    assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
+    assert '<td>Northern America</td><td class="n">2</td>' in regions
     tracing = section(page, "tracing-rates")
     assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
     years = re.findall(r">(20\d\d)</text>", tracing)

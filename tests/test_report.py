@@ -83,3 +83,14 @@ def test_world_map_shapes_projected_and_the_antimeridian_drawn_on_both_sides():
                            world_map.Area("#F2F2F2", "other"), "test")
     assert drawn.count('class="area"') == 1 and '<a href="country/MEX.html">' in drawn
     assert "<title>Canada: other</title>" in drawn
+
+
+def test_chart_marks_carry_their_values_as_escaped_hover_titles():
+    import altair as alt
+
+    hostile = '<script>alert(1)</script> & "Côte"'
+    chart = alt.Chart(alt.Data(values=[{"country": hostile, "n": 503}])).mark_bar().encode(
+        x="n:Q", y="country:N", tooltip=["country:N", "n:Q"])
+    out = report.svg(chart)
+    assert "<script" not in out
+    assert "<title>n: 503; country: &lt;script&gt;alert(1)&lt;/script&gt; &amp; &quot;Côte&quot;</title>" in out
