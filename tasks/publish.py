@@ -5,24 +5,30 @@ both served by this one code path, which needs no rename, hard link or fsync of 
 of one object (on S3 a PUT; on a local disk a temporary file renamed over the old one).
 
 Layout under the warehouse root (see warehouse/README.md):
-- `_manifest.json`: what is current: for every table, each batch's data file and content fingerprint (`tables`),
-  and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by one atomic
-  write as the commit of a publish, so a reader that follows it sees, for every batch across all its tables,
-  either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`);
+- `_manifest.json`: what is current: for every table, each batch's data file, content fingerprint and glob copy
+  (`tables`), and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by
+  one atomic write as the commit of a publish, so a reader that follows it sees, for every batch across all its
+  tables, either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`). Every file it
+  names must be a file of its own table (`table_file`: no `..`, glob character or absolute path), else reading it
+  fails (PublishError) instead of following it;
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: the data files, immutable, one per
-  published version; the manifest names the current ones;
-- `<table>/<batch>.parquet`: a copy of each current file, refreshed just after the commit, for readers that glob
-  `<table>/*.parquet`; each file is complete, but a glob taken during a publish (or after a crash, until the next
-  run) may see one batch's tables at different versions;
+  published version, each with a `run_id` column (RUN_ID) besides its table's schema; the manifest names the
+  current ones;
+- `<table>/<batch>.parquet`: a copy of each current file of the latest release, refreshed just after the commit,
+  for readers that glob `<table>/*.parquet` (a batch of an older release, `is_latest_release` false, is copied to
+  `<table>_releases/` instead: `copy_folder`); each file is complete, but a glob taken during a publish (or after
+  a crash, until the next run) may see one batch's tables at different versions;
 - `_pending/<commit>.json`: a publish in progress (its files, as paths relative to the root), written before any
   of them. The next run's recover() rolls it back (deletes its unpublished files) if the manifest does not name
   its commit, or forward (refreshes the copies) if it does. A journal naming a path that is absolute, climbs out
-  with `..`, is not a table file, or resolves outside the warehouse through a symlink is refused whole
-  (JournalRefused), nothing of it applied;
+  with `..`, is not a data file and copy of one batch of one table, or resolves outside the warehouse through a
+  symlink is refused whole (JournalRefused), nothing of it applied;
 - `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
 - one run at a time: on a local disk an flock on `.lock` (released by the kernel when its holder dies); on an
   object store the lease object `_lock.json`, created only if absent (`If-None-Match: *`), renewed while the run
-  lives and taken over (`If-Match`) only after it expired; a run whose lease was taken over publishes nothing.
+  lives and taken over (`If-Match`) only after it expired. The commit is fenced: on an object store the manifest
+  is written only if it is still the version the run read (`If-Match` its ETag, `If-None-Match: *` when there
+  was none), so a run whose lease was taken over while it was paused publishes nothing (LeaseLost, exit 3).
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
 rerun over unchanged sources writes no data file, copy or manifest. Every data file carries key/value metadata:
 `armswatch.fingerprint`, `armswatch.source_sha256` (the raw sha256s the batch was built from), `armswatch.as_of`,
