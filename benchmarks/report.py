@@ -40,16 +40,18 @@ def main() -> None:
         now = datetime.now(timezone.utc)
         with duckdb_views.connect(root) as con:
             views = report.published_views(con)
-            sections = {name: getattr(report, name) for name in (
-                "maps", "signed_not_ratified", "parties_per_year", "status_by_region", "seizures", "homicide",
-                "tracing_rates", "revisions")}
+            status = report.treaty_status(con)
+            sections = {"maps": lambda: report.maps(status),
+                        "signed_not_ratified": lambda: report.signed_not_ratified(status)}
+            for name in ("parties_per_year", "status_by_region", "seizures", "homicide", "tracing_rates", "revisions"):
+                sections[name] = lambda build=getattr(report, name): build(con, views)
             print(f"{'part':<28} {'seconds':>8} {'KiB':>8}")
             for name, build in sections.items():
-                seconds, html = best_of(3, lambda: build(con, views))
+                seconds, html = best_of(3, build)
                 print(f"{name:<28} {seconds:>8.2f} {len(html) / 1024:>8.0f}")
             seconds, page = best_of(3, lambda: report.build(root, con, [], now))
             print(f"{'report/index.html':<28} {seconds:>8.2f} {page.stat().st_size / 1024:>8.0f}")
-            seconds, folder = best_of(3, lambda: country_pages.build(root, con, now))
+            seconds, folder = best_of(3, lambda: country_pages.build(root, con))
             size = sum(p.stat().st_size for p in folder.iterdir())
             print(f"{'report/country/ (' + str(len(list(folder.iterdir()))) + ' pages)':<28} {seconds:>8.2f} "
                   f"{size / 1024:>8.0f}")

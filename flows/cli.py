@@ -157,6 +157,7 @@ def _configured(args) -> None:
     from tasks import catalog, registry
 
     catalog.load(args.treaties)
+    registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 

@@ -10,7 +10,6 @@ armswatch.duckdb). Tables fed: none.
 from __future__ import annotations
 
 import html
-from datetime import datetime
 from pathlib import Path
 
 from tasks import report
@@ -18,13 +17,6 @@ from tasks.panel import IAFQ_COLUMNS, PANEL, SDG_COLUMNS
 from tasks.storage import atomic_write
 
 INDICATORS = [*SDG_COLUMNS, *IAFQ_COLUMNS]
-
-
-def _grouped(rows: list[dict]) -> dict[str, list[dict]]:
-    out: dict[str, list[dict]] = {}
-    for row in rows:
-        out.setdefault(row["iso3"], []).append(row)
-    return out
 
 
 def _date(date, kind) -> str:
@@ -82,15 +74,14 @@ def revisions(rows: list[dict]) -> str:
                            labels={"old_value": "old value", "new_value": "new value"}) + "</details>")
 
 
-def country_page(state: dict, status: list[dict], panel: list[dict], revised: list[dict],
-                 generated_at: datetime) -> str:
+def country_page(state: dict, status: list[dict], panel: list[dict], revised: list[dict], as_at: str) -> str:
     name = html.escape(state["name"])
     region = " · ".join(html.escape(p) for p in (state["region"], state["sub_region"],
                                                   state["intermediate_region"]) if p)
     return report.document(f"{state['name']}: armswatch", (
         f'<p class="note"><a href="../index.html">Report</a> · <a href="index.html">All states</a></p>'
         f"<h1>{name} ({state['iso3']})</h1><p class=\"note\">UN {html.escape(state['un_status'])} state · M49 "
-        f"{state['m49']:03d} · {region}. Built {generated_at.isoformat(timespec='seconds')}.</p>"
+        f"{state['m49']:03d} · {region}.</p>{as_at}"
         f'<section id="treaties"><h2>Treaty status</h2>{treaties(status)}</section>'
         f'<section id="indicators"><h2>Indicators over time</h2>{indicators(panel)}</section>'
         f'<section id="revisions"><h2>What the latest releases revised</h2>{revisions(revised)}</section>'))
@@ -107,34 +98,32 @@ def index(states: list[dict]) -> str:
                            f"<h1>UN member and observer states ({len(states)})</h1>{parts}")
 
 
-def pages(con, views: set[str], generated_at: datetime) -> dict[str, str]:
+def pages(con, views: set[str]) -> dict[str, str]:
     """File name (in report/country/) -> HTML, for every UN member and observer state and the index."""
     if "countries" not in views:
         return {}
     states = report.query(con, "SELECT * FROM countries WHERE un_status IS NOT NULL ORDER BY name")
-    status = _grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no")) \
+    status = report.grouped(report.query(con, "SELECT * FROM treaty_status ORDER BY mtdsg_no"), "iso3") \
         if "treaty_status" in views else {}
-    panel = _grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year")) \
+    panel = report.grouped(report.query(con, "SELECT * FROM country_year_panel ORDER BY year"), "iso3") \
         if "country_year_panel" in views else {}
-    revised = _grouped(report.query(con, """
+    revised = report.grouped(report.query(con, f"""
         SELECT dataset, old_release, new_release, change, iso3, CAST(year AS VARCHAR) AS year, old_value, new_value,
-               coalesce(nullif(concat_ws(' / ', indicator, dimension, category, nullif(sex, 'na'), nullif(age, 'na')),
-                               ''),
-                        CAST(dimensions AS VARCHAR)) AS observation
-        FROM indicator_revisions WHERE iso3 IS NOT NULL
-        QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)
-        ORDER BY dataset, change, year, observation""")) if "indicator_revisions" in views else {}
+               observation
+        FROM ({report.LATEST_REVISIONS}) WHERE iso3 IS NOT NULL ORDER BY dataset, change, year, observation"""),
+        "iso3") if "indicator_revisions" in views else {}
+    as_at = report.status_as_at(con, views, [])
     out = {f"{s['iso3']}.html": country_page(s, status.get(s["iso3"], []), panel.get(s["iso3"], []),
-                                             revised.get(s["iso3"], []), generated_at) for s in states}
+                                             revised.get(s["iso3"], []), as_at) for s in states}
     out["index.html"] = index(states)
     return out
 
 
-def build(root: Path, con, generated_at: datetime) -> Path:
+def build(root: Path, con) -> Path:
     """Write every state's page and the index into root/report/country/, each atomically (not synced one by one:
     195 fsyncs took seconds, and the pages are rebuilt with the report); returns the folder."""
     folder = Path(root) / "report" / report.COUNTRY_FOLDER
-    for name, text in pages(con, report.published_views(con), generated_at).items():
+    for name, text in pages(con, report.published_views(con)).items():
         atomic_write(folder / name, text.encode(), durable=False)
         (folder / name).chmod(0o644)
     return folder

@@ -26,7 +26,6 @@ from tasks import registry, world_map
 from tasks.run import Report
 from tasks.storage import atomic_write
 
-FIREARMS_PROTOCOL, ATT = "XVIII-12-c", "XXVI-8"
 #: Status values as published (treaty_status.status) and as people read them.
 STATUS_LABELS = {"party": "party", "signatory": "signatory", "withdrawn": "withdrawn", "no_action": "no action"}
 NOT_A_STATE = "not a UN member or observer state"
@@ -42,6 +41,11 @@ SECTIONS = ("map", "signed-not-ratified", "parties-per-year", "status-by-region"
 #: The state pages (tasks/country_pages.py), relative to the report.
 COUNTRY_FOLDER = "country"
 COUNTRY_INDEX = f"{COUNTRY_FOLDER}/index.html"
+#: What the latest release of each dataset revised (indicator_revisions), and how an observation is named in words.
+LATEST_REVISIONS = """
+    SELECT *, coalesce(nullif(concat_ws(' / ', indicator, dimension, category, nullif(sex, 'na'), nullif(age, 'na')),
+                              ''), CAST(dimensions AS VARCHAR)) AS observation
+    FROM indicator_revisions QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)"""
 #: vl-convert's Vega loader resolves every href against this base; the report's links are relative to the page.
 VEGA_BASE_HREF = 'xlink:href="https://vega.github.io/vega-datasets/'
 
@@ -150,18 +154,19 @@ def status_as_at(con, views: set[str], reports: list[Report]) -> str:
     return f'<div class="asat"><b>Status as at</b><ul>{listed}</ul></div>{warning}'
 
 
-def _treaty_status(con) -> list[dict]:
+def treaty_status(con) -> list[dict]:
     return query(con, """
         SELECT mtdsg_no, coalesce(treaty, mtdsg_no) AS treaty, iso3, m49, country, status, as_of, signature_date,
                consent_date, consent_kind, withdrawal_date
         FROM treaty_status ORDER BY mtdsg_no, country""")
 
 
-def _by_treaty(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
-    grouped: dict[tuple[str, str], list[dict]] = {}
+def grouped(rows: list[dict], *keys: str) -> dict:
+    """Rows by the value of `keys` (one key: its value; several: a tuple), in the rows' order."""
+    out: dict = {}
     for row in rows:
-        grouped.setdefault((row["mtdsg_no"], row["treaty"]), []).append(row)
-    return grouped
+        out.setdefault(row[keys[0]] if len(keys) == 1 else tuple(row[k] for k in keys), []).append(row)
+    return out
 
 
 def _since(row: dict) -> str:
@@ -186,11 +191,11 @@ def status_map(treaty: str, states: list[dict]) -> str:
             + legend({label: color for label, color in STATUS_COLORS.items() if label in shown}))
 
 
-def maps(con, views: set[str]) -> str:
-    if "treaty_status" not in views:
+def maps(status: list[dict] | None) -> str:
+    if status is None:
         return _missing("treaty status", "treaty_status")
     parts, unknown = [], []
-    for (mtdsg_no, treaty), states in _by_treaty(_treaty_status(con)).items():
+    for (mtdsg_no, treaty), states in grouped(status, "mtdsg_no", "treaty").items():
         if any(r["status"] is None for r in states):
             unknown.append(mtdsg_no)
             continue
@@ -205,11 +210,11 @@ def maps(con, views: set[str]) -> str:
             f'<a href="{COUNTRY_INDEX}">index of state pages</a>.</p>' + "".join(parts) + note)
 
 
-def signed_not_ratified(con, views: set[str]) -> str:
-    if "treaty_status" not in views:
+def signed_not_ratified(status: list[dict] | None) -> str:
+    if status is None:
         return _missing("treaty status", "treaty_status")
     parts = []
-    for (mtdsg_no, treaty), states in _by_treaty(_treaty_status(con)).items():
+    for (mtdsg_no, treaty), states in grouped(status, "mtdsg_no", "treaty").items():
         signed = [r for r in states if r["status"] == "signatory"]
         names = ", ".join(f'<a href="{country_link(r["iso3"])}">{html.escape(r["country"])}</a> '
                           f"({r['signature_date']})" for r in signed)
@@ -377,13 +382,10 @@ def revisions(con, views: set[str]) -> str:
     if "indicator_revisions" not in views:
         return ('<p class="note">No revisions yet: each dataset has a single release published.</p>'
                 + table(latest_releases, ["dataset", "release"]))
-    latest = """
-        SELECT * FROM indicator_revisions
-        QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)"""
     counts = query(con, f"""
         SELECT dataset || ': ' || old_release || ' → ' || new_release AS release, replace(change, '_', ' ') AS change,
                count(*) AS observations
-        FROM ({latest}) GROUP BY ALL ORDER BY ALL""")
+        FROM ({LATEST_REVISIONS}) GROUP BY ALL ORDER BY ALL""")
     chart = alt.Chart(alt.Data(values=counts)).mark_bar().encode(
         y=alt.Y("release:N", title=None, axis=alt.Axis(labelLimit=0)), x=alt.X("observations:Q", title="Observations"),
         color=alt.Color("change:N", title="Change", scale=alt.Scale(range=OKABE_ITO),
@@ -394,10 +396,8 @@ def revisions(con, views: set[str]) -> str:
     name = "coalesce(c.name, r.iso3)" if countries else "r.iso3"
     biggest = query(con, f"""
         SELECT r.dataset, {name} AS country, CAST(r.year AS VARCHAR) AS year, r.old_value, r.new_value,
-               r.new_value - r.old_value AS difference,
-               coalesce(nullif(concat_ws(' / ', r.indicator, r.dimension, r.category), ''),
-                        CAST(r.dimensions AS VARCHAR)) AS observation
-        FROM ({latest}) r {countries} WHERE r.change = 'value_changed'
+               r.new_value - r.old_value AS difference, r.observation
+        FROM ({LATEST_REVISIONS}) r {countries} WHERE r.change = 'value_changed'
         ORDER BY abs(r.new_value - r.old_value) DESC, r.dataset, country, r.year LIMIT 10""")
     revised = {r["release"].split(":")[0] for r in counts}
     unrevised = [r for r in latest_releases if r["dataset"].split(" ")[0] not in revised]
@@ -421,9 +421,9 @@ def validation(reports: list[Report], root: Path, generated_at: datetime) -> str
     warehouse."""
     outcomes = [(r.flow, o) for r in reports for o in r.outcomes]
     bad = [o for _, o in outcomes if not o.ok]
-    summary = (f'<p class="{"bad" if bad else "ok"}">{len(outcomes) - len(bad)} batches passed validation '
-               f"(published or unchanged), {len(bad)} quarantined or failed; run "
-               f"{html.escape(', '.join(sorted({r.run_id for r in reports})))}, "
+    summary = (f'<p class="{"bad" if bad else "ok"}">{len(outcomes) - len(bad)} of {len(outcomes)} batches passed '
+               f"validation (published or unchanged), {len(bad)} quarantined or failed; run "
+               f"{html.escape(', '.join(sorted({r.run_id for r in reports})))}; this page built "
                f"{generated_at.isoformat(timespec='seconds')}.</p>")
     lines = []
     for flow, o in outcomes:
@@ -457,9 +457,10 @@ def sources() -> str:
 def page(con: duckdb.DuckDBPyConnection, reports: list[Report], generated_at: datetime, root: Path) -> str:
     """The report as one HTML document."""
     views = published_views(con)
+    status = treaty_status(con) if "treaty_status" in views else None
     parts = {
-        "map": ("Who is party: treaty status by state", maps(con, views)),
-        "signed-not-ratified": ("Signed, not ratified", signed_not_ratified(con, views)),
+        "map": ("Who is party: treaty status by state", maps(status)),
+        "signed-not-ratified": ("Signed, not ratified", signed_not_ratified(status)),
         "parties-per-year": ("Parties per year", parties_per_year(con, views)),
         "status-by-region": ("Treaty status by region", status_by_region(con, views)),
         "seizures": ("Arms seized over time (UNODC IAFQ)", seizures(con, views)),
@@ -473,9 +474,9 @@ def page(con: duckdb.DuckDBPyConnection, reports: list[Report], generated_at: da
                    for key, (title, content) in parts.items())
     return document("armswatch report", "<h1>armswatch: UN instruments against illicit arms</h1>"
                     + status_as_at(con, views, reports)
-                    + f'<p class="note">Pages per state: <a href="{COUNTRY_INDEX}">index</a>. Built '
-                    f"{generated_at.isoformat(timespec='seconds')} from the warehouse's published tables "
-                    "(armswatch.duckdb); this page loads nothing from anywhere.</p>" + body)
+                    + f'<p class="note">Pages per state: <a href="{COUNTRY_INDEX}">index</a>. From the warehouse\'s '
+                    "published tables (armswatch.duckdb); when this page was built is in the validation section. "
+                    "This page loads nothing from anywhere.</p>" + body)
 
 
 def document(title: str, body: str) -> str:

@@ -310,6 +310,7 @@ def test_state_pages_for_every_un_state_linked_from_the_map(warehouse):
     mexico = (folder / "MEX.html").read_text()
     firearms = re.search(r"<tr><td>Firearms Protocol \(XVIII-12-c\)</td>(.*?)</tr>", mexico).group(1)
     assert "<td>party</td>" in firearms and "2003-04-10 (ratification)" in firearms
+    assert "treaty status as at <b>2018-01-15</b>" in mexico and "release of <b>2024-08-26</b>" in mexico
     indicators = section(mexico, "indicators")
     assert "99.5" in indicators and "2021-2022 average based on available data" in indicators
     assert "20,637" in indicators, "IAFQ arms seized"

@@ -30,14 +30,14 @@ def test_only_published_tables_get_views_and_the_page_names_what_is_missing(tmp_
         views = {v for (v,) in con.execute("select view_name from duckdb_views() where not internal").fetchall()}
         assert views == {"countries"}
         page = report.build(tmp_path, con, [run], WHEN).read_text()
-        folder = country_pages.build(tmp_path, con, WHEN)
+        folder = country_pages.build(tmp_path, con)
     for section in report.SECTIONS:
         assert f'<section id="{section}">' in page
     assert "No data: treaty status by year" in page and "No data: tracing rates" in page
     top = page.split('<section id="map">')[0]
     assert "Status as at" in top and "nothing published yet" in top
     assert "did not refresh:</b> countries (quarantined)" in top, "the warning is at the top"
-    assert "0 batches passed validation" in page and "1 quarantined or failed" in page
+    assert "0 of 1 batches passed validation" in page and "1 quarantined or failed" in page
     assert "bad &lt;code&gt;" in page, "reasons are escaped"
     assert "2026-11-29T08:00:00+00:00" in page
     validation = page.split('<section id="validation">')[1].split("</section>")[0]
@@ -49,6 +49,7 @@ def test_only_published_tables_get_views_and_the_page_names_what_is_missing(tmp_
     assert len(pages) == 196 and "MEX.html" in pages and "VAT.html" in pages and "PSE.html" in pages
     mexico = (folder / "MEX.html").read_text()
     assert "Mexico (MEX)" in mexico and "No catalog treaty's status is published" in mexico
+    assert "Status as at" in mexico and "did not refresh" not in mexico
     assert '<a href="MEX.html">Mexico</a>' in (folder / "index.html").read_text()
 
 

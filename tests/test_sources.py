@@ -122,6 +122,21 @@ def test_registry_folder_problems(tmp_path):
         registry.load(None, "treaty")
 
 
+def test_the_treaty_source_is_registered_with_its_origin_and_hosts(tmp_path):
+    untc = registry.treaty_source()
+    assert untc.origin.producer == "United Nations Office of Legal Affairs, Treaty Section"
+    assert str(untc.origin.url_main) == "https://treaties.un.org/"
+    assert str(untc.origin.license.url) == "https://www.un.org/en/about-us/terms-of-use"
+    assert untc.hosts == ["https://treaties.un.org"]
+    assert [o.attribution_short for o in registry.origins()][0] == "UN Treaty Collection"
+    config = yaml.safe_load((registry.FOLDER / "untc.yaml").read_text())
+    config["origin"].pop("citation_full")
+    (tmp_path / "untc.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(catalog.CatalogError, match="source untc: .*untc.yaml: origin, key citation_full: Field "
+                                                   "required"):
+        registry.treaty_source(tmp_path)
+
+
 def test_registry_loads_every_source_with_its_origin():
     sources = registry.load()
     assert [s.name for s in sources] == registry.names() == ["sdg", "iafq", "m49"]
