@@ -121,13 +121,8 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         package = datapackage.build(run.warehouse, list(panel.PUBLISHED_TABLES), datapackage.origins(), generated_at)
         with duckdb_views.connect(root) as con:
-<<<<<<< HEAD
-            country_pages.build(root, con, generated_at)
-            page = report.build(root, con, reports, generated_at)
-=======
             country_pages.build(root, con)
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
->>>>>>> main
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         reason = (f"could not build {duckdb_views.DATABASE}, the CSV files or the report in {root}: "
                   f"{type(exc).__name__}: {exc}")

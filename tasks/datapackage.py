@@ -6,7 +6,7 @@ false are left out): UTF-8, a header row, dates and timestamps in ISO 8601 (`200
 `datapackage.json` is a Frictionless Data Package (https://specs.frictionlessdata.io/data-package/) describing
 every CSV as a resource: its schema (each column's type and description, from tasks/tables.py, required when not
 nullable), its description, and its sources and licences (the `origin` of each source whose data it holds:
-sources/*.yaml, and UNTC's from tasks/untc.py). `frictionless validate warehouse/datapackage.json` checks both.
+sources/*.yaml, UNTC's in sources/untc.yaml). `frictionless validate warehouse/datapackage.json` checks both.
 Built from the files the manifest names, by the run that published (flows/panel.py), local warehouses only.
 Upstream: none (reads the warehouse). Tables fed: none (a copy of every published table).
 """
@@ -35,7 +35,7 @@ FOLDER = "csv"
 def origins(folder=None) -> dict[str, list[Origin]]:
     """Table name -> the origins of its data (where it comes from, its licence, how to cite it): UNTC's for the
     treaty tables, each registered source's for its tables, and for an analyst table those of its inputs."""
-    found = {t.name: [registry.UNTC_ORIGIN] for t in TREATY_TABLES}
+    found = {t.name: [registry.treaty_source(folder).origin] for t in TREATY_TABLES}
     for source in registry.load(folder):
         for table in (*source.tables, *source.derived_tables):  # a derived table may come from several sources
             found.setdefault(table.name, []).append(source.origin)

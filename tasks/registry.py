@@ -21,19 +21,6 @@ from tasks.unodc import IafqSource
 
 FOLDER = Path(__file__).resolve().parent.parent / "sources"
 
-#: Where the treaty tables' data comes from and how to cite it (UNTC is fetched by the treaties flow, not a
-#: registered source; written like their `origin` in sources/*.yaml).
-UNTC_ORIGIN = Origin(
-    producer="United Nations, Office of Legal Affairs, Treaty Section (UNTC)",
-    title="Multilateral Treaties Deposited with the Secretary-General (MTDSG), status",
-    description="Signatures, consents to be bound, declarations and footnotes per treaty and participant.",
-    url_main="https://treaties.un.org/Pages/ParticipationStatus.aspx",
-    license={"name": "United Nations terms of use (free reuse with attribution)",
-             "url": "https://www.un.org/en/about-us/terms-of-use"},
-    citation_full="United Nations, Multilateral Treaties Deposited with the Secretary-General, status as at the "
-                  "date given per treaty, https://treaties.un.org/Pages/ParticipationStatus.aspx",
-    attribution_short="UNTC MTDSG")
-
 #: Every source, in the order a run processes them.
 SOURCES: tuple[type[Source], ...] = (SdgSource, IafqSource, M49Source)
 #: The treaty source's name: sources/untc.yaml.
@@ -82,12 +69,6 @@ def treaty_source(folder: Path | str | None = None) -> SourceConfig:
 
 
 def origins(folder: Path | str | None = None) -> list[Origin]:
-<<<<<<< HEAD
-    """Where the data comes from and how to cite it: UNTC's, then each registered source's `origin`, in run
-    order."""
-    return [UNTC_ORIGIN, *(source.origin for source in load(folder))]
-=======
     """Where each registered source's data comes from and how to cite it (its `origin`), in run order: the
     treaties first."""
     return [treaty_source(folder).origin, *(source.origin for source in load(folder))]
->>>>>>> main

@@ -186,7 +186,7 @@ def test_csv_of_the_latest_release_and_a_valid_frictionless_datapackage(warehous
     assert described["iso3"]["description"] == "ISO 3166-1 alpha-3; null for participants that are not states"
     assert described["mtdsg_no"]["constraints"] == {"required": True}
     titles = {name: {s["title"] for s in r["sources"]} for name, r in resources.items()}
-    assert titles["participation"] == {registry.UNTC_ORIGIN.title}
+    assert titles["participation"] == {registry.treaty_source().origin.title}
     assert titles["country_year_panel"] == {o.title for o in registry.origins()[1:]}, "M49, SDG and IAFQ"
     assert all(r["licenses"] and r["description"] for r in resources.values())
     with duckdb_views.connect(wh) as con:
