@@ -153,9 +153,11 @@ def _fail(problem, code: int) -> int:
 
 
 def _configured(args) -> None:
-    """Configuration errors exit 2 before any flow starts."""
+    """Configuration errors (environment settings, configuration files) exit 2 before any flow starts."""
     from tasks import catalog, registry
+    from tasks.environment import environment
 
+    environment()
     catalog.load(args.treaties)
     registry.treaty_source(args.sources)
     registry.load(args.sources)
