@@ -153,9 +153,11 @@ def _fail(problem, code: int) -> int:
 
 
 def _configured(args) -> None:
-    """Configuration errors exit 2 before any flow starts."""
+    """Configuration errors (environment settings, configuration files) exit 2 before any flow starts."""
     from tasks import catalog, registry
+    from tasks.environment import environment
 
+    environment()
     catalog.load(args.treaties)
     registry.treaty_source(args.sources)
     registry.load(args.sources)
@@ -188,7 +190,7 @@ def _run(args, api: PrefectAPI) -> int:
     heartbeats = {} if api.configured else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     with api, temporary_settings(updates=heartbeats), progress(not args.verbose):
         if args.only == "treaties":
-            state = ratification(treaties=args.treaties, **params)
+            state = ratification(treaties=args.treaties, sources=args.sources, **params)
         elif args.only == "indicators":
             state = indicators(sources=args.sources, **params)
         elif args.only in registry.names():

@@ -31,6 +31,7 @@ from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failu
                           recovery_notice, summary_markdown)
 from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish, describe
+from tasks.environment import environment
 from tasks.errors import FetchError, Unreachable
 from tasks.incidents import label, prune
 from tasks.publish import LeaseLost
@@ -176,7 +177,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
     delivery = notify(run, reports, name, now, alert_block)
     for report in reports:
         report.alerts = delivery
-    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
+    news_block = news_block or environment().news_block
     if news_block and (message := ratification_notice(news or [])):  # opt-in
         deliver(Channel("block", news_block), message, "new-ratifications notice")
     steps = [

@@ -25,6 +25,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.audit import Outcome
+from tasks.environment import environment
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, WarehouseUnusable, code_digest
 from tasks.validate import suites_digest
@@ -263,7 +264,7 @@ def offline(reports) -> list[str]:
 
 def mirror_dir(mirror: str | None) -> Path | None:
     """The mirror folder from the argument or ARMSWATCH_MIRROR; None means live URLs."""
-    value = mirror or os.environ.get("ARMSWATCH_MIRROR") or None
+    value = mirror or environment().mirror
     return Path(value) if value else None
 
 
@@ -294,7 +295,9 @@ def use_run(run: Run | None, warehouse: str, mirror: str | None, force: bool = F
 
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit."""
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit. The
+    environment settings are checked first (every flow, deployed or run by the CLI, opens its run here)."""
+    environment()
     root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:

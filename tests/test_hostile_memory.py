@@ -4,9 +4,12 @@ ends in MemoryError rather than in the machine's memory). A behaviour bound, not
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from hostile_inputs import BUDGET_MIB, bombed_catalog, far_cell_workbook, iafq_with_far_cells, peak
+from hostile_inputs import (BUDGET_MIB, bombed_catalog, far_cell_workbook, fetch_and_parse_series, iafq_with_far_cells,
+                            peak, sdg_pages, serve)
 
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/2026-01/data_iafq_firearms_trafficking.xlsx"
 
@@ -62,3 +65,14 @@ def test_an_alias_bomb_in_a_configuration_file_is_refused_at_its_first_anchor(tm
     assert outcome == (f"CatalogError: treaty catalog {path}: not valid YAML: anchor &l0: anchors and aliases are "
                        "not allowed here at line 2, column 16"), outcome
     assert peak_mib < BUDGET_MIB
+
+
+def test_sdg_pages_each_inside_the_cap_stop_at_the_series_budget(tmp_path):
+    """25 pages of 9 MB (each inside the 16 MiB page cap) were all held and parsed at once (eight 60 MB pages took
+    5.7 GB): pages are fetched while the series is within its byte budget, parsed one at a time."""
+    with serve(sdg_pages("", 25)) as base:
+        outcome, peak_mib = peak(fetch_and_parse_series(base, tmp_path / "_raw"))
+    page = f"{base}/Series/Data?seriesCode=VC_ARM_SZTRACE&page=1&pageSize=10000"
+    assert re.fullmatch(rf"ParseError: sdg: {re.escape(page)}: 2\d pages hold 13\d{{7}} bytes, over the 134217728-byte "
+                        r"budget per series \(max_series_bytes\)", outcome), outcome
+    assert peak_mib < BUDGET_MIB / 2, peak_mib
