@@ -497,8 +497,8 @@ def _replace_with_fifo(path: Path) -> None:
 
 
 DAMAGE = {  # what is damaged -> (how, the file the one line names)
-    "a FIFO named in the manifest": (_damage_manifest(lambda batches, wh: (
-        batches["XXVI-8"].update(file="pipe.parquet"), os.mkfifo(wh / "pipe.parquet"))), "pipe.parquet"),
+    "a FIFO named in the manifest": (_damage_manifest(lambda batches, wh: _replace_with_fifo(
+        wh / batches["XXVI-8"]["file"])), "_history/participation/"),
     "the manifest a FIFO": (lambda wh: _replace_with_fifo(wh / "_manifest.json"), "_manifest.json"),
     "a corrupt manifest": (lambda wh: (wh / "_manifest.json").write_text('{"tables": {"x": '), "_manifest.json"),
     "wrong types in the manifest": (_damage_manifest(lambda batches, wh: batches["XXVI-8"].update(file=7)),
