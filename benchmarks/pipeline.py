@@ -1,6 +1,6 @@
 """Speed figures for armswatch on the recorded data in ../shared/data, printed side by side. Asserts nothing.
 
-  .venv/bin/python benchmarks/pipeline.py
+  .venv/bin/python benchmarks/pipeline.py [--default]   (--default: the default catalog's figures only)
 
 Every run is the real CLI (`armswatch run`) over the recorded mirror, with the temporary Prefect
 server it starts itself (PREFECT_API_URL unset; PREFECT_HOME as in the environment), and once more for the default
@@ -115,6 +115,11 @@ def main() -> None:
         tmp = Path(tmp)
         full, again = full_and_rerun(tmp / "default", first_fetch=True)
         rows.append(("default catalog, every flow", full, again))
+        if "--default" in sys.argv:  # the default catalog's figures only (issue 20's targets), a few minutes
+            print(f"time to first fetch: {full['first']:.1f} s; full run {full['wall']:.1f} s (exit {full['code']}), "
+                  f"unchanged rerun {again['wall']:.1f} s, rerun/full {again['wall'] / full['wall']:.2f}; peak RSS: "
+                  f"full run {full['rss']:.0f} MiB, unchanged rerun {again['rss']:.0f} MiB (medians of {RUNS})")
+            return
 
         every, one = tmp / "all.yaml", tmp / "one.yaml"
         n = untc_catalog(every)

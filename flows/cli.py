@@ -191,7 +191,7 @@ def _run(args, api: PrefectAPI) -> int:
             importlib.import_module(module)
         from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
 
-        from flows.console import progress, quiet_logging
+        from flows.console import closing_lines, progress, published_keys, quiet_logging
         from flows.indicators import indicators
         from flows.ratification import ratification
         from flows.refresh import refresh
@@ -217,13 +217,14 @@ def _run(args, api: PrefectAPI) -> int:
     if isinstance(data, BaseException):  # the flow ended before it had a report: lock held, warehouse unusable
         raise data
     reports: list[Report] = data if isinstance(data, list) else [data]
-    print("\n".join(summary_lines(reports)))
-    if any(r.crash for r in reports):
-        return EXIT_CRASH
-    if unreachable := offline(reports):
+    unreachable = offline(reports)
+    code = (EXIT_CRASH if any(r.crash for r in reports) else EXIT_INFRASTRUCTURE if unreachable
+            else EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED)
+    print("\n".join(summary_lines(reports, published_keys(args.warehouse)) + closing_lines(args.warehouse, code)))
+    if code == EXIT_INFRASTRUCTURE:
         return _fail(f"no upstream host could be reached ({', '.join(unreachable)}): nothing new was fetched, the "
                      f"published tables are as they were", EXIT_INFRASTRUCTURE)
-    return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
+    return code
 
 
 def _status(args) -> int:

@@ -1,18 +1,22 @@
 """What an operator sees on the console during a CLI run: Prefect's per-task lines and Great Expectations' lines
 stay out of it (they remain in Prefect's logs; `--verbose` brings them back), a rich
-progress bar per stage (fetch, parse, validate) with counts, and the summary table the CLI prints at the end.
-Upstream: none. Tables fed: none.
+progress bar per stage (fetch, parse, validate) with counts, with warnings printed above the bars, and after the
+summary table (tasks/alerts.py) the run's last lines: where its outputs are and what its exit code means.
+Upstream: none. Tables read: the warehouse manifest (which batches have published data). Tables fed: none.
 """
 
 from __future__ import annotations
 
 import logging
+import textwrap
 import threading
 from contextlib import contextmanager
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from tasks import storage
+from tasks.alerts import WIDTH
 from tasks.run import STAGES
 
 ENGINE_LINES = ("Finished in state", "Encountered exception", "Crash detected!")
@@ -88,3 +92,36 @@ def progress(enabled: bool = True):
         for handler, own in handlers.items():
             handler.console = own
         STAGES.display = None
+
+
+#: What a run's exit code means, as its last line says it (the README's exit-code table, in short).
+EXIT_MEANINGS = {
+    1: "a batch was quarantined or failed (see above); every other batch was published, and a failing batch keeps "
+       "its last good data",
+    3: "no upstream host could be reached: nothing new was fetched, the published tables are as they were",
+    4: "the run ended early (see above); what it published before stays published",
+}
+
+
+def published_keys(warehouse: str) -> set[str] | None:
+    """The batches (file-name stems) the warehouse now holds published data of; None if its manifest cannot be
+    read (the summary then does not say)."""
+    from tasks.publish import Warehouse
+
+    try:
+        return {stem for batches in Warehouse(warehouse).manifest()["tables"].values() for stem in batches}
+    except Exception:  # a summary line less, never a failed run
+        return None
+
+
+def closing_lines(warehouse: str, code: int) -> list[str]:
+    """The run's last lines: the report, the DuckDB file and the status command (what exists of them), then what
+    the exit code means when it is not 0."""
+    root = storage.location(warehouse)
+    outputs = [("report", root / "report" / "index.html"), ("DuckDB", root / "armswatch.duckdb")]
+    lines = [f"{what + ':':<9}{path}" for what, path in outputs if storage.is_local(path) and path.is_file()]
+    lines.append(f"{'status:':<9}armswatch status --warehouse {warehouse}")
+    if code in EXIT_MEANINGS:
+        lines += textwrap.wrap(EXIT_MEANINGS[code], WIDTH, initial_indent=f"{f'exit {code}:':<9}",
+                               subsequent_indent=" " * 9)
+    return lines

@@ -12,6 +12,7 @@ errors are named redacted. Tables read: participation (for new parties). Tables 
 from __future__ import annotations
 
 import re
+import textwrap
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -19,7 +20,9 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from tasks.environment import environment
-from tasks.run import Report, totals
+from tasks.publish import file_name
+from tasks.run import STATUSES, Report, totals
+from tasks.tables import PARTICIPATION, TREATY_STATUS
 
 #: An alert names at most this many batches in detail (the rest as "and N more"), each with at most
 #: MAX_REASONS reasons; its subject stays within MAX_SUBJECT characters.
@@ -211,7 +214,8 @@ def recovery_notice(flow_run: str, recovered: list[tuple[str, str]]) -> Message 
 
 
 def describe(failure) -> list[str]:
-    """A failed expectation as short readable lines: which expectation, observed vs expected, what it means."""
+    """A failed expectation as short readable lines: what it means in plain words (the suite's note; else the
+    expectation), observed vs expected, then the expectation's name."""
     column = failure.kwargs.get("column") or failure.kwargs.get("column_A") or ""
     expected = []
     for name, value in failure.kwargs.items():
@@ -223,11 +227,12 @@ def describe(failure) -> list[str]:
             expected.append(f"(where {where} {value.get('operator', '')} {value.get('parameter', '')})")
             continue
         expected.append(f"{name} {_plain(value)}")
-    lines = [f"{failure.table}{'.' + column if column else ''}: {failure.expectation}",
+    name = f"{failure.table}{'.' + column if column else ''}: {failure.expectation}"
+    lines = [failure.note or name,
              f"  observed {_short(failure.observed)}",
              f"  expected {_short('; '.join(expected)) or '(see the validation report)'}"]
     if failure.note:
-        lines.append(f"  meaning: {failure.note}")
+        lines.append(f"  expectation {name}")
     return lines
 
 
@@ -244,32 +249,101 @@ def _short(value, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
-def summary_lines(reports: list[Report]) -> list[str]:
-    """The run summary: one aligned row per batch, totals, then each quarantine or failure reason."""
-    rows = [(r.flow, o.key, o.status, str(sum(o.rows.values())) if o.rows else "",
-             o.detail or ", ".join(o.tables_changed)) for r in reports for o in r.outcomes]
+WIDTH = 100  # columns of the run summary on a terminal
+BATCH_WIDTH = 28  # columns of a batch key in the summary (display_key)
+
+
+def display_key(key: str, width: int = BATCH_WIDTH) -> str:
+    """A batch key as the summary shows it: a URL in it by its last path segment (the page or file, not the
+    address: the reason names it whole), then cut to `width` keeping its end, which tells batches apart."""
+    key = re.sub(r"https?://\S+", lambda m: (urlsplit(m.group()).path.rstrip("/").rsplit("/", 1)[-1]
+                                             or urlsplit(m.group()).netloc), key)
+    return key if len(key) <= width else "…" + key[-(width - 1):]
+
+
+def _clauses(text: str, width: int) -> list[str]:
+    """`text` in lines of at most `width` columns, broken only between its clauses (after ', ' or '; '), so no
+    clause is split; a clause longer than `width` has a line of its own."""
+    lines = [""]
+    for clause in re.split(r"(?<=[,;]) ", text):
+        if lines[-1] and len(lines[-1]) + 1 + len(clause) > width:
+            lines.append(clause)
+        else:
+            lines[-1] = f"{lines[-1]} {clause}" if lines[-1] else clause
+    return lines
+
+
+#: The table whose rows count for a batch of several tables: a treaty's participants, a treaty's status per state.
+MAIN_TABLES = (PARTICIPATION.name, TREATY_STATUS.name)
+
+
+def _rows_cell(o: Outcome) -> tuple[str, str]:
+    """(rows column, rows per table for the detail): one table's rows, or the main table's (MAIN_TABLES) of a
+    batch of several; a batch of several tables without one has its rows per table in the detail, since a sum
+    over them would count nothing in particular."""
+    main = next((t for t in MAIN_TABLES if t in o.rows), None) if len(o.rows) > 1 else next(iter(o.rows), None)
+    if main is not None:
+        return str(o.rows[main]), ""
+    return "", "rows: " + ", ".join(f"{table} {n}" for table, n in o.rows.items()) if o.rows else ""
+
+
+def _once(outcomes: list[Outcome]) -> list[Outcome]:
+    """One outcome per batch key: a batch reported twice in a flow (e.g. skipped, then failed while deriving)
+    keeps the one that did not pass, which explains it."""
+    chosen: dict[str, Outcome] = {}
+    for o in outcomes:
+        if o.key not in chosen or (chosen[o.key].ok and not o.ok):
+            chosen[o.key] = o
+    return list(chosen.values())
+
+
+def summary_lines(reports: list[Report], published: set[str] | None = None) -> list[str]:
+    """The run summary, WIDTH columns wide: one aligned row per batch (its key shortened, its detail wrapped under
+    itself), totals, then why each batch did not pass, in plain words first (each failing expectation's meaning,
+    what was observed and expected, then its name), with whether the batch still has published data (`published`:
+    the batch keys the warehouse holds; None when not known)."""
+    outcomes = [(r.flow, o) for r in reports for o in _once(r.outcomes)]
+    rows = []
+    for flow, o in outcomes:
+        count, per_table = _rows_cell(o)
+        detail = "; ".join(d for d in (o.detail or ", ".join(o.tables_changed), per_table) if d)
+        rows.append((flow, display_key(o.key), o.status, count, detail))
     header = ("flow", "batch", "status", "rows", "detail")
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    room = max(30, WIDTH - sum(widths) - 2 * 4)
 
-    def line(row):
+    def line(row, detail: str) -> str:
         return "  ".join([*(cell.ljust(w) if i != 3 else cell.rjust(w) for i, (cell, w) in
-                           enumerate(zip(row, widths))), row[4]]).rstrip()
+                           enumerate(zip(row, widths))), detail]).rstrip()
 
-    out = [line(header), line(tuple("-" * w for w in widths) + ("-" * 6,)), *(line(row) for row in rows)]
-    out.append("total: " + ", ".join(f"{n} {s}" for s, n in totals(reports).items()))
+    out = [line(header, header[4]), line(tuple("-" * w for w in widths), "-" * 6)]
+    for row in rows:
+        first, *more = _clauses(row[4], room)
+        out += [line(row[:4], first), *(line(("",) * 4, text) for text in more)]
+    counts = {s: sum(o.status == s for _, o in outcomes) for s in STATUSES}
+    out.append("total: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     if alerts := next((r.alerts for r in reports if r.alerts), ""):
         out.append(f"alerts: {alerts}")
+    mains = [t for t in MAIN_TABLES if any(len(o.rows) > 1 and t in o.rows for _, o in outcomes)]
+    if mains:
+        out.append(f"rows: of {' / '.join(mains)} for a batch of several tables")
     for report in reports:
         if report.crash:
             out.append(f"{report.flow}: the run ended early: {report.crash}")
-        for o in report.outcomes:
-            if o.ok:
-                continue
-            out.append(f"{o.key} {o.status}" + (f" (kept in {o.quarantine})" if o.quarantine else "") + ":")
-            if o.failures:
-                out += [f"    {text}" for f in o.failures for text in describe(f)]
-            else:
-                out += [f"    {line[:len(line) - len(line.lstrip())]}{_short(line, 400)}" for line in o.reason.splitlines()]
+    for flow, o in outcomes:
+        if o.ok:
+            continue
+        kept = ("" if published is None else ": its last good data stays published" if file_name(o.key) in published
+                else ": no published data yet" if o.status == "quarantined" else "")
+        out.append(f"{flow} / {display_key(o.key)} {o.status}{kept}")
+        reasons = ([text for f in o.failures for text in describe(f)] if o.failures
+                   else [text[:len(text) - len(text.lstrip())] + _short(text, 400) for text in o.reason.splitlines()])
+        for text in reasons:
+            indent = "    " + text[:len(text) - len(text.lstrip())]
+            out += textwrap.wrap(text.strip(), WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
+                                 break_long_words=False, break_on_hyphens=False)
+        if o.quarantine:
+            out.append(f"    evidence kept in {o.quarantine}")
     return out
 
 

@@ -13,14 +13,16 @@ through warehouse/armswatch.duckdb; the sources section from sources/*.yaml). Ta
 from __future__ import annotations
 
 import html
+import json
 import math
 import re
+import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import altair as alt
 import duckdb
-import vl_convert
 
 from tasks import registry, world_map
 from tasks.run import Report
@@ -65,10 +67,22 @@ margin-right:.3em;vertical-align:middle;border:1px solid #aaa}details pre{white-
 """
 
 
+#: Renders the Vega-Lite spec on stdin as SVG on stdout, in a child process: vl-convert's embedded JavaScript
+#: engine holds about 90 MB once started, which the run's own process then never holds (benchmarks/pipeline.py).
+RENDER = ("import json, sys, vl_convert; "
+          "sys.stdout.write(vl_convert.vegalite_to_svg(json.load(sys.stdin), allowed_base_urls=[]))")
+RENDER_TIMEOUT = 120  # seconds for one chart
+
+
 def svg(chart: alt.TopLevelMixin) -> str:
-    """A chart as inline SVG, rendered without a browser and without any network access; every mark carries its
-    values (Vega's aria-label) as an SVG <title>, which browsers show on hover, and links stay relative."""
-    out = vl_convert.vegalite_to_svg(chart.to_dict(), allowed_base_urls=[]).replace(VEGA_BASE_HREF, 'xlink:href="')
+    """A chart as inline SVG, rendered without a browser and without any network access (RENDER); every mark
+    carries its values (Vega's aria-label) as an SVG <title>, which browsers show on hover, and links stay
+    relative."""
+    done = subprocess.run([sys.executable, "-c", RENDER], input=json.dumps(chart.to_dict()), capture_output=True,
+                          text=True, timeout=RENDER_TIMEOUT)
+    if done.returncode:
+        raise RuntimeError(f"vl-convert could not render a chart: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    out = done.stdout.replace(VEGA_BASE_HREF, 'xlink:href="')
     return re.sub(r'<(\w+) aria-label="([^"]*)"([^>]*?)/>', r'<\1 aria-label="\2"\3><title>\2</title></\1>', out)
 
 

@@ -68,7 +68,7 @@ def test_one_alert_per_failing_run_naming_the_expectation_and_none_when_clean(tm
     alert = webhook_block.bodies[0]
     assert alert["subject"] == "armswatch: treaties XVIII-12-c quarantined"
     assert "treaties.parsed_parties: expect_column_pair_values_to_be_equal" in alert["text"]
-    assert "parsed_parties=115, stated_parties=116" in alert["text"] and "meaning: parsed parties must" in alert["text"]
+    assert "parsed_parties=115, stated_parties=116" in alert["text"] and "\nparsed parties must" in alert["text"].replace("    ", "")
     assert re.search(r"evidence \(in the warehouse\): _quarantine/[^/]+/XVIII-12-c/ \(validation.json", alert["text"])
     assert str(tmp_path) not in alert["text"], "no worker-local absolute path"
     assert "armswatch status" in alert["text"]
@@ -334,3 +334,28 @@ def test_retention_is_bounded_per_source_when_batch_names_change_every_run(tmp_p
     kept = sorted((tmp_path / "_quarantine").glob("*/release-*"))
     assert len(kept) == 2 * PER_SOURCE and kept[-1].name == "release-39-2"
     assert len(list((tmp_path / "_quarantine").glob("*/XVIII-12"))) == 2
+
+
+def test_the_summary_fits_100_columns_with_one_row_per_batch_and_rows_per_table_where_ambiguous():
+    from tasks.alerts import display_key, summary_lines
+    from tasks.audit import Outcome
+    from tasks.run import Report
+
+    page = "report page https://data.unodc.org/datareport/firearm-seizures"
+    assert display_key(page) == "report page firearm-seizures"
+    detail = "parties 173/173 stated, signatories 117/117 stated, as of 2018-01-15; unresolved participants: Ruritania"
+    report = Report("treaties", "run-1", [
+        Outcome("XXVI-8", "unchanged", {"treaties": 1}, detail="source unchanged, not parsed"),
+        Outcome("XXVI-8", "failed", {"treaties": 1, "participation": 135}, reason="unexpected KeyError: 'x'"),
+        Outcome(page, "failed", reason=f"iafq: {page.split()[-1]}: HTTP 404 Not Found"),
+        Outcome("XVIII-12-a", "published", {"treaties": 1, "participation": 175}, detail=detail),
+        Outcome("XVIII-12-b", "published", {"treaties": 1, "declarations": 3})])
+    lines = summary_lines([report], published={"XVIII-12-a"})
+    text = "\n".join(lines)
+    assert all(len(line) <= 100 for line in lines), text
+    assert [line.split()[1] for line in lines if re.match(r"treaties +[^/ ]", line)] == ["XXVI-8", "report", "XVIII-12-a", "XVIII-12-b"]
+    assert "total: 2 published, 0 unchanged, 0 quarantined, 2 failed" in text, "a batch appears once"
+    flat = " ".join(text.split())  # the detail wraps between clauses, under itself
+    assert "unresolved participants: Ruritania" in text and "rows: treaties 1, declarations 3" in flat
+    assert re.search(r"XVIII-12-a +published +175 ", text) and "rows: of participation for a batch" in text
+    assert f"iafq: {page.split()[-1]}: HTTP 404" in text, "the reason names the URL whole"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -78,11 +79,19 @@ def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fres
     assert gx_temporary_directory_lines(fresh_env) > logged, "GX's lines stay in Prefect's logs"
     out = result.stdout.splitlines()
     assert out[0].split() == ["flow", "batch", "status", "rows", "detail"]
-    rows = {line.split()[1]: line for line in out[2:4]}
+    rows = {line.split()[1]: line for line in out if line.startswith("treaties ")}
     assert rows["XVIII-12"].split()[2] == "quarantined" and rows["XXVI-8"].split()[2] == "published"
     assert rows["XVIII-12"].index("quarantined") == rows["XXVI-8"].index("published"), "columns align"
     assert "total: 1 published, 0 unchanged, 1 quarantined, 0 failed" in result.stdout
-    assert "meaning: participant table missing although the document states parties" in result.stdout
+    reasons = out[out.index("treaties / XVIII-12 quarantined: no published data yet"):]
+    plain = reasons.index("    participant table missing although the document states parties")
+    assert reasons[plain + 3] == ("    expectation treaties.participant_table_found: "
+                                  "expect_column_values_to_be_in_set"), "plain words first, GX's name after"
+    assert all(len(line) <= 100 for line in out if str(wh) not in line), "fits 100 columns"
+    assert out[-3:] == [f"status:  armswatch status --warehouse {wh}",
+                        "exit 1:  a batch was quarantined or failed (see above); every other batch was published, and a",
+                        "         failing batch keeps its last good data"], "the last lines: outputs, what exit 1 means"
+    assert f"report:  {wh}/report/index.html" not in out, "--only treaties builds no report"
     assert "{'" not in result.stdout, "no Python reprs in the reasons"
 
 
@@ -341,6 +350,27 @@ def test_a_signal_to_the_process_group_stops_the_run_within_seconds(fresh_env, p
         assert not (wh / ".lock.owner").exists(), "the lock was released"
     assert _published_files(wh).keys() >= good.keys(), "every batch published before stays published"
     assert cli(fresh_env, "status", "--warehouse", str(wh)).returncode == 1, "status reads it (a quarantine open)"
+
+
+def test_log_lines_are_printed_above_the_progress_bars_never_into_them():
+    """While the bars are shown, Prefect's console handlers print through the bars' console (rich prints a line
+    above live bars); their own console comes back after."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    from flows.console import _console_handlers, progress
+    from tasks.run import STAGES
+
+    installed = PrefectConsoleHandler()  # as Prefect's logging configuration installs it on the root logger
+    logging.getLogger().addHandler(installed)
+    handlers = _console_handlers()
+    own = [h.console for h in handlers]
+    assert installed in handlers
+    try:
+        with progress():
+            assert all(h.console is STAGES.display.progress.console for h in handlers)
+        assert [h.console for h in handlers] == own
+    finally:
+        logging.getLogger().removeHandler(installed)
 
 
 def test_a_stopped_runs_last_steps_are_waited_for_a_few_seconds_only():
