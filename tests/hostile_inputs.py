@@ -63,17 +63,20 @@ def peak(code: str, limit_mib: int = 4096, timeout: float = 300) -> tuple[str, f
     return report["outcome"], report["peak_mib"]
 
 
-def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
-    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
-    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
-    row = ref[len(ref.rstrip("0123456789")):]
-    sheet = f'<row r="{row}"><c r="{ref}"><v>1</v></c></row>'
+def sheet_workbook(rows: str) -> bytes:
+    """A one-sheet workbook whose sheetData is `rows` (XML, as written)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in PARTS.items():
             archive.writestr(name, text)
-        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{sheet}</sheetData></worksheet>")
+        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{rows}</sheetData></worksheet>")
     return out.getvalue()
+
+
+def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
+    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
+    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
+    return sheet_workbook(f'<row r="{ref[len(ref.rstrip("0123456789")):]}"><c r="{ref}"><v>1</v></c></row>')
 
 
 def iafq_with_far_cells(rows: int, column: str = "XFD") -> bytes:
