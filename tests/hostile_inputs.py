@@ -167,7 +167,8 @@ from tasks.http import Fetcher
 from tasks.sdg import SdgConfig, SdgSource
 from tasks.source import Batch, Client
 data = catalog.read_yaml(registry.FOLDER / "sdg.yaml", "source sdg:")
-data.update(base={base!r}, hosts=[{base!r}], series=[dict(code={SDG_SERIES!r}, indicator={SDG_INDICATOR!r}, page_size=10000)])
+series = dict(code={SDG_SERIES!r}, indicator={SDG_INDICATOR!r}, page_size=10000)
+data.update(base={base!r}, hosts=[{base!r}], series=[series])
 source = SdgSource(catalog.validate(SdgConfig, data, "sdg.yaml", "source sdg:"))
 fetcher = Fetcher(RawArchive({str(archive)!r}))
 def get_all(urls, kind, max_bytes=None):
