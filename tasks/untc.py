@@ -112,12 +112,19 @@ _PHRASES = (
     ("participation", "participation", CONSENT),
     ("non-provisional application", "non_provisional_application", NOTIFICATION),
     ("provisional application", "provisional_application", PROVISIONAL),
+    ("territorial application", "territorial_application", NOTIFICATION),
     ("application", "application", CONSENT),
     ("notification of succession", "succession", CONSENT),
     ("notification", "notification", NOTIFICATION),
+    ("declaration of provisional application", "provisional_application", PROVISIONAL),
     ("declaration", "declaration", NOTIFICATION),
     ("extension", "extension", NOTIFICATION),
+    ("reservation", "reservation", NOTIFICATION),
+    ("objection", "objection", NOTIFICATION),
+    ("communication", "communication", NOTIFICATION),
+    ("entry into force", "entry_into_force", NOTIFICATION),
     ("denunciation", "denunciation", WITHDRAWAL),
+    ("termination", "termination", WITHDRAWAL),
     ("withdrawal", "withdrawal", WITHDRAWAL),
 )
 _ROLE = {kind: role for _, kind, role in _PHRASES}
@@ -584,9 +591,11 @@ def entry_into_force_delay(text: str) -> Delay | None:
     """The delay an entry-into-force text states for a participant consenting later ('For each State ratifying
     ... after the deposit of the fortieth instrument ..., this Protocol shall enter into force on the thirtieth day
     after the date of deposit ...' → 30 days); None when the text states none."""
-    text = " ".join(text.lower().split())
-    for start in (m.start() for m in _FOR_EACH.finditer(text)):
-        sentence = _SENTENCE_END.split(text[start:], maxsplit=1)[0]
+    for sentence in _SENTENCE_END.split(" ".join(text.lower().split())):
+        later = _FOR_EACH.search(sentence)
+        if later is None:
+            continue
+        sentence = sentence[later.start():]
         for form, pattern in _DELAYS:
             m = pattern.search(sentence)
             if not m:
