@@ -23,6 +23,7 @@ import duckdb
 import vl_convert
 
 from tasks import registry, world_map
+from tasks.alerts import relative
 from tasks.run import Report
 from tasks.storage import atomic_write
 
@@ -419,13 +420,6 @@ def revisions(con, views: set[str]) -> str:
                     labels={"old_value": "old value", "new_value": "new value"}))
 
 
-def _relative(path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def validation(reports: list[Report], root: Path, generated_at: datetime) -> str:
     """One line per batch; a failing batch's reason folded under it, its quarantine folder relative to the
     warehouse."""
@@ -442,7 +436,7 @@ def validation(reports: list[Report], root: Path, generated_at: datetime) -> str
         if o.ok:
             lines.append(f"<li>{line}</li>")
         else:
-            kept = f"kept in {_relative(o.quarantine, root)}\n" if o.quarantine else ""
+            kept = f"kept in {relative(o.quarantine, root)}\n" if o.quarantine else ""
             lines.append(f'<li><details><summary class="bad">{line}</summary><pre>{html.escape(kept + o.reason)}'
                          "</pre></details></li>")
     return summary + f'<ul class="batches">{"".join(lines)}</ul>'
