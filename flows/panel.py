@@ -17,7 +17,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, country_pages, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, datapackage, duckdb_views, panel, report, storage
+from tasks.audit import Outcome
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
@@ -27,6 +28,8 @@ from tasks.treaty_status import status_tables
 SOURCE = "panel"  # what this flow's incidents belong to (tasks/incidents.py)
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
+#: The batch name under which an analyst output that could not be written is reported.
+OUTPUTS = "analyst outputs"
 
 
 @task(cache_policy=NO_CACHE)
@@ -67,8 +70,8 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
         published = run.warehouse.batches(TREATIES)  # from the manifest: no data is read unless something is built
         for tables, keys, inputs, build in (
                 ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if file_name(e.id) in published],
-                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries)),
-                ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
+                 panel.INPUTS[TREATY_STATUS.name], lambda: build_status(run, entries)),
+                ((panel.PANEL,), [panel.PANEL.name], panel.INPUTS[panel.PANEL.name],
                  lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run)}})):
             built_from = run.inputs(*inputs, extra=catalog_text)  # the same for every key
             same = [run.skip(key, tables, built_from) for key in keys]
@@ -100,9 +103,10 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
-    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due, and
-    for a warehouse on an object store (a DuckDB file cannot be opened there: analysts read the manifest's files,
-    see the README)."""
+    """warehouse/armswatch.duckdb, csv/ with datapackage.json, and report/ (index.html, country pages), under
+    the run's lock; [] when not due, and for a warehouse on an object store (a DuckDB file cannot be opened there:
+    analysts read the manifest's files, see the README). An output that cannot be written is a failed outcome
+    (OUTPUTS) of the last report, so the run's state, exit code and alert say so."""
     logger = get_run_logger()
     root = run.warehouse.root
     if not storage.is_local(root):
@@ -113,13 +117,19 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
         logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
         return []
     try:
+        generated_at = datetime.now(timezone.utc)
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
+        package = datapackage.build(run.warehouse, list(panel.PUBLISHED_TABLES), datapackage.origins(), generated_at)
         with duckdb_views.connect(root) as con:
             country_pages.build(root, con)
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
-        logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+        reason = (f"could not build {duckdb_views.DATABASE}, the CSV files or the report in {root}: "
+                  f"{type(exc).__name__}: {exc}")
+        logger.error(reason)
+        reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))
+        (root / BUILT_FOR).unlink(missing_ok=True)  # so the next run builds them again
         return []
     storage.atomic_write(root / BUILT_FOR, failing(reports).encode())
-    logger.info("wrote %s and %s", database, page)
-    return [str(database), str(page)]
+    logger.info("wrote %s, %s and %s", database, package, page)
+    return [str(database), str(package), str(page)]

@@ -1,7 +1,7 @@
 """The Prefect tasks and helpers every flow composes: fetch (tasks/http.py's one retry policy, logged),
 audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
 (artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
-ends early, and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
+ends early (re-raising LeaseLost, which ends the run with exit 3), and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
 failed). No parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py,
 tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py
 outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
@@ -34,6 +34,7 @@ from tasks.audit import Outcome, audit_and_publish, describe
 from tasks.environment import environment
 from tasks.errors import FetchError, Unreachable
 from tasks.incidents import label, prune
+from tasks.publish import LeaseLost
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
@@ -122,6 +123,10 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
     artifacts, the alert and the run log still go out before the lock is released; the flow then ends Failed."""
     try:
         yield report
+    except LeaseLost as exc:  # another run owns the warehouse now: reported, then the run ends with exit 3
+        report.crash = str(exc)
+        get_run_logger().error("run ended early: %s", report.crash)
+        raise
     except (Exception, TerminationSignal) as exc:  # Prefect turns SIGTERM into TerminationSignal during a run
         report.crash = crash_reason(exc)
         get_run_logger().error("run ended early: %s", report.crash)
