@@ -104,15 +104,13 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 @task(cache_policy=NO_CACHE)
 def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     """warehouse/armswatch.duckdb, csv/ with datapackage.json, and report/ (index.html, country pages), under
-    the run's lock; [] when not due, and for a warehouse on an object store (a DuckDB file cannot be opened there:
-    analysts read the manifest's files, see the README). An output that cannot be written is a failed outcome
-    (OUTPUTS) of the last report, so the run's state, exit code and alert say so."""
+    the run's lock; [] when not due. On an object store only armswatch.duckdb (its views name the files by URL),
+    when the run published or it is missing. An output that cannot be written is a failed outcome (OUTPUTS) of
+    the last report, so the run's state, exit code and alert say so."""
     logger = get_run_logger()
     root = run.warehouse.root
     if not storage.is_local(root):
-        logger.info("warehouse %s is on an object store: %s and the report are not built (they are local files); "
-                    "read the tables through %s/_manifest.json", root, duckdb_views.DATABASE, root)
-        return []
+        return object_store_outputs(run, reports)
     if not analyst_outputs_due(root, reports):
         logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
         return []
@@ -124,12 +122,32 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
             country_pages.build(root, con)
             page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
-        reason = (f"could not build {duckdb_views.DATABASE}, the CSV files or the report in {root}: "
-                  f"{type(exc).__name__}: {exc}")
-        logger.error(reason)
-        reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))
+        output_failed(reports, f"could not build {duckdb_views.DATABASE}, the CSV files or the report in {root}: "
+                               f"{type(exc).__name__}: {exc}")
         (root / BUILT_FOR).unlink(missing_ok=True)  # so the next run builds them again
         return []
     storage.atomic_write(root / BUILT_FOR, failing(reports).encode())
     logger.info("wrote %s, %s and %s", database, package, page)
     return [str(database), str(package), str(page)]
+
+
+def object_store_outputs(run: Run, reports: list[Report]) -> list[str]:
+    """armswatch.duckdb on an object store, when the run published or it is missing; the report, the country
+    pages and the CSV files are local outputs (read the tables through the manifest, see the README)."""
+    root, logger = run.warehouse.root, get_run_logger()
+    published = any(o.status == "published" for r in reports for o in r.outcomes)
+    if not published and (root / duckdb_views.DATABASE).exists():
+        return []
+    try:
+        database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
+    except Exception as exc:  # the published data stands; the run goes on to report and alert
+        output_failed(reports, f"could not build {duckdb_views.DATABASE} in {root}: {type(exc).__name__}: {exc}")
+        return []
+    logger.info("wrote %s (the report and the CSV files are built for local warehouses only)", database)
+    return [str(database)]
+
+
+def output_failed(reports: list[Report], reason: str) -> None:
+    """An analyst output that could not be written: a failed outcome of the run's last report."""
+    get_run_logger().error(reason)
+    reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))

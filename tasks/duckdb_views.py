@@ -8,18 +8,20 @@ quote or a bracket in the warehouse path is part of the name), so the database o
 a moved warehouse needs the file rebuilt (any run that publishes, or `build`). Views and columns carry the data
 dictionary's descriptions (COMMENT ON, from tasks/tables.py). The file is written in DuckDB's storage format
 STORAGE_VERSION, which every DuckDB release of the last twelve months reads (tests/test_analyst_outputs.py opens it
-with the oldest one). Only a local warehouse gets the file (DuckDB cannot write its database to an object store;
-flows/outputs.py skips it there with a logged note). Upstream: none (reads the warehouse). Tables fed: none; every
-published table gets a view.
+with the oldest one). On an object store the file is written into the bucket and its views name the files by URL
+(`s3://bucket/prefix/_history/...`): a reader attaches it read-only with httpfs. Upstream: none (reads the
+warehouse). Tables fed: none; every published table gets a view.
 """
 
 from __future__ import annotations
 
-import os
+import tempfile
 from pathlib import Path
 
 import duckdb
+from upath import UPath
 
+from tasks import storage
 from tasks.publish import RUN_ID, Warehouse
 from tasks.storage import atomic_write
 from tasks.tables import Table
@@ -64,19 +66,22 @@ def comment_statements(table: Table, view: str, columns: list[str]) -> list[str]
         f'COMMENT ON COLUMN "{view}"."{column}" IS {_quote(docs[column])}' for column in columns if docs.get(column)]
 
 
-def build(root: Path, tables: list[Table]) -> Path:
+def build(root, tables: list[Table]) -> UPath:
     """Write root/armswatch.duckdb with a view per table that has published files; returns its path.
 
-    Built in a temporary file and renamed into place, so a reader never sees a half-built database."""
-    root = Path(root).resolve()
+    Built in a temporary local file, then written in one step (renamed into place, or one PUT), so a reader never
+    sees a half-built database. On an object store the views name each file by its URL (s3://bucket/...), read
+    here through the store's fsspec filesystem; a reader attaches the file with DuckDB's httpfs."""
     warehouse = Warehouse(root)
+    root = warehouse.root
     files = {t.name: [str(root / f) for f in paths] for t in tables
              if (paths := [entry["file"] for _, entry in sorted(warehouse.entries(t).items())])}
     target = root / DATABASE
-    tmp = root / f".{DATABASE}.{os.getpid()}.tmp"
-    tmp.unlink(missing_ok=True)
-    try:
+    with tempfile.TemporaryDirectory(prefix="armswatch-duckdb-") as scratch:
+        tmp = Path(scratch) / DATABASE
         with duckdb.connect() as con:
+            if not storage.is_local(root):
+                con.register_filesystem(root.fs)
             con.execute(f"ATTACH {_quote(str(tmp))} AS armswatch (STORAGE_VERSION {_quote(STORAGE_VERSION)})")
             con.execute("USE armswatch")
             for statement in view_statements(files):
@@ -89,9 +94,6 @@ def build(root: Path, tables: list[Table]) -> Path:
             con.execute("USE memory")
             con.execute("DETACH armswatch")
         atomic_write(target, tmp.read_bytes())
-    finally:
-        tmp.unlink(missing_ok=True)
-        Path(f"{tmp}.wal").unlink(missing_ok=True)
     return target
 
 

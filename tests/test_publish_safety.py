@@ -466,3 +466,32 @@ def test_older_releases_are_copied_beside_the_table_so_a_glob_reads_the_latest_o
     assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2024-08-26.parquet"]
     assert sorted(p.name for p in (root / "firearms_seizures_releases").iterdir()) == ["2022-06-17.parquet"]
     assert not list((root / "_history").rglob("*.run-3.parquet"))
+
+
+def test_the_readmes_as_published_at_time_t_recipe_tells_two_runs_of_one_day_apart(tmp_path):
+    """The README's history query, run as written (its path and time replaced), gives each batch as the runs
+    started before T left it, although both runs wrote into the same snapshot_date folder."""
+    import duckdb
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    recipe = re.search(r"History: every published.*?```sql\n(.*?)```", readme, re.S).group(1)
+    root = tmp_path / "warehouse"
+    morning, evening = "20261128T090000Z-aaaaaa", "20261128T170000Z-bbbbbb"
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish(morning, wb.batches(1), wb.SNAPSHOT)
+        warehouse.publish(evening, wb.batches(2, keys=wb.KEYS[:1]), wb.SNAPSHOT)
+
+    def as_published(before: str) -> dict[str, int]:
+        sql = recipe.replace("warehouse/", f"{root}/").replace("'20260115T000000Z'", f"'{before}'")
+        relation = duckdb.sql(sql)
+        at = relation.columns.index("consent_date")
+        rows = relation.fetchall()
+        return {key: sorted({r[at] for r in rows if r[0] == key}) for key in wb.KEYS}
+
+    def expected(versions: dict[str, int]) -> dict[str, list]:
+        return {key: sorted(r["consent_date"] for r in wb.batch(key, v)[wb.PARTICIPATION].to_pylist())
+                for key, v in versions.items()}
+
+    assert as_published("20261128T120000Z") == expected({k: 1 for k in wb.KEYS})
+    assert as_published("20261129T000000Z") == expected({"XCIX-1": 2, "XCIX-2": 1, "XCIX-3": 1})
+    assert as_published("20261128T000000Z") == {k: [] for k in wb.KEYS}
