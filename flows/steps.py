@@ -41,6 +41,9 @@ from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
+#: Seconds each of a stopped run's last steps (artifacts, run log, Data Docs, each notice) may take: a
+#: termination signal ends the run within seconds, whatever the notification destination does.
+STOPPING_STEP_TIMEOUT = 3
 #: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
 #: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
@@ -166,11 +169,36 @@ def final_state(reports: list[Report]):
     return Failed(message=message, data=data)
 
 
+def within(seconds: float | None, step, *args):
+    """`step(*args)`; with `seconds`, waited for that long at most (TimeoutError; the step goes on in a daemon
+    thread, which ends with the process)."""
+    if seconds is None:
+        return step(*args)
+    done: dict = {}
+    context = contextvars.copy_context()  # the flow run's (Prefect's client and logger)
+
+    def body():
+        try:
+            done["result"] = context.run(step, *args)
+        except BaseException as exc:  # handed to the caller
+            done["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True, name="stopping-step")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"gave up after {seconds} s: the run was stopped")
+    if "error" in done:
+        raise done["error"]
+    return done.get("result")
+
+
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
     """An alert for failures that are new, not yet delivered or due a reminder; one notice per recovered batch;
     new parties if opted in; then artifacts, run log and Data Docs (if anything was validated) for every run, and
-    retention. Never raises: the run's own outcome comes first."""
+    retention. Never raises: the run's own outcome comes first. In a run stopped by a signal, each of these steps
+    is given STOPPING_STEP_TIMEOUT seconds."""
     logger = get_run_logger()
     name = f"'{flow_run.name}' ({flow_run.flow_name})"
     now = datetime.now(timezone.utc)
@@ -185,12 +213,15 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
-        ("run log", lambda: status.log_run(run.warehouse.root, run.id, name, reports, now)),
+        ("run log", lambda: status.log_run(run.warehouse.root, run.id, {
+            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run_link()},
+                                            reports, now)),
         ("Data Docs", run.build_docs),
     ]
+    limit = STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None
     for what, step in steps:
         try:
-            step()
+            within(limit, step)
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
@@ -238,9 +269,9 @@ def deliver(target, message, what: str) -> str | None:
         logger.warning("%s not sent: alerts: none configured (ARMSWATCH_ALERT_URL, ARMSWATCH_ALERT_BLOCK or the "
                        "alert_block parameter)", what)
         return "no alert channel configured"
-    try:
-        target.send(message)
-    except AlertNotDelivered as exc:
+    try:  # a stopped run waits STOPPING_STEP_TIMEOUT at most
+        within(STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None, target.send, message)
+    except (AlertNotDelivered, TimeoutError) as exc:
         logger.error("%s not delivered: %s; the next run sends it again", what, exc)
         return str(exc)
     logger.info("sent the %s via %s", what, target.name)

@@ -67,6 +67,7 @@ FINGERPRINT = b"armswatch.fingerprint"
 SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
 MANIFEST = "_manifest.json"
+MANIFEST_LIMIT = 256 * 2**20  # bytes: a manifest of thousands of batches is a few MiB
 #: The column every data file carries besides its table's schema: the run that published that version.
 RUN_ID = "run_id"
 #: Suffix of the folder holding the glob copies of older releases (`firearms_seizures_releases/`).
@@ -188,9 +189,11 @@ class Warehouse:
         path = self.root / MANIFEST
         if storage.is_local(self.root):
             try:
-                found = (path.read_bytes(), None)
+                found = (storage.read_regular(path, MANIFEST_LIMIT), None)  # a FIFO or a device is never read
             except FileNotFoundError:
                 found = None
+            except storage.StorageError as exc:
+                raise PublishError(f"the warehouse manifest is refused ({exc}); nothing was read or changed") from None
         else:
             found = storage.read_versioned(path)
         self._version = found and found[1]
@@ -638,11 +641,15 @@ def entry_sources(root: UPath, entry: dict) -> str:
     return published_metadata(root / entry["file"]).get(SOURCE_SHA256.decode(), "")
 
 
+#: The columns a batch's as-of date is read from, the first one a table of the batch has (`armswatch.as_of`).
+AS_OF_COLUMNS = ("as_of", "release_date", "fetched_at")
+
+
 def _as_of(batch, snapshot: date) -> str:
     """The date a batch's data is as of: the as_of or release_date column of any of its tables (a treaty's status
     date holds for all six of its tables), else the date it was fetched, else today."""
     batch = list(batch)
-    for column in ("as_of", "release_date", "fetched_at"):
+    for column in AS_OF_COLUMNS:
         for data in batch:
             if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
                 return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()

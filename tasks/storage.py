@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
@@ -88,6 +89,36 @@ def parse_url(text: str) -> SplitResult | None:
 
 def is_local(path: UPath) -> bool:
     return isinstance(path, Path)
+
+
+def regular_size(path: UPath) -> int:
+    """The size of `path` when it is a regular file, found without opening it (a FIFO or a device would block or
+    never end); FileNotFoundError if there is none, StorageError naming it if it is something else."""
+    if not is_local(path):
+        if not path.is_file():
+            raise (StorageError(f"{path} is not a file") if path.exists() else FileNotFoundError(str(path)))
+        return path.stat().st_size
+    mode = os.stat(path)  # follows a symlink to what it names
+    if not stat.S_ISREG(mode.st_mode):
+        raise StorageError(f"{path} is not a regular file")
+    return mode.st_size
+
+
+def read_regular(path: UPath, limit: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes (regular_size, checked again on the
+    opened file, which a FIFO swapped in meanwhile cannot block); StorageError naming it otherwise."""
+    if regular_size(path) > limit:
+        raise StorageError(f"{path} is larger than {limit} bytes")
+    if not is_local(path):
+        return path.read_bytes()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise StorageError(f"{path} is larger than {limit} bytes")
+    return data
 
 
 def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:
