@@ -85,7 +85,7 @@ def test_first_run_on_a_fresh_machine_is_quiet_and_exits_1_for_a_quarantine(fres
     assert "total: 1 published, 0 unchanged, 1 quarantined, 0 failed" in result.stdout
     reasons = out[out.index("treaties / XVIII-12 quarantined: no published data yet"):]
     plain = reasons.index("    participant table missing although the document states parties")
-    assert reasons[plain + 3] == ("    expectation treaties.participant_table_found: "
+    assert reasons[plain + 3] == ("      expectation treaties.participant_table_found: "
                                   "expect_column_values_to_be_in_set"), "plain words first, GX's name after"
     assert all(len(line) <= 100 for line in out if str(wh) not in line), "fits 100 columns"
     assert out[-3:] == [f"status:  armswatch status --warehouse {wh}",
