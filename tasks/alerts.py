@@ -198,6 +198,19 @@ def failure_alert(flow_run: str, reports: list[Report], selected: list | None = 
     return Message(subject, "\n".join(lines), batches, link)
 
 
+def refused_alert(flow_run: str, flow: str, why: str, link: str | None = None) -> Message:
+    """The alert of a run that the warehouse lock refused (another run holds it): nothing ran."""
+    lines = [f"armswatch flow run {flow_run} did not run: {scrub(why)}", ""]
+    if link:
+        lines += [f"Flow run: {link}", ""]
+    lines += ["Nothing was fetched or published; the next scheduled run tries again. Runs of one deployment wait for "
+              "each other (concurrency limit 1); give the work pool a concurrency limit of 1 to make runs of "
+              "different deployments wait too.", "",
+              "Next step: `armswatch status` on the warehouse shows the last runs."]
+    return Message(f"armswatch: {flow} refused: the warehouse is in use by another run"[:MAX_SUBJECT],
+                   "\n".join(lines), [], link)
+
+
 def recovery_notice(flow_run: str, recovered: list[tuple[str, str]]) -> Message | None:
     """One notice naming the batches that pass again after an alert; None if none did."""
     if not recovered:

@@ -334,3 +334,20 @@ def test_retention_is_bounded_per_source_when_batch_names_change_every_run(tmp_p
     kept = sorted((tmp_path / "_quarantine").glob("*/release-*"))
     assert len(kept) == 2 * PER_SOURCE and kept[-1].name == "release-39-2"
     assert len(list((tmp_path / "_quarantine").glob("*/XVIII-12"))) == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_refused_by_the_warehouse_lock_alerts(tmp_path, monkeypatch, capsys):
+    from tasks.publish import Warehouse
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    with Receiver() as receiver:
+        monkeypatch.setenv("ARMSWATCH_ALERT_URL", receiver.url)
+        with Warehouse(tmp_path / "wh").locked():
+            code = main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh"),
+                         "--treaties", str(catalog)])
+    assert code == 3 and "is in use by another run" in capsys.readouterr().err
+    assert [b["subject"] for b in receiver.bodies] == [
+        "armswatch: armswatch-treaties refused: the warehouse is in use by another run"]
+    assert "Nothing was fetched or published" in receiver.bodies[0]["summary"]
