@@ -13,7 +13,7 @@ Exit codes:
   2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
      (a scheme no installed fsspec backend opens, or credentials inside the URL)
   3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
-     another run
+     another run, no upstream host reachable at all (no network)
   4  the run crashed (unexpected exception, SIGTERM), after still printing the summary of what was published and
      sending the alert
 """
@@ -161,10 +161,13 @@ def _fail(problem, code: int) -> int:
 
 
 def _configured(args) -> None:
-    """Configuration errors exit 2 before any flow starts."""
+    """Configuration errors (environment settings, configuration files) exit 2 before any flow starts."""
     from tasks import catalog, registry
+    from tasks.environment import environment
 
+    environment()
     catalog.load(args.treaties)
+    registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 
@@ -186,7 +189,7 @@ def _run(args, api: PrefectAPI) -> int:
         from flows.refresh import refresh
         from flows.steps import reports_of
         from tasks.alerts import summary_lines
-        from tasks.run import Report
+        from tasks.run import Report, offline
 
     if not args.verbose:
         quiet_logging()
@@ -196,7 +199,7 @@ def _run(args, api: PrefectAPI) -> int:
     heartbeats = {} if api.configured else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     with api, temporary_settings(updates=heartbeats), progress(not args.verbose):
         if args.only == "treaties":
-            state = ratification(treaties=args.treaties, **params)
+            state = ratification(treaties=args.treaties, sources=args.sources, **params)
         elif args.only == "indicators":
             state = indicators(sources=args.sources, **params)
         elif args.only in registry.names():
@@ -207,6 +210,9 @@ def _run(args, api: PrefectAPI) -> int:
     print("\n".join(summary_lines(reports)))
     if any(r.crash for r in reports):
         return EXIT_CRASH
+    if unreachable := offline(reports):
+        return _fail(f"no upstream host could be reached ({', '.join(unreachable)}): nothing new was fetched, the "
+                     f"published tables are as they were", EXIT_INFRASTRUCTURE)
     return EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED
 
 

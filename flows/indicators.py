@@ -2,52 +2,61 @@
 releases, configured in sources/<name>.yaml) → indicator_observations, firearms_seizures, indicator_revisions.
 
 Reads like the data flow, the same for every source: find its batches, fetch each batch's raw responses
-(archived), parse them, relate the batches (which release is the latest), validate and publish, then derive
-what is computed from the published data (revisions). No parsing logic here: see tasks/source.py and the source
+(archived; every source's fetching runs at once, each host asked politely, tasks/http.py), parse them, relate the
+batches (which release is the latest), validate and publish, then derive what is computed from the published
+data (revisions). No parsing logic here: see tasks/source.py and the source
 modules. Run: `python -m flows.indicators [--mirror DIR] [--warehouse DIR]`, `armswatch run --only indicators`
 or `armswatch run --only <source>`.
 """
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
 from flows.panel import outputs
-from flows.steps import audit, fetch_urls, final_state, opened, reported
+from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, opened, reported
 from tasks import registry
 from tasks.archive import Response
-from tasks.audit import Outcome, describe
+from tasks.audit import Outcome
 from tasks.run import STAGES, Report, Run
 from tasks.source import Batch, Client, Source
 
 
 def client(run: Run, source: Source) -> Client:
-    """Fetching for one source inside its tasks (flows/steps.py fetch_urls: retries, archive); the first URL that
-    could not be fetched fails the step."""
-    def get_all(urls: list[str], kind: str) -> list[Response]:
-        fetched = fetch_urls(run, source.name, urls, kind)
+    """Fetching for one source inside its tasks (flows/steps.py fetch_urls: retries, archive), from its declared
+    hosts only; the first URL that could not be fetched fails the step."""
+    def get_all(urls: list[str], kind: str, max_bytes: int | None = None) -> list[Response]:
+        fetched = fetch_urls(run, source.name, urls, kind, source.allowed, max_bytes)
         if failed := next((r for r in fetched if isinstance(r, Exception)), None):
             raise failed
         return fetched
 
-    return Client(lambda url, kind: get_all([url], kind)[0], get_all)
+    return Client(lambda url, kind, max_bytes=None: get_all([url], kind, max_bytes)[0], get_all)
 
 
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source.name}")
 def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Response] | Exception]], dict[str, str]]:
     """The source's batches, each with its raw responses fetched and archived (their sha256s tell whether anything
     changed) or the exception that kept them; and the discovery steps that failed (e.g. an unreachable release
-    page). One task run for the whole source (see flows/steps.py `fetch`)."""
+    page). One task run for the whole source (see flows/steps.py `fetch`); its batches are fetched concurrently
+    (FETCH_CONCURRENCY at once, each host at most Settings.per_host at a time)."""
     get = client(run, source)
     batches, errors = source.batches(get)
-    fetched = []
-    for batch in batches:
+
+    def one(batch: Batch) -> list[Response] | Exception:
         try:
-            fetched.append((batch, source.fetch(batch, get)))
+            return source.fetch(batch, get)
         except Exception as exc:  # that batch's outcome; the others are still fetched
-            fetched.append((batch, exc))
-    return fetched, errors
+            return exc
+
+    with ThreadPoolExecutor(FETCH_CONCURRENCY, thread_name_prefix=f"batches-{source.name}") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, one, batch) for batch in batches]  # the task's context
+    return [(batch, future.result()) for batch, future in zip(batches, futures)], errors
 
 
 @task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
@@ -56,15 +65,16 @@ def parse_batch(source: Source, batch: Batch, responses: list[Response]):
     return source.parse(batch, responses)
 
 
-def run_source(run: Run, source: Source) -> list[Outcome]:
-    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch.
+def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[Outcome]:
+    """One source, batch by batch: its fetch (`fetched_source`, running), parse, relate, audit and publish, then
+    derive; an outcome per batch.
 
     A batch whose raw bytes are those its published batch was built from is not parsed or validated again
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
     tables are computed again only when a batch of the source was published this run."""
     logger = get_run_logger()
-    fetched, errors = fetch_source(run, source)
-    STAGES.start("parse", len(fetched))
+    fetched, errors = fetched_source.result()
+    STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
     staged, skipped = {}, []
     for batch, responses in fetched:
         try:
@@ -80,10 +90,10 @@ def run_source(run: Run, source: Source) -> list[Outcome]:
                 continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
             errors[batch.name] = exc
-            logger.error("%s %s: %s", source.name, batch.name, describe(exc))
+            batch_failed(f"{source.name} {batch.name}", exc)
             continue
         finally:
-            STAGES.advance("parse")
+            STAGES.advance("parse", int(not isinstance(responses, Exception)))
         if key in staged:
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables
@@ -128,8 +138,9 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
     with (opened(run, warehouse, mirror, force, alert_block) as run,
           reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
                    alert_block, then=outputs) as reports):
-        for source in configured:
-            for outcome in run_source(run, source):
+        fetching = [fetch_source.submit(run, source) for source in configured]  # every source fetched at once
+        for source, fetched in zip(configured, fetching):
+            for outcome in run_source(run, source, fetched):
                 outcome.source = source.name
                 reports[0].outcomes.append(outcome)
     return final_state(reports)

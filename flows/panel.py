@@ -18,7 +18,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, opened, reported, reports_of
-from tasks import catalog, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, duckdb_views, panel, report, storage
 from tasks.publish import file_name
 from tasks.run import Report, Run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
@@ -95,7 +95,8 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     built_for = root / BUILT_FOR
-    built = (root / duckdb_views.DATABASE, root / "report" / "index.html", built_for)
+    built = (root / duckdb_views.DATABASE, root / "report" / "index.html", root / "report" / report.COUNTRY_INDEX,
+             built_for)
     return published or not all(p.exists() for p in built) or built_for.read_text() != failing(reports)
 
 
@@ -116,6 +117,7 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     try:
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
         with duckdb_views.connect(root) as con:
+            country_pages.build(root, con)
             page = report.build(root, con, reports, datetime.now(timezone.utc))
     except Exception as exc:  # the published data stands; the run goes on to report and alert
         logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)

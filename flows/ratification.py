@@ -13,10 +13,9 @@ from functools import partial
 from prefect import flow, get_run_logger
 
 from flows.panel import outputs
-from flows.steps import audit, fetch, final_state, opened, reported
-from tasks import alerts, catalog, tables, untc
+from flows.steps import audit, batch_failed, fetch, final_state, opened, reported
+from tasks import alerts, catalog, hosts, registry, tables, untc
 from tasks.archive import Response, date_of
-from tasks.audit import describe
 from tasks.run import STAGES, Report, Run
 
 
@@ -39,8 +38,8 @@ def counts(batch) -> str:
 
 @flow(name="armswatch-treaties")
 def ratification(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
-                 force: bool = False, notify: bool = True, alert_block: str | None = None,
-                 news_block: str | None = None, run: Run | None = None):
+                 sources: str | None = None, force: bool = False, notify: bool = True,
+                 alert_block: str | None = None, news_block: str | None = None, run: Run | None = None):
     """Fetch, parse, validate and publish every treaty of the catalog; when something was published (and the flow
     runs on its own), rebuild treaty status, the panel, the DuckDB file and the report; alert on failures,
     announce new parties. Ends Failed when a batch was quarantined or failed (after publishing the others and
@@ -50,8 +49,10 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
         warehouse: Where the tables go: a folder (relative to the working directory) or a URL such as
             s3://bucket/prefix.
         mirror: A recorded mirror folder (DIR/manifest.json) served instead of the live URLs; empty for live.
-        force: Parse, validate and republish even batches whose sources did not change.
         treaties: Treaty catalog file; empty: the project's treaties.yaml.
+        sources: Folder of <source>.yaml configurations (sources/untc.yaml names the hosts treaties come from);
+            empty: the project's sources/.
+        force: Parse, validate and republish even batches whose sources did not change.
         alert_block: Slug of a Prefect notification block for alerts (e.g. slack-webhook/armswatch-alerts); empty:
             ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
         news_block: Slug of a notification block for the opt-in new-ratifications notice.
@@ -60,12 +61,13 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
     """
     logger = get_run_logger()
     entries = catalog.load(treaties)
+    allowed = hosts.origins(registry.treaty_source(sources).hosts)  # sources/untc.yaml: nothing else is asked
     with (opened(run, warehouse, mirror, force, alert_block) as run,
           reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block,
                    then=partial(outputs, treaties=treaties)) as reports):
         report = reports[0]
-        fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml")
-        STAGES.start("parse", len(entries))
+        fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml", allowed)
+        STAGES.start("parse", sum(not isinstance(r, Exception) for r in fetched))  # what was fetched is parsed
         staged, errors, details, skipped = {}, {}, {}, []
         for treaty, response in zip(entries, fetched):
             try:
@@ -79,9 +81,9 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
                 logger.info("%s %s: %s", treaty.id, treaty.short_name, details[treaty.id])
             except Exception as exc:  # any failure of one treaty is its outcome (tasks/audit.py), not a crash
                 errors[treaty.id] = exc
-                logger.error("%s %s: %s", treaty.id, treaty.short_name, describe(exc))
+                batch_failed(f"{treaty.id} {treaty.short_name}", exc)
             finally:
-                STAGES.advance("parse")
+                STAGES.advance("parse", int(not isinstance(response, Exception)))
         before = run.warehouse.read(tables.PARTICIPATION) if staged else None
         for outcome in audit(run, tables.TREATY_TABLES, staged, errors, skipped):
             outcome.detail = details.get(outcome.key, outcome.detail)

@@ -26,7 +26,6 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-STARTUP_TIMEOUT = 300
 HEALTH_POLL = 0.02  # seconds between asking the starting server whether it answers; each miss is a refused connect
 PR_SET_PDEATHSIG = 1
 
@@ -36,7 +35,9 @@ class PrefectUnavailable(RuntimeError):
 
 
 def startup_timeout() -> float:
-    return float(os.environ.get("ARMSWATCH_SERVER_STARTUP_TIMEOUT") or STARTUP_TIMEOUT)
+    from tasks.environment import environment  # pydantic: imported once Prefect is (this module imports neither)
+
+    return environment().server_startup_timeout
 
 
 def _stop_with(parent: int):

@@ -1,10 +1,10 @@
 """The Prefect tasks and helpers every flow composes: `opened` (the run and its lock; a run the lock refuses
-alerts), fetch (with retries for transient failures), audit-and-publish (batches whose sources are unchanged were
-skipped before, tasks/run.py Run.skip), and finish (alerts delivered or retried, artifacts, run log, retention);
-`reported` keeps a run's report and alert even when the run ends early, and `final_state` turns the reports into
-the flow run's state (Failed with its message, the reports in a RunFailed, when any batch was quarantined or
-failed; `reports_of` reads them back). No parsing, publishing or message logic lives here; these wrap
-tasks/http.py, tasks/audit.py, tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM
+alerts), fetch (tasks/http.py's one retry policy, logged), audit-and-publish (batches whose sources are unchanged
+were skipped before, tasks/run.py Run.skip), and finish (alerts delivered or retried, artifacts, run log,
+retention); `reported` keeps a run's report and alert even when the run ends early, and `final_state` turns the
+reports into the flow run's state (Failed with its message, the reports in a RunFailed, when any batch was
+quarantined or failed; `reports_of` reads them back). No parsing, publishing or message logic lives here; these
+wrap tasks/http.py, tasks/audit.py, tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM
 handler outside imports (tasks/run.py outside_imports). Upstream: whatever URL a flow passes. Tables fed: those
 of the batches audited.
 """
@@ -12,6 +12,7 @@ of the batches audited.
 from __future__ import annotations
 
 import contextvars
+import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -26,17 +27,16 @@ from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities import engine
 from prefect.utilities.urls import url_for
-from tenacity import (RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set,
-                      wait_chain, wait_fixed, wait_random)
 
 from flows.server import TEMPORARY_SERVER
 from tasks import status
 from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
                           recovery_notice, refused_alert, summary_markdown)
 from tasks.archive import Response
-from tasks.audit import Outcome, audit_and_publish
-from tasks.errors import FetchError
-from tasks.incidents import label, prune
+from tasks.audit import Outcome, audit_and_publish, describe
+from tasks.environment import environment
+from tasks.errors import FetchError, Unreachable
+from tasks.incidents import mark_source, prune
 from tasks.publish import WarehouseBusy
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals, use_run
 
@@ -44,34 +44,26 @@ from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
-#: Seconds between the attempts at one URL, after tasks/http.py's own quick retries: an outage or a maintenance
-#: page served with 200 that clears within about 3.5 minutes costs a delay, not a failed batch. Each wait is
-#: lengthened by up to FETCH_RETRY_JITTER of itself, so many URLs failing together do not all come back at once.
-FETCH_RETRY_DELAYS = (30, 60, 120)
-FETCH_RETRY_JITTER = 0.2
-#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks).
+#: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
+#: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
 
 
-def _transient(exc: BaseException) -> bool:
-    """A failure that may pass: unreachable, 5xx, 429, a broken or too slow connection, an HTML maintenance page."""
-    return isinstance(exc, FetchError) and exc.transient
+def fetch_url(run: Run, source: str, url: str, kind: str, allowed: frozenset[str] | None,
+              cancel: threading.Event, max_bytes: int | None = None) -> Response:
+    """One URL through the fetcher's one retry policy (tasks/http.py Fetcher.get), every attempt archived; each
+    wait before another attempt is a warning in the run's log, and the first URL that finds its host unreachable
+    says so in one line (the host's other URLs then fail at once). Setting `cancel` ends the waiting."""
+    def waiting(failure: FetchError, attempt: int, wait: float) -> None:
+        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, failure.url,
+                                 attempt, failure.problem, wait)
 
-
-def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Event) -> Response:
-    """One URL, every attempt archived (tasks/http.py); tried again after FETCH_RETRY_DELAYS while its failure is
-    transient. Setting `cancel` ends the waiting (the run is stopping): the last failure is raised."""
-    def waiting(state: RetryCallState) -> None:
-        get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, url,
-                                 state.attempt_number, state.outcome.exception(), state.upcoming_sleep)
-
-    retrying = Retrying(
-        retry=retry_if_exception(_transient),
-        stop=stop_after_attempt(len(FETCH_RETRY_DELAYS) + 1) | stop_when_event_set(cancel),
-        wait=wait_chain(*(wait_fixed(d) + wait_random(0, d * FETCH_RETRY_JITTER) for d in FETCH_RETRY_DELAYS)),
-        sleep=cancel.wait, before_sleep=waiting, reraise=True)
     try:
-        response = retrying(run.fetcher.get, source, url, kind)
+        response = run.fetcher.get(source, url, kind, allowed, cancel, waiting, max_bytes)
+    except Unreachable as exc:
+        if exc.first:
+            get_run_logger().error("%s", exc.problem)
+        raise
     finally:
         STAGES.advance("fetch")
     get_run_logger().info("%s %s: HTTP %s, %d bytes, sha256 %s", source, url, response.status, response.bytes,
@@ -79,14 +71,17 @@ def fetch_url(run: Run, source: str, url: str, kind: str, cancel: threading.Even
     return response
 
 
-def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
-    """Every URL, FETCH_CONCURRENCY at once, each retried on its own (fetch_url): per URL, in order, its response
-    or the exception that ended its attempts. Whatever stops the caller (SIGTERM) also stops the waiting."""
+def fetch_urls(run: Run, source: str, urls: list[str], kind: str, allowed: frozenset[str] | None,
+               max_bytes: int | None = None) -> list[Response | Exception]:
+    """Every URL, FETCH_CONCURRENCY at once (fetch_url): per URL, in order, its response or the exception that ended
+    its attempts. `allowed`: the origins the source may fetch; `max_bytes`: a lower cap on each body. Whatever stops
+    the caller (SIGTERM) also stops the waiting."""
     STAGES.start("fetch", len(urls))
     cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=FETCH_CONCURRENCY, thread_name_prefix=f"fetch-{source}")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, cancel)
+        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, allowed, cancel,
+                               max_bytes)
                    for url in urls]  # each worker in the run's context (Prefect's logger)
         return [future.exception() or future.result() for future in futures]
     finally:
@@ -94,11 +89,19 @@ def fetch_urls(run: Run, source: str, urls: list[str], kind: str) -> list[Respon
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def batch_failed(label: str, exc: BaseException) -> None:
+    """A batch's failure in the run's log: an error line, or an info line when its host was unreachable (the
+    console already has that host's one line, fetch_url)."""
+    level = logging.INFO if isinstance(exc, Unreachable) else logging.ERROR
+    get_run_logger().log(level, "%s: %s", label, describe(exc))
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source} ({kind})")
-def fetch(run: Run, source: str, urls: list[str], kind: str) -> list[Response | Exception]:
+def fetch(run: Run, source: str, urls: list[str], kind: str,
+          allowed: frozenset[str] | None) -> list[Response | Exception]:
     """A flow's fetching as one task run (fetch_urls): a task run per URL cost more than the fetch itself, in the
     client and in the Prefect server recording it (benchmarks/pipeline.py)."""
-    return fetch_urls(run, source, urls, kind)
+    return fetch_urls(run, source, urls, kind, allowed)
 
 
 def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list[Outcome]:
@@ -110,10 +113,10 @@ def audit(run: Run, tables, staged, errors, skipped: list[Outcome] = ()) -> list
 
 @task(cache_policy=NO_CACHE, task_run_name="audit and publish {tables}")
 def validate_and_publish(run: Run, tables, staged, errors) -> list[Outcome]:
-    STAGES.start("validate", len(staged) + len(errors))
+    STAGES.start("validate", len(staged))  # failed batches (errors) are recorded, not validated
     outcomes = audit_and_publish(run.warehouse, run.validator if staged else None, run.id, tables, staged, errors,
                                  run.today, run.force, run.sources)
-    STAGES.advance("validate", len(staged) + len(errors))
+    STAGES.advance("validate", len(staged))
     return outcomes
 
 
@@ -135,6 +138,7 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
             report.crash = signalled
             get_run_logger().error("run ended early: %s", report.crash)
     finally:
+        report.reached, report.unreachable = run.network()
         for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
             outcome.source = outcome.source or report.sources[0]
         if notify:
@@ -223,7 +227,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
     delivery = notify(run, reports, name, now, alert_block)
     for report in reports:
         report.alerts = delivery
-    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
+    news_block = news_block or environment().news_block
     if news_block and (message := ratification_notice(news or [])):  # opt-in
         deliver(Channel("block", news_block), message, "new-ratifications notice")
     steps = [
@@ -243,7 +247,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
         for report in reports:
             for outcome in report.outcomes:
                 if outcome.quarantine is not None and outcome.quarantine.parent.name == run.id:
-                    label(outcome.quarantine, outcome.source)
+                    mark_source(outcome.quarantine, outcome.source)
         prune(run.warehouse.root)
     except OSError as exc:
         logger.error("retention could not prune %s: %s", run.warehouse.root, exc)

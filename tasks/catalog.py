@@ -4,11 +4,15 @@ per-source YAML files in sources/ (tasks/source.py, tasks/registry.py) and count
 A treaty entry is `{id: XVIII-12-c, short_name: Firearms Protocol, url: <optional>}`; without `url` the UNTC
 status XML URL is derived from the id. Every file is checked with pydantic: wrong types, unknown keys (a typo
 such as `ulr:`), empty or malformed values are a CatalogError (exit code 2) naming the file, the entry and the
-key. Tables fed: treaties.short_name, the treaty columns of the panel, and (through the sources) every table.
+key. Every file is read by one YAML loader (`read_yaml`) that refuses anchors and aliases (a few hundred bytes of
+nested aliases expand to gigabytes) and duplicate keys (YAML would keep the last one silently), and whose errors
+quote bounded excerpts only. Tables fed: treaties.short_name, the treaty columns of the panel, and (through the
+sources) every table.
 """
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -17,6 +21,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, StrictStr, TypeAdapter, ValidationError, field_validator
 
 from tasks import countries
+from tasks.errors import excerpt
 from tasks.untc import MTDSG_ID, mtdsg_url
 
 DEFAULT = Path(__file__).resolve().parent.parent / "treaties.yaml"
@@ -54,16 +59,42 @@ class Treaty:
     url: str
 
 
+class ConfigLoader(yaml.SafeLoader):
+    """YAML's safe loader, stricter: an anchor, an alias (hence a merge key `<<: *x`) or a mapping that repeats a
+    key is an error at its line and column."""
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            kind = "alias *" if isinstance(event, yaml.AliasEvent) else "anchor &"
+            raise yaml.composer.ComposerError(None, None, f"{kind}{excerpt(event.anchor, 40)[1:-1]}: anchors and "
+                                                          "aliases are not allowed here", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # SafeLoader refuses it below
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {excerpt(key)}",
+                                                        key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def read_yaml(path: Path | str, what: str):
-    """The parsed YAML of a configuration file; CatalogError (one line) when it cannot be read or parsed."""
+    """The parsed YAML of a configuration file (ConfigLoader); CatalogError (one line) when it cannot be read or
+    parsed, naming the line and column."""
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return yaml.load(Path(path).read_text(encoding="utf-8"), Loader=ConfigLoader)  # noqa: S506 (safe loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise CatalogError(f"{what} {path}: not valid YAML: {exc.problem or exc.context}{where}") from None
+        raise CatalogError(f"{what} {path}: not valid YAML: {(exc.problem or exc.context)[:200]}{where}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CatalogError(f"{what} {path}: {exc}") from None
+        raise CatalogError(f"{what} {path}: {excerpt(str(exc), 200)}") from None
 
 
 def _label(data, loc: tuple) -> str:
@@ -96,7 +127,7 @@ def validate(schema: type[Model] | TypeAdapter, data, path: Path | str, what: st
         return adapter.validate_python(data)
     except ValidationError as exc:
         problems = [f"{_label(data, tuple(e['loc']))}, key {_key(tuple(e['loc']))}: {e['msg']} "
-                    f"(got {e['input']!r:.80})" for e in exc.errors(include_url=False)]
+                    f"(got {excerpt(e['input'])})" for e in exc.errors(include_url=False)]
         raise CatalogError(f"{what} {path}: " + "; ".join(problems)) from None
 
 

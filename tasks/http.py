@@ -1,9 +1,13 @@
 """The one way armswatch fetches anything: a requests Session, the raw archive, and the offline mirror.
 
 Every source (UNTC https://treaties.un.org, the SDG API https://unstats.un.org/sdgapi, UNODC
-https://data.unodc.org) goes through `Fetcher.get`: connect/read timeouts and a total deadline per fetch; bounded
-retries with exponential backoff and jitter on connection errors, 5xx and 429 (honouring Retry-After, capped),
-none on other 4xx; a User-Agent naming the project; conditional requests from the last archived
+https://data.unodc.org, UNSD M49 https://unstats.un.org/unsd/methodology/m49/) goes through `Fetcher.get`, the
+one retry policy: timeouts, 5xx, 429, a broken connection and an HTML maintenance page are tried again with
+exponential backoff and jitter (Retry-After honoured, capped); a host whose name does not resolve or that refuses
+connections is not: it is unreachable for the rest of the run and every other URL of it fails at once. One
+deadline bounds each request whatever the server does (connect, headers, redirects, every byte of the body: a
+watchdog shuts the sockets down when it passes). At most `per_host` requests are in flight per host, one until it
+first answered. Also: a User-Agent naming the project; conditional requests from the last archived
 ETag/Last-Modified; a cap on decoded bytes for every body (redirect bodies and mirror files included); and every
 response archived in the raw archive (tasks/archive.py) before anyone parses it. With a mirror directory the same
 Session serves requests from a verified `DIR/manifest.json` through `MirrorAdapter`, a transport adapter, so the
@@ -13,14 +17,21 @@ code path is the one used live. Tables fed: none directly (all, through the pars
 from __future__ import annotations
 
 import email.utils
+import errno
 import hashlib
 import io
 import json
 import mimetypes
 import os
+import random
 import re
+import socket
 import stat
+import threading
 import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePosixPath, PureWindowsPath
@@ -28,12 +39,15 @@ from urllib.parse import urljoin
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
-from urllib3 import HTTPResponse
-from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError, SSLError
-from urllib3.util.retry import Retry
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set
+from urllib3 import HTTPConnectionPool, HTTPResponse, HTTPSConnectionPool, ProxyManager
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.exceptions import (DecodeError, MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError,
+                                ReadTimeoutError, SSLError)
 
+from tasks import hosts
 from tasks.archive import RawArchive, Response
-from tasks.errors import FetchError
+from tasks.errors import FetchError, Unreachable, excerpt
 
 USER_AGENT = "armswatch/0.1 (+https://github.com/armswatch/armswatch; UN arms-control treaty and indicator monitor)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -61,20 +75,29 @@ KINDS = {
 
 @dataclass(frozen=True)
 class Settings:
-    """Fetch limits (defaults documented in README "Reliability"). The deadline runs from the start of a fetch:
-    every connect and socket read waits at most until it, and reading a body stops there (urllib3's own retries
-    are bounded by `retries` and their waits; the status line and headers by `read_timeout` per read). No body,
-    redirect bodies and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
+    """Fetch limits (defaults documented in README "Reliability"). The deadline runs from the start of each
+    attempt and covers everything of it: connect, status line and headers, redirects and every body. Attempt n
+    (from 1) that failed transiently is followed by a wait of `backoff_factor * 2**(n-1)` s, at most `backoff_max`,
+    lengthened by up to BACKOFF_JITTER of itself, or the server's Retry-After (capped at `retry_after_max`) if
+    longer. No body, redirect bodies and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
     deadline: float = 300.0
     retries: int = 4
-    backoff_factor: float = 1.0
-    backoff_max: float = 30.0
+    backoff_factor: float = 2.0
+    backoff_max: float = 60.0
     retry_after_max: float = 120.0
     max_bytes: int = 200 * 1024 * 1024
     max_redirects: int = 10
+    per_host: int = 2
+
+
+#: The settings runs fetch with (tasks/run.py); the tests replace it with one whose waits are zero.
+SETTINGS = Settings()
+#: Each backoff wait is lengthened by up to this fraction of itself, so URLs failing together do not come back
+#: together.
+BACKOFF_JITTER = 0.2
 
 
 class MirrorRefused(Exception):
@@ -199,22 +222,186 @@ def _content_type(file: str) -> str:
     return mimetypes.guess_type(file)[0] or "application/octet-stream"
 
 
-def session(settings: Settings, mirror: Path | None = None) -> requests.Session:
-    """A Session with the project's User-Agent and retries; with `mirror`, every URL is served from it.
+class Deadline:
+    """One attempt's total deadline. Every socket the attempt opens (in this thread: `_Watched`) is shut down by a
+    watchdog timer when the deadline passes, which ends any read in progress; so no server, not even one dripping
+    its headers a byte at a time, keeps a fetch alive beyond it."""
 
-    Redirects are followed by `Fetcher.get` itself, so that every redirect body is read under the same caps."""
+    _current = threading.local()
+
+    def __init__(self, seconds: float):
+        self.seconds, self.at = seconds, time.monotonic() + seconds
+        self.expired = False
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(seconds, 0), self._expire)
+        self._timer.daemon = True
+
+    def remaining(self) -> float:
+        return self.at - time.monotonic()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                _shut(sock)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                _shut(sock)
+
+    @classmethod
+    def current(cls) -> Deadline | None:
+        return getattr(cls._current, "deadline", None)
+
+    def __enter__(self) -> Deadline:
+        Deadline._current.deadline = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+        Deadline._current.deadline = None
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:  # already closed
+        pass
+
+
+class _Watched:
+    """A urllib3 connection whose new socket is watched by the deadline of the attempt opening it (Deadline)."""
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        if (deadline := Deadline.current()) is not None:
+            deadline.watch(sock)
+        return sock
+
+
+class _HTTPPool(HTTPConnectionPool):
+    ConnectionCls = type("WatchedHTTPConnection", (_Watched, HTTPConnection), {})
+
+
+class _HTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = type("WatchedHTTPSConnection", (_Watched, HTTPSConnection), {})
+
+
+_POOLS = {"http": _HTTPPool, "https": _HTTPSPool}
+
+
+class WatchedAdapter(HTTPAdapter):
+    """requests' HTTP transport with connections the attempt's Deadline watches (direct or through an HTTP proxy),
+    and no retries of its own: Fetcher.get is the one retry policy."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = _POOLS
+
+    def proxy_manager_for(self, proxy, **proxy_kwargs):
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if type(manager) is ProxyManager:
+            manager.pool_classes_by_scheme = _POOLS
+        return manager
+
+
+def session(settings: Settings, mirror: Path | None = None) -> requests.Session:
+    """A Session with the project's User-Agent; with `mirror`, every URL is served from it.
+
+    Redirects are followed by `Fetcher.get` itself, so that every hop is checked and every redirect body is read
+    under the same caps."""
     s = requests.Session()
     s.headers["User-Agent"] = USER_AGENT
-    retry = Retry(
-        total=settings.retries, connect=settings.retries, read=settings.retries, status=settings.retries,
-        backoff_factor=settings.backoff_factor, backoff_max=settings.backoff_max, backoff_jitter=1.0,
-        status_forcelist=RETRY_STATUSES, allowed_methods=frozenset({"GET"}), respect_retry_after_header=True,
-        retry_after_max=settings.retry_after_max, raise_on_status=False, raise_on_redirect=False, redirect=False,
-    )
-    adapter = MirrorAdapter(mirror, settings.max_bytes) if mirror else HTTPAdapter(max_retries=retry)
+    adapter = MirrorAdapter(mirror, settings.max_bytes) if mirror else WatchedAdapter(max_retries=0)
     s.mount("http://", adapter)
     s.mount("https://", adapter)
     return s
+
+
+class Hosts:
+    """What a run knows of each host (origin): requests in flight (at most `per_host`, and one until the host first
+    answered, so a host that cannot be reached gets one request, not one per URL), the hosts that answered, and
+    those found unreachable with the reason."""
+
+    def __init__(self, per_host: int):
+        self.per_host = per_host
+        self.answered: set[str] = set()
+        self.unreachable: dict[str, str] = {}
+        self._in_flight: Counter[str] = Counter()
+        self._changed = threading.Condition()
+
+    @contextmanager
+    def slot(self, origin: str):
+        """Wait for a free slot on `origin`; yields the reason it is unreachable instead, if it is."""
+        with self._changed:
+            while (origin not in self.unreachable
+                   and self._in_flight[origin] >= (self.per_host if origin in self.answered else 1)):
+                self._changed.wait()
+            known = self.unreachable.get(origin)
+            if known is None:
+                self._in_flight[origin] += 1
+        if known is not None:
+            yield known
+            return
+        try:
+            yield None
+        finally:
+            with self._changed:
+                self._in_flight[origin] -= 1
+                self._changed.notify_all()
+
+    def answer(self, origin: str) -> None:
+        with self._changed:
+            self.answered.add(origin)
+            self._changed.notify_all()
+
+    def lost(self, origin: str, reason: str) -> bool:
+        """Mark `origin` unreachable; True if this is the first time in the run."""
+        with self._changed:
+            first = origin not in self.unreachable
+            self.unreachable.setdefault(origin, reason)
+            self._changed.notify_all()
+            return first
+
+
+def unreachable_reason(exc: requests.ConnectionError) -> str | None:
+    """Why a failed connection means its host cannot be reached at all this run (its name does not resolve, it
+    refused the connection, no route to it); None for failures that may pass (timeouts, resets)."""
+    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+    cause = getattr(reason, "__cause__", None)
+    if isinstance(reason, NameResolutionError):
+        return f"its name does not resolve ({cause or reason})"
+    if isinstance(reason, NewConnectionError) and isinstance(cause, OSError):
+        if isinstance(cause, ConnectionRefusedError):
+            return f"it refused the connection ({cause})"
+        if cause.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+            return f"no route to it ({cause})"
+    return None
+
+
+def retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds a Retry-After header asks to wait (delta-seconds or an HTTP-date), at most `cap`; None if absent or
+    unreadable."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return min(float(value), cap)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return min(max((when - datetime.now(timezone.utc)).total_seconds(), 0.0), cap)
+
+
+#: What Fetcher.get tells its caller before each wait: the failure, the attempt number, the seconds it will wait.
+OnRetry = Callable[[FetchError, int, float], None]
 
 
 class Fetcher:
@@ -223,8 +410,38 @@ class Fetcher:
     def __init__(self, archive: RawArchive, settings: Settings = Settings(), mirror: Path | None = None):
         self.archive, self.settings = archive, settings
         self.session = session(settings, mirror)
+        self.hosts = Hosts(settings.per_host)
 
-    def get(self, source: str, url: str, kind: str) -> Response:
+    def get(self, source: str, url: str, kind: str, allowed: frozenset[str] | None = None,
+            cancel: threading.Event | None = None, on_retry: OnRetry | None = None,
+            max_bytes: int | None = None) -> Response:
+        """The document at `url`, every attempt archived; tried again up to `retries` times while its failure is
+        transient (see Settings for the waits). `allowed`: the origins the source may fetch (the URL and every
+        redirect hop are checked before any request; None: any http(s) origin); a URL with credentials, another
+        scheme or origin is refused (FetchError, not transient). Setting `cancel` ends the waiting (the run is
+        stopping): the last failure is raised. `max_bytes` lowers the cap on this document's decoded bytes (e.g. a
+        page read only for its links). Raises FetchError (Unreachable for a host that cannot be reached at all)."""
+        stop = stop_after_attempt(self.settings.retries + 1)
+        if cancel is not None:
+            stop |= stop_when_event_set(cancel)
+
+        def told(state: RetryCallState) -> None:
+            if on_retry is not None:
+                on_retry(state.outcome.exception(), state.attempt_number, state.upcoming_sleep)
+
+        retrying = Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, FetchError) and exc.transient),
+                            stop=stop, wait=self._wait, sleep=cancel.wait if cancel is not None else time.sleep,
+                            before_sleep=told, reraise=True)
+        cap = min(max_bytes or self.settings.max_bytes, self.settings.max_bytes)
+        return retrying(self._attempt, source, url, kind, allowed, cap)
+
+    def _wait(self, state: RetryCallState) -> float:
+        s = self.settings
+        backoff = min(s.backoff_max, s.backoff_factor * 2 ** (state.attempt_number - 1))
+        backoff += random.uniform(0, backoff * BACKOFF_JITTER)
+        return max(backoff, state.outcome.exception().retry_after or 0.0)
+
+    def _attempt(self, source: str, url: str, kind: str, allowed: frozenset[str] | None, cap: int) -> Response:
         previous = self.archive.latest(url)
         headers = {}
         if previous is not None and previous.status == 200:
@@ -233,18 +450,18 @@ class Fetcher:
             if previous.headers.get("Last-Modified"):
                 headers["If-Modified-Since"] = previous.headers["Last-Modified"]
         fetched_at = datetime.now(timezone.utc)
-        deadline = time.monotonic() + self.settings.deadline
         target = url
-        for _ in range(self.settings.max_redirects + 1):
-            resp = self._send(source, url, target, headers, fetched_at, deadline)
-            body, error, transient = self._read(resp, deadline)
-            if error is not None or not resp.is_redirect:
-                break
-            target = urljoin(resp.url, self.session.get_redirect_target(resp))
-        else:
-            problem = f"too many redirects (Exceeded {self.settings.max_redirects} redirects, last to {target})"
-            self.archive.store(url, 0, {}, b"", fetched_at, problem)
-            raise FetchError(source, url, problem)
+        with Deadline(self.settings.deadline) as deadline:
+            for _ in range(self.settings.max_redirects + 1):
+                resp, body, error, transient = self._hop(source, url, target, headers, fetched_at, deadline,
+                                                         allowed, cap)
+                if error is not None or not resp.is_redirect:
+                    break
+                target = urljoin(resp.url, self.session.get_redirect_target(resp))
+            else:
+                problem = f"too many redirects (Exceeded {self.settings.max_redirects} redirects, last to {target})"
+                self.archive.store(url, 0, {}, b"", fetched_at, problem)
+                raise FetchError(source, url, problem)
         if error is None and resp.status_code == 200:
             error = kind_problem(kind, resp.headers.get("Content-Type", ""), body)
             transient = error is not None and error.startswith("got an HTML page")  # a maintenance page passes
@@ -257,74 +474,106 @@ class Fetcher:
         if resp.status_code == 304 and previous is not None:
             return self.archive.revalidated(previous, response)
         if resp.status_code != 200:
-            raise FetchError(source, url, f"HTTP {resp.status_code} {resp.reason}: {_snippet(body)}",
-                             transient=resp.status_code in RETRY_STATUSES)
+            raise FetchError(source, url, f"HTTP {resp.status_code} {resp.reason}: {excerpt(body)}",
+                             transient=resp.status_code in RETRY_STATUSES,
+                             retry_after=retry_after(resp.headers.get("Retry-After"), self.settings.retry_after_max))
         return response
 
+    def _hop(self, source: str, url: str, target: str, headers: dict, fetched_at: datetime, deadline: Deadline,
+             allowed: frozenset[str] | None, cap: int):
+        """One request to `target` (the URL or a redirect's), in a slot of its host: (response, body, error,
+        transient). A target the source may not fetch (`allowed`: its origins; tasks/hosts.py) is refused before
+        any request; a host already found unreachable is not asked; one found unreachable now is marked."""
+        if refused := hosts.refusal(target, allowed):
+            self.archive.store(url, 0, {}, b"", fetched_at, refused)
+            raise FetchError(source, url, refused)
+        where = hosts.origin(target)
+        with self.hosts.slot(where) as known:
+            if known is not None:
+                problem = f"{where} is unreachable ({known}, earlier in this run); not requested"
+                self.archive.store(url, 0, {}, b"", fetched_at, problem)
+                raise Unreachable(source, url, problem, where, first=False)
+            resp = self._send(source, url, target, headers, fetched_at, deadline)
+            self.hosts.answer(where)
+            return (resp, *self._read(resp, deadline, cap))
+
     def _send(self, source: str, url: str, target: str, headers: dict, fetched_at: datetime,
-              deadline: float) -> requests.Response:
-        """One request (urllib3 retries included), its body left unread; a FetchError if no response came.
+              deadline: Deadline) -> requests.Response:
+        """One request, its body left unread; a FetchError if no response came.
 
         The request goes to the Session's transport adapter directly: `Session.send` reads a redirect's whole body
         (even with allow_redirects=False, to prepare `Response.next`), which no cap would bound."""
-        remaining = deadline - time.monotonic()
+        remaining = deadline.remaining()
         try:
             if remaining <= 0:
-                raise requests.Timeout(f"deadline of {self.settings.deadline:g} s exceeded before {target} answered")
+                raise requests.Timeout(f"deadline of {deadline.seconds:g} s exceeded before {target} answered")
             request = self.session.prepare_request(requests.Request("GET", target, headers=headers))
             environment = self.session.merge_environment_settings(request.url, {}, True, None, None)
-            return self.session.get_adapter(request.url).send(
+            resp = self.session.get_adapter(request.url).send(
                 request, stream=True, verify=environment["verify"], cert=environment["cert"],
                 proxies=environment["proxies"],
                 timeout=(min(self.settings.connect_timeout, remaining), min(self.settings.read_timeout, remaining)))
+            if not deadline.expired:
+                return resp
+            resp.close()  # the watchdog cut the headers short: what arrived is not a response
+            problem, transient = self._late("before the response headers"), True
         except MirrorRefused as exc:
             problem, transient = f"refused by the mirror: {exc}", False
         except (requests.exceptions.InvalidSchema, requests.exceptions.InvalidURL,
                 requests.exceptions.MissingSchema) as exc:  # e.g. a redirect to file:// or ftp://
             problem, transient = f"cannot fetch {target}: {exc}", False
+        except requests.ConnectionError as exc:
+            if deadline.expired:
+                problem, transient = self._late("before the response headers"), True
+            elif (why := unreachable_reason(exc)) is not None:
+                where = hosts.origin(target)
+                problem = f"{where} is unreachable: {why}; its other URLs are not requested in this run"
+                self.archive.store(url, 0, {}, b"", fetched_at, problem)
+                raise Unreachable(source, url, problem, where, first=self.hosts.lost(where, why)) from None
+            else:
+                problem, transient = f"no response: {exc}", True
         except requests.RequestException as exc:
-            problem, transient = f"unreachable after {self.settings.retries} retries: {exc}", True
+            problem, transient = f"no response: {exc}", True
         self.archive.store(url, 0, {}, b"", fetched_at, problem)  # status 0: the attempt, with no response
         raise FetchError(source, url, problem, transient=transient)
 
-    def _read(self, resp: requests.Response, deadline: float) -> tuple[bytes, str | None, bool]:
-        """The decoded body, read as it arrives up to the size cap and the deadline; the error that stopped it, if
+    def _read(self, resp: requests.Response, deadline: Deadline, cap: int) -> tuple[bytes, str | None, bool]:
+        """The decoded body, read as it arrives up to the size cap `cap` and the deadline; the error that stopped it, if
         any, and whether that error may pass on another try.
 
         `read1` hands over every byte received before a break (requests' iter_content drops a partial last
         chunk), so a truncated body is archived as far as it came; urllib3 bounds what one read1 decodes, so a
-        compression bomb stops at the cap. Each socket read waits at most until the deadline."""
+        compression bomb stops at the cap. When the deadline passes, the watchdog ends the read in progress."""
         chunks, size = [], 0
-        connection = getattr(resp.raw, "connection", None)
-        sock = getattr(connection, "sock", None)
+
+        def late():
+            return b"".join(chunks), self._late(f"after {size} bytes of the body"), True
+
         try:
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return b"".join(chunks), self._late(size), True
-                if sock is not None:
-                    sock.settimeout(min(self.settings.read_timeout, remaining))
+                if deadline.remaining() <= 0 or deadline.expired:
+                    return late()
                 chunk = resp.raw.read1(64 * 1024, decode_content=True)
                 if not chunk:
                     break
                 size += len(chunk)
                 chunks.append(chunk)
-                if size > self.settings.max_bytes:
-                    return b"".join(chunks), f"body larger than the {self.settings.max_bytes}-byte cap", False
+                if size > cap:
+                    return b"".join(chunks), f"body larger than the {cap}-byte cap", False
         except DecodeError as exc:
             return b"".join(chunks), f"corrupt compressed body: {exc}", False
         except ReadTimeoutError as exc:
-            if time.monotonic() >= deadline:
-                return b"".join(chunks), self._late(size), True
-            return b"".join(chunks), f"connection timed out mid-body: {exc}", True
+            return late() if deadline.expired else (b"".join(chunks), f"connection timed out mid-body: {exc}", True)
         except (ProtocolError, SSLError, OSError) as exc:
+            if deadline.expired:
+                return late()
             return b"".join(chunks), f"connection broke mid-body (truncated): {exc}", True
         finally:
             resp.close()
-        return b"".join(chunks), None, False
+        return late() if deadline.expired else (b"".join(chunks), None, False)
 
-    def _late(self, size: int) -> str:
-        return f"connection too slow: the {self.settings.deadline:g} s deadline passed after {size} bytes of the body"
+    def _late(self, when: str) -> str:
+        return f"connection too slow: the {self.settings.deadline:g} s deadline passed {when}"
 
 
 def kind_problem(kind: str, content_type: str, body: bytes) -> str | None:
@@ -335,14 +584,9 @@ def kind_problem(kind: str, content_type: str, body: bytes) -> str | None:
     if not body.strip():
         return "empty body"
     if kind != "html" and head[:15].lower().startswith((b"<!doctype html", b"<html")):
-        return f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {_snippet(body)}"
+        return f"got an HTML page instead of {kind} ({ctype or 'no content type'}): {excerpt(body)}"
     if ctype not in expected.content_types:
         return f"wrong content type {ctype or '(none)'} for {kind}; expected one of {', '.join(expected.content_types)}"
     if not head.startswith(expected.magic):
-        return f"body does not start like {kind}: {_snippet(body)}"
+        return f"body does not start like {kind}: {excerpt(body)}"
     return None
-
-
-def _snippet(body: bytes) -> str:
-    text = body[:200].decode("utf-8", "replace")
-    return " ".join(text.split()) or "(empty body)"

@@ -15,9 +15,9 @@ from functools import lru_cache
 from pathlib import Path
 
 import pyarrow as pa
-import yaml
 from pydantic import Field, HttpUrl
 
+from tasks.catalog import read_yaml
 from tasks.errors import ParseError
 from tasks.source import Batch, Client, Source, SourceConfig
 from tasks.tables import COUNTRIES
@@ -40,7 +40,7 @@ FLAGS = ("is_ldc", "is_lldc", "is_sids")
 @lru_cache(maxsize=1)
 def un_status() -> dict[str, str]:
     """ISO3 -> member | observer, from tasks/un_members.yaml."""
-    declared = yaml.safe_load(MEMBERS.read_text())
+    declared = read_yaml(MEMBERS, "UN members")
     return {**{iso3: "member" for iso3 in declared["members"]}, **{iso3: "observer" for iso3 in declared["observers"]}}
 
 

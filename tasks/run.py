@@ -25,6 +25,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.audit import Outcome
+from tasks.environment import environment
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, WarehouseUnusable, code_digest
 from tasks.validate import suites_digest
@@ -142,9 +143,9 @@ class Run:
     @cached_property
     def fetcher(self):
         from tasks.archive import RawArchive
-        from tasks.http import Fetcher, Settings
+        from tasks import http
 
-        return Fetcher(RawArchive(self.warehouse.root / "_raw"), Settings(), self.mirror)
+        return http.Fetcher(RawArchive(self.warehouse.root / "_raw"), http.SETTINGS, self.mirror)
 
     @cached_property
     def validator(self):
@@ -157,6 +158,13 @@ class Run:
     def incidents(self) -> Incidents:
         """The open incidents as the run started (read once: only the run's finish writes them)."""
         return Incidents(self.warehouse.root)
+
+    def network(self) -> tuple[list[str], dict[str, str]]:
+        """The hosts this run's fetches reached (any answer) and those found unreachable, with why; none for a run
+        that fetched nothing (no fetcher was built)."""
+        if "fetcher" not in self.__dict__:
+            return [], {}
+        return sorted(self.fetcher.hosts.answered), dict(self.fetcher.hosts.unreachable)
 
     def build_docs(self) -> None:
         """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
@@ -232,6 +240,9 @@ class Report:
     outcomes: list[Outcome] = field(default_factory=list)
     new_parties: list[dict] = field(default_factory=list)
     crash: str = ""
+    #: the hosts the run had reached, and those it found unreachable (origin -> why), when this flow ended
+    reached: list[str] = field(default_factory=list)
+    unreachable: dict[str, str] = field(default_factory=dict)
     sources: list[str] = field(default_factory=list)
     alerts: str = ""
 
@@ -243,9 +254,17 @@ class Report:
         return {s: sum(o.status == s for o in self.outcomes) for s in STATUSES}
 
 
+def offline(reports) -> list[str]:
+    """The hosts found unreachable when the run reached no upstream host at all (every fetch failed to connect);
+    empty otherwise."""
+    if any(r.reached for r in reports):
+        return []
+    return sorted({host for r in reports for host in r.unreachable})
+
+
 def mirror_dir(mirror: str | None) -> Path | None:
     """The mirror folder from the argument or ARMSWATCH_MIRROR; None means live URLs."""
-    value = mirror or os.environ.get("ARMSWATCH_MIRROR") or None
+    value = mirror or environment().mirror
     return Path(value) if value else None
 
 
@@ -276,7 +295,9 @@ def use_run(run: Run | None, warehouse: str, mirror: str | None, force: bool = F
 
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit."""
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit. The
+    environment settings are checked first (every flow, deployed or run by the CLI, opens its run here)."""
+    environment()
     root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:

@@ -1,7 +1,8 @@
 """A source as one unit: the protocol every source module implements, and its provenance.
 
 A source (tasks/sdg.py, tasks/unodc.py, ...; registered in tasks/registry.py) is configured by one YAML file
-`sources/<name>.yaml`: its `origin` (producer, URLs, licence, citation; like owid/etl's `origin`) and its own keys,
+`sources/<name>.yaml`: its `origin` (producer, URLs, licence, citation; like owid/etl's `origin`), the `hosts` it
+may fetch from (scheme://host[:port]; nothing else is ever requested for it, tasks/hosts.py) and its own keys,
 validated by its `config_model`. A flow drives every source the same way, one batch at a time:
 
     batches(client)          -> the batches to run (from the configuration, or discovered upstream)
@@ -24,8 +25,9 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol
 
 import pyarrow as pa
-from pydantic import Field, HttpUrl, StrictStr
+from pydantic import Field, HttpUrl, StrictStr, field_validator
 
+from tasks import hosts
 from tasks.archive import Response
 from tasks.catalog import Strict
 from tasks.errors import ArmswatchError
@@ -56,9 +58,22 @@ class Origin(Strict):
 
 
 class SourceConfig(Strict):
-    """Base of a source's YAML file: its origin plus the source's own keys."""
+    """Base of a source's YAML file: its origin, the hosts it may fetch from, and the source's own keys."""
 
     origin: Origin
+    hosts: list[StrictStr] = Field(min_length=1, description="origins it may fetch: https://host[:port], no path")
+
+    @field_validator("hosts")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                found = hosts.origin(item)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an origin: {exc}") from None
+            if found != item.lower().rstrip("/"):
+                raise ValueError(f"{item!r} is not an origin: write it as {found} (scheme, host, port; no path)")
+        return value
 
 
 @dataclass(frozen=True)
@@ -81,11 +96,12 @@ class Reader(Protocol):
 
 @dataclass(frozen=True)
 class Client:
-    """How a source fetches: one URL, or several concurrently; each response archived before it is returned.
-    Both raise an ArmswatchError (FetchError) when the document could not be fetched."""
+    """How a source fetches: one URL, or several concurrently, `(url(s), kind, max_bytes=None)`, only from the
+    source's hosts; each response archived before it is returned. Both raise an ArmswatchError (FetchError) when
+    the document could not be fetched; `max_bytes` lowers the cap on a body (a page read only for its links)."""
 
-    get: Callable[[str, str], Response]
-    get_all: Callable[[list[str], str], list[Response]]
+    get: Callable[..., Response]
+    get_all: Callable[..., list[Response]]
     errors: tuple[type[Exception], ...] = (ArmswatchError,)
 
 
@@ -104,6 +120,11 @@ class Source(ABC):
     @property
     def origin(self) -> Origin:
         return self.config.origin
+
+    @property
+    def allowed(self) -> frozenset[str]:
+        """The origins the source may fetch from (discovered links and redirects included): its `hosts`."""
+        return hosts.origins(self.config.hosts)
 
     @abstractmethod
     def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:

@@ -52,9 +52,10 @@ def is_local(path: UPath) -> bool:
     return isinstance(path, Path)
 
 
-def atomic_write(path: UPath | Path, data: bytes) -> None:
+def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:
     """Replace `path` with `data` so that a reader sees the old or the new bytes, never a part: on a local disk a
-    temporary file in the same folder, fsync, then rename; on an object store one PUT (atomic per object)."""
+    temporary file in the same folder, fsync (unless not `durable`: a file rebuilt on every run), then rename; on
+    an object store one PUT (atomic per object)."""
     if not is_local(path):
         path.fs.pipe_file(path.path, data)
         return
@@ -65,7 +66,8 @@ def atomic_write(path: UPath | Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -67,8 +67,11 @@ PARTICIPATION = Table(
         _f("footnotes", pa.list_(pa.int16()), "Footnote numbers attached to the name (texts in treaty_footnotes)"),
         _f("iso3", pa.string(), "ISO 3166-1 alpha-3; null for participants that are not states"),
         _f("m49", pa.int16(), "UN M49 numeric code; null for participants that are not states"),
-        _f("is_state", pa.bool_(), "False for participants that are not states (European Union, intergovernmental "
-           "organisations; declared in country_aliases.yaml)"),
+        _f("is_state", pa.bool_(), "False for participants that are not states: organisations and territories "
+           "(participant_kind)"),
+        _f("participant_kind", pa.string(), "state | organisation | territory: organisation when the name is declared "
+           "in country_aliases.yaml or, resolving to no state, reads as one (its head noun: Organization, Community, "
+           "Union, Agency, Bank, Fund, ...; or an acronym); territory when it resolves to a non-independent area", False),
         _f("signature_date", pa.date32(), "Date of signature (or succession to signature)"),
         _f("signature_kind", pa.string(), "signature | succession_to_signature"),
         _f("consent_date", pa.date32(), "Date of the instrument of consent to be bound (kept when later withdrawn)"),
@@ -76,7 +79,12 @@ PARTICIPATION = Table(
            "definitive_signature | formal_confirmation | participation | application | ... (tasks/untc.py "
            "CONSENT_KINDS); unspecified when the column header lists several kinds without codes"),
         _f("provisional_application_date", pa.date32(), "Date of declaration of provisional application"),
-        _f("is_party", pa.bool_(), "True when a consent is recorded and was not withdrawn or denounced"),
+        _f("is_party", pa.bool_(), "True when a consent is recorded and was not withdrawn or denounced (UNTC's "
+           "Parties count: consents deposited, also before the treaty is in force for the participant)"),
+        _f("in_force_date", pa.date32(), "Date the treaty entered into force for the participant: the treaty's "
+           "entry_into_force_date, or for a later consent the delay the entry-into-force text states ('on the "
+           "thirtieth day after the deposit ...') after consent_date, else consent_date; null without consent or "
+           "while the treaty is not in force"),
         _f("withdrawn", pa.bool_(), "The consent (without one: the signature) was later withdrawn or denounced (a "
            "date in square brackets, or a withdrawal column); is_party is then false", False),
         _f("withdrawal_date", pa.date32(), "When the withdrawal or denunciation took effect (else when it was "
@@ -138,11 +146,19 @@ RATIFICATION_PROGRESS = Table(
         _f("new_signatories", pa.int32(), "Signatures dated in the year", False),
         _f("new_parties", pa.int32(), "Consents dated in the year", False),
         _f("cumulative_signatories", pa.int32(), "Signatures dated up to the end of the year", False),
-        _f("cumulative_parties", pa.int32(), "Parties at the end of the year: consents less withdrawals", False),
+        _f("cumulative_consents", pa.int32(), "Consents deposited up to the end of the year less withdrawals: what "
+           "UNTC's Parties count (treaties.stated_parties) counts, also before entry into force", False),
+        _f("cumulative_parties", pa.int32(), "Parties in force at the end of the year: consents in force for the "
+           "participant (participation.in_force_date) less withdrawals; 0 before the treaty's entry into force", False),
         _f("withdrawn_parties", pa.int32(), "Parties whose withdrawal or denunciation is dated in the year", False),
+        _f("complete_year", pa.bool_(), "False for the as-of year (counts at the as-of date, not at year end)", False),
+        _f("includes_organisations", pa.bool_(), "Whether the year's counts include participants that are not "
+           "states (the European Union, organisations; UNTC counts them); treaty_status_by_year counts states only",
+           False),
     ]),
     "mtdsg_no",
-    "Per treaty per year: new and cumulative parties and signatories.",
+    "Per treaty per year: new and cumulative signatories, consents and parties in force, every participant counted "
+    "as UNTC counts them.",
 )
 
 TREATY_TABLES = (TREATIES, PARTICIPATION, TREATY_FOOTNOTES, DECLARATIONS, TREATY_EVENTS, RATIFICATION_PROGRESS)
@@ -288,10 +304,14 @@ TREATY_STATUS_BY_YEAR = Table(
         _f("mtdsg_no", pa.string(), "MTDSG reference of the catalog treaty", False),
         _f("treaty", pa.string(), "Short name from the catalog (treaties.yaml)"),
         _f("year", pa.int16(), "Calendar year, from the treaty's conclusion to its as_of year", False),
-        _f("party", pa.bool_(), "Consent dated on or before 31 December and not withdrawn by then; null when a "
-           "withdrawal's date is unknown"),
+        _f("party", pa.bool_(), "Party in force: the treaty in force for the state (participation.in_force_date) on "
+           "or before 31 December and not withdrawn by then; null when a withdrawal's date is unknown"),
+        _f("consent_deposited", pa.bool_(), "Consent dated on or before 31 December and not withdrawn by then (what "
+           "UNTC's Parties count counts); null when a withdrawal's date is unknown"),
         _f("signatory", pa.bool_(), "Signature dated on or before 31 December and not withdrawn by then; null when "
            "a withdrawal's date is unknown"),
+        _f("complete_year", pa.bool_(), "False for the as-of year (status at the as-of date, not at 31 December)",
+           False),
     ]),
     "mtdsg_no",
     "Treaty status in long form: one row per state x catalog treaty x year (a new treaty adds rows, not columns).",

@@ -10,6 +10,8 @@ A state listed several times for a treaty (an action withdrawn, then a new one) 
 party when any entry not withdrawn has a consent date; withdrawn when its only dated entries were withdrawn or
 denounced; signatory when an entry not withdrawn has a signature only; no_action otherwise. States without an entry
 are no_action. A treaty whose document has no participant table (UNTOC in the 2018 snapshot) gets null status.
+Per year, `party` is a party in force (participation.in_force_date), `consent_deposited` a consent deposited (what
+UNTC's Parties count counts); the as-of year is marked incomplete (`complete_year` false).
 """
 
 from __future__ import annotations
@@ -93,8 +95,10 @@ def status_tables(treaty: dict, participation: pa.Table, countries: pa.Table) ->
                             "mtdsg_no": mtdsg_no, "treaty": treaty["short_name"], "as_of": as_of, **status})
         if known:
             year_rows += [{"iso3": state["iso3"], "mtdsg_no": mtdsg_no, "treaty": treaty["short_name"], "year": year,
-                           "party": _held(entries, "consent_date", year),
-                           "signatory": _held(entries, "signature_date", year)}
+                           "party": _held(entries, "in_force_date", year),
+                           "consent_deposited": _held(entries, "consent_date", year),
+                           "signatory": _held(entries, "signature_date", year),
+                           "complete_year": as_of >= date(year, 12, 31)}
                           for year in range(min(first, as_of).year, as_of.year + 1)]
     return (pa.Table.from_pylist(status_rows, schema=TREATY_STATUS.schema),
             pa.Table.from_pylist(year_rows, schema=TREATY_STATUS_BY_YEAR.schema))

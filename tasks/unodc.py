@@ -30,9 +30,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import Field, HttpUrl
 
-from tasks import revisions, xlsx
+from tasks import hosts, revisions, xlsx
 from tasks.countries import by_iso3
-from tasks.errors import ParseError
+from tasks.errors import ParseError, excerpt
 from tasks.source import Batch, Client, Notes, Reader, Source, SourceConfig, Staged
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_REVISIONS
 
@@ -64,33 +64,32 @@ _FORMATTED = re.compile(r"\d{1,3}(?:[,\u00a0\u202f ]\d{3}){1,6}")
 _EXCEL_EPOCH = date(1899, 12, 30)
 
 
-def _release(cells: dict[int, list], url: str) -> date:
-    first = cells.get(1, [""])[0] if cells.get(1) else ""
+def _release(cells: dict[int, xlsx.Cells], url: str) -> date:
+    first = cells.get(1, {}).get(0, "")
     if first != "UNODC":
-        raise ParseError(SOURCE, url, f"cell A1 is {first or None!r}, expected 'UNODC'")
-    cell = cells.get(2, [""])[0] if cells.get(2) else ""
+        raise ParseError(SOURCE, url, f"cell A1 is {excerpt(first or None)}, expected 'UNODC'")
+    cell = cells.get(2, {}).get(0, "")
     if isinstance(cell, float) and cell.is_integer() and 0 < cell < 100_000:  # a date cell: an Excel serial day
         return _EXCEL_EPOCH + timedelta(days=int(cell))
     try:
         return datetime.strptime(str(cell).strip(), "%d/%m/%Y").date()
     except ValueError:
-        raise ParseError(SOURCE, url, f"cell A2 is {cell!r}, expected the release date as dd/mm/yyyy") from None
+        raise ParseError(SOURCE, url, f"cell A2 is {excerpt(cell)}, expected the release date as dd/mm/yyyy") from None
 
 
-def _check_header(header: list, url: str) -> None:
-    header = list(header)
+def _check_header(cells: xlsx.Cells, url: str) -> None:
+    header = [str(cells.get(at, "")).strip() for at in range(max(cells, default=-1) + 1)]
     while header and header[-1] == "":
         header.pop()
-    header = [str(cell).strip() for cell in header]
     if tuple(header) == EXPECTED_COLUMNS:
         return
     missing = [c for c in EXPECTED_COLUMNS if c not in header]
-    unexpected = [c for c in header if c not in EXPECTED_COLUMNS]
+    unexpected = [c for c in header if c and c not in EXPECTED_COLUMNS]
     problem = f"row {_HEADER_ROW} header changed (schema drift): "
     if missing or unexpected:
-        problem += f"missing columns {missing}, unexpected columns {unexpected}"
+        problem += f"missing columns {missing}, unexpected columns {excerpt(unexpected, 200)}"
     else:
-        problem += f"columns reordered or repeated: {header}"
+        problem += f"columns reordered or repeated: {excerpt(header, 200)}"
     raise ParseError(SOURCE, url, problem)
 
 
@@ -100,7 +99,7 @@ def _text(cell, excel_row: int, url: str) -> str | None:
     text = str(cell).strip()
     if len(text) > MAX_CELL_CHARS:
         raise ParseError(SOURCE, url, f"row {excel_row}: a cell of {len(text)} characters, over the "
-                                      f"{MAX_CELL_CHARS}-character cap: {text[:40]!r}...")
+                                      f"{MAX_CELL_CHARS}-character cap: {excerpt(text, 40)}")
     return text or None
 
 
@@ -111,14 +110,14 @@ def _whole(cell, what: str, excel_row: int, url: str) -> int | None:
     text = str(cell).strip()
     number = float(text) if isinstance(cell, float) or _PLAIN_NUMBER.fullmatch(text) else None
     if isinstance(cell, bool) or number is None or not number.is_integer():
-        raise ParseError(SOURCE, url, f"row {excel_row}: {what} {cell!r} is not a whole number")
+        raise ParseError(SOURCE, url, f"row {excel_row}: {what} {excerpt(cell)} is not a whole number")
     return int(number)
 
 
 def _year(cell, excel_row: int, url: str) -> int:
     year = _whole(cell, "Year", excel_row, url)
     if year is None or not _YEAR_RANGE[0] <= year <= _YEAR_RANGE[1]:
-        raise ParseError(SOURCE, url, f"row {excel_row}: Year {cell!r} is not a year")
+        raise ParseError(SOURCE, url, f"row {excel_row}: Year {excerpt(cell)} is not a year")
     return year
 
 
@@ -160,13 +159,13 @@ def release_date(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> 
     return _release(head, url)
 
 
-def _chunk_table(data: list[tuple[int, list]], released: date, url: str) -> pa.Table:
+def _chunk_table(data: list[tuple[int, xlsx.Cells]], released: date, url: str) -> pa.Table:
     names = list(COLUMN_NAMES.values())
-    columns = {name: [_text(row[i] if i < len(row) else "", n, url) for n, row in data] for i, name in enumerate(names)
+    columns = {name: [_text(row.get(i, ""), n, url) for n, row in data] for i, name in enumerate(names)
                if name not in ("year", "value")}
     year_at, value_at = EXPECTED_COLUMNS.index("Year"), EXPECTED_COLUMNS.index("VALUE")
-    columns["year"] = [_year(row[year_at] if year_at < len(row) else "", n, url) for n, row in data]
-    cells = [(n, row[value_at] if value_at < len(row) else "") for n, row in data]
+    columns["year"] = [_year(row.get(year_at, ""), n, url) for n, row in data]
+    cells = [(n, row.get(value_at, "")) for n, row in data]
     values = [value_cell(_text(cell, n, url) or "" if isinstance(cell, str) else cell) for n, cell in cells]
     for at, name in enumerate(("value", "value_text", "value_flag")):
         columns[name] = [value[at] for value in values]
@@ -182,10 +181,10 @@ def _chunk_table(data: list[tuple[int, list]], released: date, url: str) -> pa.T
                     schema=FIREARMS_SEIZURES.schema)
 
 
-def _checked_head(head: dict[int, list], url: str) -> date:
+def _checked_head(head: dict[int, xlsx.Cells], url: str) -> date:
     """The release date of rows 1-2, after checking the header in row 3."""
     released = _release(head, url)
-    _check_header(head.get(_HEADER_ROW, []), url)
+    _check_header(head.get(_HEADER_ROW, {}), url)
     return released
 
 
@@ -196,14 +195,14 @@ def seizures(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> pa.T
     Raises ParseError for a workbook over `limits`, bytes that are not an xlsx workbook, a changed layout (A1,
     release date, header) or a Year that is not a whole number. Memory: one chunk of rows plus the result.
     """
-    head: dict[int, list] = {}
+    head: dict[int, xlsx.Cells] = {}
     chunks, data, released = [], [], None
     for number, cells in xlsx.rows(body, SOURCE, url, limits):
         if number <= _HEADER_ROW:
             head[number] = cells
             continue
         released = released or _checked_head(head, url)
-        if any(cell != "" for cell in cells):
+        if any(cell != "" for cell in cells.values()):
             data.append((number, cells))
         if len(data) == _CHUNK:
             chunks.append(_chunk_table(data, released, url))
@@ -212,20 +211,39 @@ def seizures(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> pa.T
     return pa.concat_tables(chunks)
 
 
-def release_links(html: bytes, page_url: str, file_name: str) -> list[str]:
+def release_links(html: bytes, page_url: str, file_name: str,
+                  allowed: frozenset[str] | None = None) -> tuple[list[str], list[str]]:
     """IAFQ workbook URLs linked from a data report page: `/files/YYYY-MM/<file_name>.xlsx` or a same-month
     re-upload `<file_name>_0.xlsx`, `_1`, ...; absolute, deduplicated, oldest first (by month, then revision).
-    Only the newest upload of each month is kept: a re-upload replaces the file of the same month."""
+    Only the newest upload of each month is kept: a re-upload replaces the file of the same month. Links the
+    origins `allowed` do not allow (tasks/hosts.py: credentials, another scheme or host) are not releases: the
+    second list says why each distinct one was refused."""
     try:
         document = lxml.html.document_fromstring(html, base_url=page_url)
     except (lxml.etree.ParserError, ValueError) as exc:
         raise ParseError(SOURCE, page_url, f"data report page is not readable HTML: {exc}") from None
     newest: dict[str, tuple[int, str]] = {}
+    refused: dict[str, str] = {}
     for _, _, link, _ in document.iterlinks():  # a, area, link, iframe, ... wherever the page puts its links
-        url = urljoin(page_url, link.strip())
-        if (upload := _upload(url, re.escape(file_name))) and upload[1] >= newest.get(upload[0], (-2, ""))[0]:
-            newest[upload[0]] = (upload[1], url.split("#")[0])
-    return [url for _, (_, url) in sorted(newest.items())]
+        url = urljoin(page_url, link.strip()).split("#")[0]
+        if not (upload := _upload(url, re.escape(file_name))):
+            continue
+        if why := hosts.refusal(url, allowed):
+            refused.setdefault(url, why)
+        elif upload[1] >= newest.get(upload[0], (-2, ""))[0]:
+            newest[upload[0]] = (upload[1], url)
+    return [url for _, (_, url) in sorted(newest.items())], list(refused.values())
+
+
+def _order(url: str) -> tuple:
+    """Sort key of release URLs: oldest upload first (month, then revision), then the URL."""
+    return _upload(url) or ("", -1), url
+
+
+def refusals(refused: list[str], shown: int = 3) -> str:
+    """One message for the links of a page that were refused: how many, and the first `shown` reasons."""
+    more = f"; and {len(refused) - shown} more" if len(refused) > shown else ""
+    return f"{len(refused)} linked release(s) refused, not fetched: {'; '.join(refused[:shown])}{more}"
 
 
 def _upload(url: str, file_name: str = r"[^/]*?") -> tuple[str, int] | None:
@@ -243,6 +261,8 @@ class IafqConfig(SourceConfig):
     releases: list[HttpUrl] = Field(default_factory=list, description="releases pinned or added by hand")
     max_uncompressed_bytes: int = Field(default=xlsx.Limits.max_uncompressed_bytes, gt=0)
     max_compression_ratio: float = Field(default=xlsx.Limits.max_compression_ratio, gt=1)
+    max_releases: int = Field(default=20, gt=0, description="newest releases discovered per run, at most")
+    max_page_bytes: int = Field(default=8 * 1024 * 1024, gt=0, description="bytes of a report page read, at most")
 
 
 class IafqSource(Source):
@@ -260,16 +280,23 @@ class IafqSource(Source):
                            max_compression_ratio=self.config.max_compression_ratio)
 
     def batches(self, client: Client) -> tuple[list[Batch], dict[str, str]]:
-        """Releases linked from the report pages plus the configured ones, oldest upload first; a page that
-        cannot be read is an error of its own (the other releases still run)."""
-        urls, errors = {str(u) for u in self.config.releases}, {}
+        """The configured releases plus the newest `max_releases` linked from the report pages (each page read up
+        to `max_page_bytes`), oldest upload first. A page that cannot be read is an error of its own (the other
+        releases still run); so are its links that the source's hosts do not allow, named once per page."""
+        found, errors = set(), {}
         for page in self.config.report_pages:
             try:
-                response = client.get(str(page), "html")
-                urls.update(release_links(response.body, response.url, self.config.file_name))
+                response = client.get(str(page), "html", max_bytes=self.config.max_page_bytes)
+                links, refused = release_links(response.body, response.url, self.config.file_name, self.allowed)
             except (ParseError, *client.errors) as exc:
                 errors[f"report page {page}"] = str(exc)
-        return [Batch(url, (url,)) for url in sorted(urls, key=lambda u: (_upload(u) or ("", -1), u))], errors
+                continue
+            found.update(links)
+            if refused:
+                errors[f"report page {page} links"] = str(ParseError(SOURCE, str(page), refusals(refused)))
+        newest = sorted(found, key=_order)[-self.config.max_releases:]
+        urls = {str(u) for u in self.config.releases} | set(newest)
+        return [Batch(url, (url,)) for url in sorted(urls, key=_order)], errors
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses

@@ -17,27 +17,33 @@ Linear time, bounded work: every regular expression here uses bounded repeats on
 checks the compiled patterns), markup is removed by a scanner, cells are read by a tokenizer, and cells, names,
 texts, rows and entries are capped (`Limits`): a document beyond a cap is a ParseError saying which.
 
-Grammar of the participant table (implemented by `parse_header` and `parse_cell`):
-- a column header is a comma-separated list of items, split on top-level commas only; an item is a leading phrase
-  naming an action (`CONSENT_KINDS`, `SIGNATURE_KINDS`, provisional application, notification, ...), optionally
-  ended by a suffix code, a bracketed group of one or two letters (`Accession(a)`); bracketed numbers and
-  references such as `(2)`, `(c) (i)` or `article 21 (1) (b)` belong to the label. An item that names no action
-  or starts in lower case continues the previous one (`..., as amended(A)`).
+Grammar of the participant table (implemented by `parse_header`, `classify` and `parse_cell`):
+- a column header is a comma-separated list of items, split on top-level commas only; an item is
+  `[qualifier] head [/ [qualifier] head ...] text [suffix code]`: a head is a leading phrase naming an action
+  (`CONSENT_KINDS`, `SIGNATURE_KINDS`, provisional application, notification, ...; a word misspelt by a letter or
+  two is read as the closest), a qualifier makes a consent head provisional ('Provisional acceptance': provisional
+  application, never consent) or leaves it consent ('Definitive acceptance'), slashes separate alternatives of one
+  column; the suffix code is a bracketed group of one or two letters (`Accession(a)`, typos in its brackets
+  tolerated); bracketed numbers and references such as `(2)`, `(c) (i)` or `article 21 (1) (b)` belong to the
+  label. An item that starts in lower case continues the previous one (`..., as amended(A)`). A header with an
+  item naming no known action, or whose uncoded items name several roles, fails its treaty naming the header.
 - a cell is `D Mon YYYY [suffix]`; in square brackets (`[24 Apr 1963 ]`, `[14 Nov 1980 a]`, `[22 Dec 1992] n`)
   it is an action later withdrawn or denounced, whose footnote says which and usually when.
 """
 
 from __future__ import annotations
 
+import calendar
+import difflib
 import re
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pyarrow as pa
 from lxml import etree
 
 from tasks import tables
-from tasks.countries import MAX_NAME, resolve_name
+from tasks.countries import MAX_NAME, STATE, participant, resolve_name
 from tasks.errors import ParseError
 
 SOURCE = "untc"
@@ -106,15 +112,28 @@ _PHRASES = (
     ("participation", "participation", CONSENT),
     ("non-provisional application", "non_provisional_application", NOTIFICATION),
     ("provisional application", "provisional_application", PROVISIONAL),
+    ("territorial application", "territorial_application", NOTIFICATION),
     ("application", "application", CONSENT),
     ("notification of succession", "succession", CONSENT),
     ("notification", "notification", NOTIFICATION),
+    ("declaration of provisional application", "provisional_application", PROVISIONAL),
     ("declaration", "declaration", NOTIFICATION),
     ("extension", "extension", NOTIFICATION),
+    ("reservation", "reservation", NOTIFICATION),
+    ("objection", "objection", NOTIFICATION),
+    ("communication", "communication", NOTIFICATION),
+    ("entry into force", "entry_into_force", NOTIFICATION),
     ("denunciation", "denunciation", WITHDRAWAL),
+    ("termination", "termination", WITHDRAWAL),
     ("withdrawal", "withdrawal", WITHDRAWAL),
 )
 _ROLE = {kind: role for _, kind, role in _PHRASES}
+#: Qualifiers of a head phrase: provisional ones make a consent head provisional application (never consent),
+#: definitive ones leave it consent of the head's kind (`classify`).
+_QUALIFIERS = {"provisional": PROVISIONAL, "interim": PROVISIONAL, "temporary": PROVISIONAL,
+               "definitive": CONSENT, "final": CONSENT, "formal": CONSENT}
+#: Words a misspelt head is matched against.
+_HEAD_WORDS = sorted({phrase.split()[0] for phrase, _, _ in _PHRASES} | set(_QUALIFIERS))
 #: The consent kinds a participation row can carry (`unspecified`: the header lists several kinds without codes).
 CONSENT_KINDS = tuple(dict.fromkeys([k for _, k, r in _PHRASES if r == CONSENT] + ["unspecified"]))
 SIGNATURE_KINDS = tuple(k for _, k, r in _PHRASES if r == SIGNATURE)
@@ -241,6 +260,7 @@ class Item:
     label: str
     kind: str | None  # None: the leading phrase names no known action
     code: str | None
+    role: str = OTHER  # the role of what it names (`classify`); OTHER when it names no known action
 
 
 def split_top_level(label: str) -> list[str]:
@@ -262,14 +282,15 @@ def suffix_code(item: str) -> tuple[str, str | None]:
     """'Accession(a)' → ('Accession', 'a'); 'Notification under article 21 (1) (b)' → (item, None).
 
     A code is a bracketed group of one or two letters ending the item, attached to its label or separated from
-    a word by spaces; after a number or another bracket (an article reference) it belongs to the label."""
-    if not item.endswith(")"):
+    a word by spaces; after a number or another bracket (an article reference) it belongs to the label. Typos in
+    its brackets are tolerated: `( n )`, `(n`, `[n]`, `(n))`, a trailing full stop."""
+    text = item.rstrip(" .")
+    body = text.rstrip(")]")
+    opening = max(body.rfind("("), body.rfind("["))
+    code = body[opening + 1:].strip()
+    if opening <= 0 or not _CODE.fullmatch(code) or (body == text and ")" in body[opening:]):
         return item, None
-    opening = item.rfind("(")
-    code = item[opening + 1:-1]
-    if opening <= 0 or not _CODE.fullmatch(code):
-        return item, None
-    label = item[:opening]
+    label = body[:opening]
     before = label.rstrip()
     if before != label and (not before or not before[-1].isalpha()):
         return item, None
@@ -277,12 +298,55 @@ def suffix_code(item: str) -> tuple[str, str | None]:
 
 
 def kind_of(label: str) -> str | None:
-    """The kind an item names by its leading phrase ('Acceptance ipso facto ...' → acceptance); None if none."""
-    low = " ".join(label.lower().split())
-    for phrase, kind, _ in _PHRASES:
+    """The kind an item names ('Acceptance ipso facto ...' → acceptance); None if none (`classify`)."""
+    named = classify(label)
+    return named[0] if named else None
+
+
+def classify(label: str) -> tuple[str, str] | None:
+    """(kind, role) an item's label names, by a small grammar: `[qualifier] head [/ [qualifier] head ...] text`.
+
+    The head is a leading phrase (`_PHRASES`, a word of it misspelt by a letter or two tolerated: 'Ratifcation').
+    A qualifier (`_QUALIFIERS`) before a consent head makes it provisional ('Provisional acceptance': provisional
+    application, never consent) or leaves it consent of the head's kind ('Definitive acceptance': acceptance).
+    Slashes separate alternatives of one column, the first one's qualifier carried to the others
+    ('Provisional acceptance/accession'); alternatives of several kinds of one role give `unspecified`, of several
+    roles None. None when the label names no known action."""
+    first, *others = label.split("/")
+    named = _named(first)
+    if named is None:
+        return None
+    lead = first.lower().split()[:1]
+    qualifier = lead[0] if lead and lead[0] in _QUALIFIERS else None
+    alternatives = [named]
+    for other in others:
+        words = other.lower().split()[:1]
+        if qualifier and words and words[0] not in _QUALIFIERS:
+            other = f"{qualifier} {other}"
+        more = _named(other)
+        if more is None:
+            break  # the rest is text of the label ('resolution A/RES/54/4')
+        alternatives.append(more)
+    kinds, roles = {k for k, _ in alternatives}, {r for _, r in alternatives}
+    if len(roles) > 1:
+        return None
+    return (kinds.pop() if len(kinds) == 1 else "unspecified"), roles.pop()
+
+
+def _named(text: str) -> tuple[str, str] | None:
+    """(kind, role) of a label's leading phrase, after a qualifier; a misspelt first word read as the closest."""
+    low = " ".join(text.lower().split())
+    for phrase, kind, role in _PHRASES:
         if low.startswith(phrase) and (len(low) == len(phrase) or not low[len(phrase)].isalpha()):
-            return kind
-    return None
+            return kind, role
+    head, _, rest = low.partition(" ")
+    if head in _QUALIFIERS:
+        named = _named(rest) if rest else None
+        if named is None or named[1] not in (CONSENT, PROVISIONAL):
+            return None
+        return (PROVISIONAL, PROVISIONAL) if _QUALIFIERS[head] == PROVISIONAL else named
+    close = difflib.get_close_matches(head, _HEAD_WORDS, n=1, cutoff=0.85) if 5 < len(head) <= 30 else []
+    return _named(f"{close[0]} {rest}") if close and close[0] != head else None
 
 
 @dataclass(frozen=True)
@@ -304,41 +368,48 @@ class Column:
 
 
 def header_items(label: str) -> list[Item]:
-    """The items of a header; an item that names no action or starts in lower case (`..., as amended(A)`,
-    `Participation ... by virtue of ratification, accession or succession ...`) continues the item before it."""
+    """The items of a header; an item that starts in lower case (`..., as amended(A)`, `Participation ... by
+    virtue of ratification, accession or succession ...`) continues the item before it; one that starts in upper
+    case and names no known action stays an item of unknown kind (the column is then refused, `parse_header`)."""
     items: list[Item] = []
     for part in split_top_level(label):
         text, code = suffix_code(part)
-        kind = kind_of(text)
-        if items and (kind is None or not part[0].isupper()):
+        named = classify(text)
+        if items and not part[0].isupper():
             previous = items.pop()
             joined, code = suffix_code(f"{previous.label}({previous.code}), {part}" if previous.code
                                        else f"{previous.label}, {part}")
-            items.append(Item(joined, previous.kind, code))
+            items.append(Item(joined, previous.kind, code, previous.role))
         else:
-            items.append(Item(text, kind, code))
+            items.append(Item(text, named[0], code, named[1]) if named else Item(text, None, code))
     return items
 
 
 def parse_header(label: str, limits: Limits = LIMITS) -> Column:
     """'Approval(AA), Acceptance(A), Accession(a), Ratification' → consent column, default ratification.
 
-    A header listing several kinds without codes gives the default kind `unspecified` (never a guess)."""
+    A header listing several kinds without codes gives the default kind `unspecified` (never a guess). A header
+    with an item of unknown kind, or whose items without codes name several roles, is a ValueError naming it:
+    its dates would otherwise count as nothing."""
     if len(label) > limits.header_chars:
         raise ValueError(f"column header of {len(label)} characters exceeds the cap of {limits.header_chars}")
     label = clean_text(label)
     items = header_items(label)
+    unknown = [item.label for item in items if item.kind is None]
+    if unknown or not items:
+        raise ValueError(f"column header {label!r}: {unknown[0] if unknown else 'an empty header'!r} names no action "
+                         f"armswatch knows (signature, consent, provisional application, notification, withdrawal)")
     suffixes: dict[str, str] = {}
     for item in items:
-        if item.code and item.kind:
+        if item.code:
             suffixes[item.code] = item.kind if suffixes.get(item.code, item.kind) == item.kind else "unspecified"
-    bare = {item.kind for item in items if not item.code}
-    if not bare and len({item.kind for item in items}) == 1:
-        bare = {items[0].kind}
-    default = next(iter(bare)) if len(bare) == 1 else ("unspecified" if bare else None)
-    roles = {_ROLE.get(kind, OTHER) for kind in (bare or {item.kind for item in items})}
-    role = roles.pop() if len(roles) == 1 else OTHER
-    return Column(role, default, suffixes, label)
+    bare = [item for item in items if not item.code] or (items if len({i.kind for i in items}) == 1 else [])
+    kinds, roles = {item.kind for item in bare}, {item.role for item in (bare or items)}
+    if bare and len(roles) > 1:
+        raise ValueError(f"column header {label!r} names actions of several roles without suffix codes "
+                         f"({', '.join(sorted(roles))}): its cells cannot be read")
+    default = kinds.pop() if len(kinds) == 1 else ("unspecified" if kinds else None)
+    return Column(roles.pop() if len(roles) == 1 else OTHER, default, suffixes, label)
 
 
 @dataclass
@@ -362,7 +433,9 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
     ext = treaty_el.find("Header/ExternalData")
     _check_identity(treaty_el, ext, url, mtdsg_no)
     notes = _notes(treaty_el, url, limits)
-    participation, events = _participants(treaty_el, url, mtdsg_no, notes, limits)
+    entry_into_force = clean_text(_capped(ext.findtext("EIF/Labeltext"), url, limits))
+    in_force = (_leading_date(entry_into_force), entry_into_force_delay(entry_into_force))
+    participation, events = _participants(treaty_el, url, mtdsg_no, notes, limits, in_force)
     conclusion = clean_text(ext.findtext("Conclusion"))
     place, _, concluded = conclusion.rpartition(",")
     registration = _REGISTRATION.search(clean_text(ext.findtext("Registration/Labeltext")))
@@ -373,7 +446,7 @@ def parse_document(body: bytes, url: str, mtdsg_no: str, short_name: str | None,
         "chapter": _chapter(treaty_el),
         "conclusion_place": place.strip() or None,
         "conclusion_date": _leading_date(concluded),
-        "entry_into_force_date": _leading_date(clean_text(ext.findtext("EIF/Labeltext"))),
+        "entry_into_force_date": in_force[0],
         "registration_no": registration[1] if registration else None,
         "stated_signatories": _int(ext.findtext("Status/Signatories")),
         "stated_parties": _int(ext.findtext("Status/Parties")),
@@ -460,6 +533,89 @@ def _text_dates(text: str) -> list[tuple[int, date]]:
     return found
 
 
+#: Number words of entry-into-force delays, cardinal and ordinal ('ninety (90) days', 'the thirtieth day').
+_NUMBER_WORDS = {word: n for n, words in {
+    1: ("one", "first"), 2: ("two", "second"), 3: ("three", "third"), 4: ("four", "fourth"), 5: ("five", "fifth"),
+    6: ("six", "sixth"), 7: ("seven", "seventh"), 8: ("eight", "eighth"), 9: ("nine", "ninth"), 10: ("ten", "tenth"),
+    11: ("eleven", "eleventh"), 12: ("twelve", "twelfth"), 15: ("fifteen", "fifteenth"),
+    20: ("twenty", "twentieth"), 30: ("thirty", "thirtieth"), 40: ("forty", "fortieth"), 45: ("forty-five",),
+    50: ("fifty", "fiftieth"), 60: ("sixty", "sixtieth"), 90: ("ninety", "ninetieth"),
+    120: ("one hundred and twenty", "hundred and twentieth"), 180: ("one hundred and eighty", "hundred and eightieth"),
+}.items() for word in words}
+#: The sentence of an entry-into-force text that says when the treaty enters into force for a later participant.
+_FOR_EACH = re.compile(r"\b(?:for each|for every|for any|when a|in respect of (?:that|each|such|any))\b", re.IGNORECASE)
+_SENTENCE_END = re.compile(r"\.(?: |\"|\Z)")
+_NUM = r"\b((?:one )?hundred and [a-z]{3,12}|[a-z]{3,12}(?:-[a-z]{3,8})?|[0-9]{1,3})(?: \([0-9]{1,3}\))?"
+#: The delay forms: 'the first day of the month following the expiration of six months|one year after ...',
+#: 'the first day of the sixth month following ...', 'on the thirtieth day after|following ...', 'ninety (90) days
+#: after ...', 'on the date of such deposit'.
+_DELAYS = (
+    ("month_end", re.compile(rf"first day of the month following the expiration of {_NUM} (months?|years?)")),
+    ("month_start", re.compile(rf"first day of the {_NUM} (month) (?:following|after)")),
+    ("days", re.compile(rf"(?:on the )?{_NUM} (days?) (?:after|following|from)")),
+    ("same_day", re.compile(r"(on the date of (?:such|its|the) deposit)()")),
+)
+
+
+@dataclass(frozen=True)
+class Delay:
+    """When a treaty enters into force for a participant consenting after its entry into force, counted from the
+    deposit of its instrument (`form` one of the `_DELAYS`; `count` days or months)."""
+
+    form: str
+    count: int
+
+    def after(self, deposit: date) -> date:
+        if self.form == "days":
+            return deposit + timedelta(days=self.count)
+        if self.form == "same_day":
+            return deposit
+        months = deposit.month - 1 + self.count
+        year, month = deposit.year + months // 12, months % 12 + 1
+        if self.form == "month_start":
+            return date(year, month, 1)
+        day = min(deposit.day, calendar.monthrange(year, month)[1])
+        return date(year, month, day) + timedelta(days=calendar.monthrange(year, month)[1] - day + 1)
+
+
+def number_word(text: str) -> int | None:
+    """'30', 'thirty', 'thirtieth', 'thirteith' (a typo: the closest number word) → 30; None otherwise."""
+    text = " ".join(text.lower().split())
+    if text.isdigit():
+        return int(text)
+    close = difflib.get_close_matches(text, _NUMBER_WORDS, n=1, cutoff=0.85)
+    return _NUMBER_WORDS[close[0]] if close else None
+
+
+def entry_into_force_delay(text: str) -> Delay | None:
+    """The delay an entry-into-force text states for a participant consenting later ('For each State ratifying
+    ... after the deposit of the fortieth instrument ..., this Protocol shall enter into force on the thirtieth day
+    after the date of deposit ...' → 30 days); None when the text states none."""
+    for sentence in _SENTENCE_END.split(" ".join(text.lower().split())):
+        later = _FOR_EACH.search(sentence)
+        if later is None:
+            continue
+        sentence = sentence[later.start():]
+        for form, pattern in _DELAYS:
+            m = pattern.search(sentence)
+            if not m:
+                continue
+            if form == "same_day":
+                return Delay(form, 0)
+            count = number_word(m[1])
+            if count is not None:
+                return Delay(form, count * (12 if m[2].startswith("year") else 1))
+    return None
+
+
+def in_force_date(consent: date | None, entry_into_force: date | None, delay: Delay | None) -> date | None:
+    """When the treaty entered into force for a participant that consented on `consent`: not before the treaty's
+    own entry into force, and after the stated delay when there is one; None without consent or entry into force."""
+    if consent is None or entry_into_force is None:
+        return None
+    return max(entry_into_force, delay.after(consent) if delay else consent)
+
+
 @dataclass(frozen=True)
 class Note:
     """A footnote: its paragraphs and the rows of a table it may carry (participant, dates, ...)."""
@@ -497,9 +653,10 @@ def _entries(row) -> list[str | None]:
     return [entry.text for entry in row.findall("Entry")]
 
 
-def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
-                  limits: Limits) -> tuple[list[dict], list[dict]]:
-    """Rows of every participant table (a participant listed in several tables gathers its actions from all)."""
+def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note], limits: Limits,
+                  in_force: tuple[date | None, Delay | None]) -> tuple[list[dict], list[dict]]:
+    """Rows of every participant table (a participant listed in several tables gathers its actions from all);
+    `in_force`: the treaty's entry-into-force date and the delay for later consents."""
     found: dict[str, tuple[list[int], list[Action]]] = {}
     rows_seen = 0
     for group in treaty_el.iterfind("Participants/Table/TGroup"):
@@ -527,12 +684,14 @@ def _participants(treaty_el, url: str, mtdsg_no: str, notes: dict[int, Note],
             known_actions += actions
     rows, events = [], []
     for name, (marks, actions) in found.items():
-        country = resolve_name(name)
+        country = participant(name)
         record = {"mtdsg_no": mtdsg_no, "participant": name, "footnotes": marks,
                   "iso3": country.iso3 if country else None, "m49": country.m49 if country else None,
-                  "is_state": country.is_state if country else True}
+                  "is_state": country.is_state if country else True,
+                  "participant_kind": country.kind if country else STATE}
         first = {role: _first(actions, role) for role in (SIGNATURE, CONSENT, PROVISIONAL, WITHDRAWAL)}
         record.update(_participation(first))
+        record["in_force_date"] = in_force_date(record["consent_date"], *in_force)
         stated = first[WITHDRAWAL]
         withdrawal = ((stated.cell.when, stated.kind) if stated else _withdrawal(name, marks, notes)) \
             if record["withdrawn"] else None
@@ -563,6 +722,9 @@ def _actions(columns: list[Column], cells: list[str | None], limits: Limits) -> 
         cell = parse_cell(text, limits)
         if cell is not None:
             kind, role = column.read(cell.suffix)
+            if role == OTHER:
+                raise ValueError(f"cell {text.strip()!r} under {column.label!r}: no suffix code says which of the "
+                                 f"header's actions it is")
             actions.append(Action(role, kind, cell, column.label))
     return actions, marks
 
@@ -675,32 +837,39 @@ def _declaration_kind(section_kind: str, heading: str | None) -> str:
     return section_kind
 
 
-def ratification_progress(mtdsg_no: str, events: list[dict], until: date) -> list[dict]:
-    """Per year from the first signature or consent to `until` (the as-of date): new, leaving and cumulative.
+def ratification_progress(mtdsg_no: str, participation: list[dict], events: list[dict], until: date) -> list[dict]:
+    """Per year from the first signature or consent to `until` (the as-of date): new, leaving and cumulative
+    signatories, consents and parties in force, every participant counted (organisations too, as UNTC counts).
 
     A withdrawn consent counts as joining in its year and leaving in the year of its dated withdrawal; one whose
     withdrawal date no footnote states is left out (its party years are unknown). Withdrawn signatures are left
-    out, as UNTC leaves them out of its signatory count."""
-    withdrawals = {e["participant"]: e["event_date"].year for e in events if e["event"] == "withdrawal"}
-    sig_years = [e["event_date"].year for e in events if e["event"] == "signature" and not e["withdrawn"]]
-    con_years, out_years = [], []
-    for e in events:
-        if e["event"] != "consent":
+    out, as UNTC leaves them out of its signatory count. The as-of year is marked incomplete."""
+    organisation = {p["participant"] for p in participation if not p["is_state"]}
+    signatures = [(e["event_date"].year, e["participant"]) for e in events
+                  if e["event"] == "signature" and not e["withdrawn"]]
+    consents = []  # (participant, consent year, in-force year or None, withdrawal year or None)
+    for p in participation:
+        if p["consent_date"] is None or (p["withdrawn"] and p["withdrawal_date"] is None):
             continue
-        if not e["withdrawn"]:
-            con_years.append(e["event_date"].year)
-        elif e["participant"] in withdrawals:
-            con_years.append(e["event_date"].year)
-            out_years.append(withdrawals[e["participant"]])
-    if not sig_years and not con_years:
+        consents.append((p["participant"], p["consent_date"].year,
+                         p["in_force_date"].year if p["in_force_date"] else None,
+                         p["withdrawal_date"].year if p["withdrawn"] else None))
+    if not signatures and not consents:
         return []
-    rows, cum_sig, cum_con = [], 0, 0
-    for year in range(min(sig_years + con_years), until.year + 1):
-        new_sig, new_con, gone = sig_years.count(year), con_years.count(year), out_years.count(year)
-        cum_sig, cum_con = cum_sig + new_sig, cum_con + new_con - gone
+    rows = []
+    for year in range(min([y for y, _ in signatures] + [c[1] for c in consents]), until.year + 1):
+        signed = [who for y, who in signatures if y <= year]
+        held = [c for c in consents if c[1] <= year and (c[3] is None or c[3] > year)]
+        in_force = [c for c in held if c[2] is not None and c[2] <= year]
         rows.append({
-            "mtdsg_no": mtdsg_no, "year": year, "new_signatories": new_sig, "new_parties": new_con,
-            "cumulative_signatories": cum_sig, "cumulative_parties": cum_con, "withdrawn_parties": gone,
+            "mtdsg_no": mtdsg_no, "year": year,
+            "new_signatories": sum(y == year for y, _ in signatures),
+            "new_parties": sum(c[1] == year for c in consents),
+            "cumulative_signatories": len(signed), "cumulative_consents": len(held),
+            "cumulative_parties": len(in_force),
+            "withdrawn_parties": sum(c[3] == year for c in consents),
+            "complete_year": until >= date(year, 12, 31),
+            "includes_organisations": bool(organisation & ({c[0] for c in held} | set(signed))),
         })
     return rows
 
@@ -714,6 +883,7 @@ def batch_tables(doc: Document, raw_sha256: str, fetched_at: datetime, as_of: da
         tables.TREATY_FOOTNOTES.name: doc.footnotes,
         tables.DECLARATIONS.name: doc.declarations,
         tables.TREATY_EVENTS.name: doc.events,
-        tables.RATIFICATION_PROGRESS.name: ratification_progress(doc.treaty["mtdsg_no"], doc.events, as_of),
+        tables.RATIFICATION_PROGRESS.name: ratification_progress(
+            doc.treaty["mtdsg_no"], doc.participation, doc.events, as_of),
     }
     return {t: pa.Table.from_pylist(rows[t.name], schema=t.schema) for t in tables.TREATY_TABLES}

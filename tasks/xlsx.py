@@ -7,26 +7,36 @@ firearms_seizures through it. Pure: bytes in, rows out.
 Before any XML is read, the zip directory is checked against `Limits`: the total uncompressed size and each
 member's compression ratio (a decompression bomb is a small zip whose sheet expands to gigabytes). The sheet is
 then parsed incrementally (lxml iterparse over the decompressing stream, each row freed once read), so memory
-holds the shared-strings table and one row, whatever the number of rows. No DTD, entity or network access.
+holds the shared-strings table and one row, whatever the number of rows. A row's cells are kept sparsely (column
+index -> value), so a cell far to the right costs what any cell costs; a cell reference outside Excel's grid
+(columns A..XFD, rows 1..1048576) or not of the form `B12` is refused. (A sheet's declared `<dimension>` is not a
+bound: the 2024 IAFQ release declares `A1` for thirteen columns.) No DTD, entity or network access.
 """
 
 from __future__ import annotations
 
 import io
 import posixpath
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from lxml import etree
 
-from tasks.errors import ParseError
+from tasks.errors import ParseError, excerpt
 
 NS = "{http://schemas.openxmlformats.org/spreadsheetml/2006/main}"
 _REL_NS = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}"
 _PKG_REL_NS = "{http://schemas.openxmlformats.org/package/2006/relationships}"
 _V = f"{NS}v"
+#: Excel's grid: columns A..XFD, rows 1..1048576.
+MAX_COLUMNS, MAX_ROWS = 16_384, 1_048_576
 _DIGITS = "0123456789"
+_LETTERS = re.compile(r"[A-Z]{1,3}")
+
+#: One row's cells: column index (0 for A) -> str, float or bool; absent cells are missing.
+Cells = dict[int, "str | float | bool"]
 
 
 @dataclass(frozen=True)
@@ -43,7 +53,7 @@ class Limits:
 def _open(body: bytes, source: str, url: str, limits: Limits) -> zipfile.ZipFile:
     if not zipfile.is_zipfile(io.BytesIO(body)):
         kind = "an HTML page" if body.lstrip()[:1] == b"<" else "not a zip archive"
-        raise ParseError(source, url, f"expected an xlsx workbook, got {kind}: {body[:60]!r}")
+        raise ParseError(source, url, f"expected an xlsx workbook, got {kind}: {excerpt(body, 60)}")
     try:
         archive = zipfile.ZipFile(io.BytesIO(body))
         members = archive.infolist()
@@ -116,16 +126,28 @@ def _shared_strings(archive: zipfile.ZipFile, source: str, url: str, limits: Lim
     return strings
 
 
-def _column(ref: str | None, position: int, cache: dict[str, int]) -> int:
-    if not ref:
-        return position
+def _column(ref: str, source: str, url: str, cache: dict[str, int]) -> int:
+    """The column index of a cell reference such as `M12` (0 for A); ParseError for a column outside Excel's grid.
+    Only the letters are read (the row is the row element's)."""
     letters = ref.rstrip(_DIGITS)
     if letters not in cache:
         index = 0
-        for letter in letters:
+        for letter in letters if _LETTERS.fullmatch(letters) else "":
             index = index * 26 + ord(letter) - 64
-        cache[letters] = index - 1
+        if not 0 < index <= MAX_COLUMNS:
+            raise ParseError(source, url, f"cell reference {excerpt(ref, 40)} is outside Excel's grid (columns A to "
+                                          f"XFD); not read")
+        cache[letters] = index - 1  # at most MAX_COLUMNS entries
     return cache[letters]
+
+
+def _row_number(row: etree._Element, previous: int, source: str, url: str) -> int:
+    text = row.get("r")
+    if text is None:
+        return previous + 1
+    if not (text.isascii() and text.isdigit() and len(text) <= 7 and 0 < int(text) <= MAX_ROWS):
+        raise ParseError(source, url, f"row number {excerpt(text, 40)} is outside Excel's grid (1 to {MAX_ROWS})")
+    return int(text)
 
 
 def _value(cell: etree._Element, strings: list[str], source: str, url: str):
@@ -144,8 +166,8 @@ def _value(cell: etree._Element, strings: list[str], source: str, url: str):
         try:
             return strings[int(raw)]
         except (ValueError, IndexError):
-            raise ParseError(source, url, f"cell {cell.get('r')} points to shared string {raw!r}, "
-                                          f"which does not exist") from None
+            raise ParseError(source, url, f"cell {excerpt(cell.get('r'), 40)} points to shared string "
+                                          f"{excerpt(raw, 40)}, which does not exist") from None
     if kind == "b":
         return raw == "1"
     if kind in ("str", "e", "d"):
@@ -153,13 +175,15 @@ def _value(cell: etree._Element, strings: list[str], source: str, url: str):
     try:
         return float(raw)
     except ValueError:
-        raise ParseError(source, url, f"cell {cell.get('r')} holds {raw[:40]!r}, not a number") from None
+        raise ParseError(source, url, f"cell {excerpt(cell.get('r'), 40)} holds {excerpt(raw, 40)}, "
+                                      "not a number") from None
 
 
-def rows(body: bytes, source: str, url: str, limits: Limits = Limits()) -> Iterator[tuple[int, list]]:
-    """(row number, cells) for every row of the first sheet, in order. Cells are str, float or bool; a missing or
-    empty cell is "". Raises ParseError (naming `source` and `url`) for a workbook over `limits`, bytes that are
-    not an xlsx workbook, or XML that is not well-formed."""
+def rows(body: bytes, source: str, url: str, limits: Limits = Limits()) -> Iterator[tuple[int, Cells]]:
+    """(row number, cells) for every row of the first sheet, in order; cells by column index (0 for A), str, float
+    or bool, an empty cell "" and a missing one absent. Raises ParseError (naming `source` and `url`) for a workbook
+    over `limits`, bytes that are not an xlsx workbook, a cell or row reference outside Excel's grid, or XML that is
+    not well-formed."""
     archive = _open(body, source, url, limits)
     strings = _shared_strings(archive, source, url, limits)
     sheet = _first_sheet(archive, source, url)
@@ -170,15 +194,16 @@ def rows(body: bytes, source: str, url: str, limits: Limits = Limits()) -> Itera
         raise ParseError(source, url, f"not a readable xlsx workbook: sheet {sheet} is missing") from None
     with stream:
         try:
-            for n, (_, row) in enumerate(etree.iterparse(stream, tag=f"{NS}row", resolve_entities=False,
-                                                         no_network=True, load_dtd=False), start=1):
-                cells: list = []
-                for position, cell in enumerate(row.iterchildren(f"{NS}c")):
-                    at = _column(cell.get("r"), position, columns)
-                    if at >= len(cells):
-                        cells.extend([""] * (at + 1 - len(cells)))
+            number = 0
+            for _, row in etree.iterparse(stream, tag=f"{NS}row", resolve_entities=False, no_network=True,
+                                          load_dtd=False):
+                number = _row_number(row, number, source, url)
+                cells: Cells = {}
+                at = -1
+                for cell in row.iterchildren(f"{NS}c"):
+                    ref = cell.get("r")
+                    at = at + 1 if ref is None else _column(ref, source, url, columns)
                     cells[at] = _value(cell, strings, source, url)
-                number = int(row.get("r") or n)
                 row.clear()
                 while row.getprevious() is not None:
                     del row.getparent()[0]

@@ -29,11 +29,13 @@ def prefect_harness():
 
 @pytest.fixture(autouse=True)
 def no_fetch_retry_waits(monkeypatch):
-    """The flows' fetching keeps its retry count and condition in every test; only its waits are zero, so a
-    maintenance page or a 503 costs the tests its retries, not minutes of backoff."""
-    from flows import steps
+    """Runs fetch with their real retry count and condition in every test; only the waits of tasks.http.SETTINGS
+    are zero, so a maintenance page or a 503 costs the tests its retries, not seconds of backoff."""
+    from dataclasses import replace
 
-    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (0,) * len(steps.FETCH_RETRY_DELAYS))
+    from tasks import http
+
+    monkeypatch.setattr(http, "SETTINGS", replace(http.SETTINGS, backoff_factor=0, retry_after_max=0))
 
 
 @pytest.fixture

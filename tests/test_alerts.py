@@ -322,13 +322,13 @@ def test_incidents_close_only_when_their_source_ran(tmp_path):
 
 
 def test_retention_is_bounded_per_source_when_batch_names_change_every_run(tmp_path):
-    from tasks.incidents import PER_SOURCE, label, prune
+    from tasks.incidents import PER_SOURCE, mark_source, prune
 
     for run in range(40):
         for link in range(3):  # links rotated on every run: every batch name is new
             folder = tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / f"release-{run}-{link}"
             folder.mkdir(parents=True)
-            label(folder, "iafq")
+            mark_source(folder, "iafq")
         (tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / "XVIII-12").mkdir()
     prune(tmp_path, keep_last=2)
     kept = sorted((tmp_path / "_quarantine").glob("*/release-*"))

@@ -14,7 +14,7 @@ from PIL import Image, ImageStat
 import browser
 from conftest import REPORT_PAGE, SHARED, make_mirror, report_page
 from flows.cli import main
-from tasks import duckdb_views, report
+from tasks import duckdb_views, registry, report
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -82,7 +82,8 @@ def test_readme_queries_answer(warehouse):
         cumulative = con.execute(queries[1]).fetchall()
         tracing = con.execute(queries[2]).fetchall()
     assert len(not_att) == 42 and ("Algeria",) in not_att and ("Mexico",) not in not_att
-    assert [row for row in cumulative if row[0] in (2013, 2017)] == [(2013, 107, 9), (2017, 114, 94)]
+    assert [row for row in cumulative if row[0] in (2002, 2013, 2017)] == [
+        (2002, 3, 0, 0, 0), (2013, 107, 106, 9, 0), (2017, 114, 114, 94, 94)]
     assert {row[0] for row in tracing} == {"party", "signatory", "no_action"}
     assert sum(row[1] for row in tracing) == 43
 
@@ -125,41 +126,100 @@ def test_a_rerun_with_the_same_failures_rebuilds_nothing_and_a_new_failure_rebui
         return [Report("treaties", "run", list(outcomes))]
 
     same = reports(Outcome("XVIII-12", "quarantined", fingerprint="a1"), Outcome("XXVI-8", "unchanged"))
-    for path in (duckdb_views.DATABASE, Path("report") / "index.html", BUILT_FOR):
+    for path in (duckdb_views.DATABASE, Path("report") / "index.html", Path("report") / report.COUNTRY_INDEX,
+                 BUILT_FOR):
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(failing(same))
     assert not analyst_outputs_due(tmp_path, same)
     assert analyst_outputs_due(tmp_path, reports(Outcome("XVIII-12", "quarantined", fingerprint="b2")))
     assert analyst_outputs_due(tmp_path, reports(Outcome("XXVI-8", "published")))
+    (tmp_path / "report" / report.COUNTRY_INDEX).unlink()
+    assert analyst_outputs_due(tmp_path, same), "the state pages are missing"
+    (tmp_path / "report" / report.COUNTRY_INDEX).write_text("")
     (tmp_path / "report" / "index.html").unlink()
     assert analyst_outputs_due(tmp_path, same)
+
+
+def section(page: str, name: str) -> str:
+    return page.split(f'<section id="{name}">', 1)[1].split("</section>", 1)[0]
 
 
 def test_report_has_every_section_inline(warehouse):
     wh, _ = warehouse
     page = (wh / "report" / "index.html").read_text()
-    for section in report.SECTIONS:
-        assert f'<section id="{section}">' in page
-    assert page.count("<svg") >= 4
-    assert re.findall(r"""(?:src|href)\s*=\s*["']?(?!#)[^"'\s>]+""", page) == []
+    for name in report.SECTIONS:
+        assert f'<section id="{name}">' in page
+    assert page.count("<svg") >= 7
+    assert re.findall(r"""\bsrc\s*=|<script|<link|<img|url\((?!#)""", page) == [], "nothing is loaded"
+    links = set(re.findall(r'href="([^"]+)"', page))
+    external = {str(o.url_main) for o in registry.origins()} | {str(o.license.url) for o in registry.origins()}
+    assert {link for link in links if not link.startswith("country/")} <= external, "only the sources link out"
     assert "Mexico" in page and "2021-2022 average" in page and "XVIII-12-c" in page
+    top = page.split('<section id="map">')[0]
+    assert "treaty status as at <b>2018-01-15</b>" in top and "release of <b>2024-08-26</b>" in top
+    assert "2026.Q3.G.01" in top and "did not refresh" not in top, "every batch of the last run passed"
+    regions = section(page, "status-by-region")
+    assert "no_action" not in regions and "<th>no action</th>" in regions
+    assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
+    assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
+    assert '<td>Northern America</td><td class="n">2</td>' in regions
+    tracing = section(page, "tracing-rates")
+    assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
+    years = re.findall(r">(20\d\d)</text>", tracing)
+    assert years == sorted(years) and "2013" in years, "every year in order, gaps kept"
+    revised = section(page, "revisions")
+    assert "Greece" in revised and ">503<" in revised and "503.0" not in revised and ">GRC<" not in revised
+    per_year = section(page, "parties-per-year")
+    firearms_2004 = r"<title>year: 2004; [^<]*: {}; measure: {}; treaty: Firearms Protocol \(XVIII-12-c\)"
+    assert re.search(firearms_2004.format(32, "consents deposited"), per_year)
+    assert re.search(firearms_2004.format(0, r"parties \(in force\)"), per_year), "in force from July 2005"
+    assert "year: 2017;" in per_year and "year: 2018;" not in per_year and "2018 left out" in per_year
+    signed = section(page, "signed-not-ratified")
+    assert '<a href="country/USA.html">United States of America</a> (2013-09-25)' in signed
+
+
+def test_state_pages_for_every_un_state_linked_from_the_map(warehouse):
+    wh, _ = warehouse
+    folder = wh / "report" / "country"
+    assert len(list(folder.glob("[A-Z][A-Z][A-Z].html"))) == 195
+    mexico = (folder / "MEX.html").read_text()
+    firearms = re.search(r"<tr><td>Firearms Protocol \(XVIII-12-c\)</td>(.*?)</tr>", mexico).group(1)
+    assert "<td>party</td>" in firearms and "2003-04-10 (ratification)" in firearms
+    assert "treaty status as at <b>2018-01-15</b>" in mexico and "release of <b>2024-08-26</b>" in mexico
+    indicators = section(mexico, "indicators")
+    assert "99.5" in indicators and "2021-2022 average based on available data" in indicators
+    assert "20,637" in indicators, "IAFQ arms seized"
+    page = (wh / "report" / "index.html").read_text()
+    assert 'href="country/MEX.html"' in section(page, "map") and 'href="country/index.html"' in page
 
 
 def test_report_in_a_real_browser_offline(warehouse, tmp_path):
     wh, _ = warehouse
     loaded = browser.load((wh / "report" / "index.html").as_uri(), tmp_path)
     assert loaded.requests == []
-    for section in report.SECTIONS:
-        assert f'id="{section}"' in loaded.dom
-    assert loaded.dom.count("<svg") >= 4
-    for words in ("Parties per year", "status by region", "Arms traced", "revised", "Validation results",
-                  "Firearms Protocol", "Arms Trade Treaty", "quarantined or failed"):
+    for name in report.SECTIONS:
+        assert f'id="{name}"' in loaded.dom
+    assert loaded.dom.count("<svg") >= 7
+    maps = section(loaded.dom, "map")
+    status_fill = "|".join(report.STATUS_COLORS[report.STATUS_LABELS[s]] for s in report.STATUS_LABELS)
+    for treaty in ("Firearms Protocol", "Arms Trade Treaty"):
+        one = maps.split(f"<h3>{treaty}", 1)[1].split("<h3>", 1)[0]
+        coloured = re.findall(rf'<path class="area" d="[^"]+" fill="(?:{status_fill})"><title>[^<]+: '
+                              r"(?:party|signatory|withdrawn|no action)", one)
+        assert len(coloured) >= 150, treaty
+    assert "<title>Mexico: party since 2003-04-10</title>" in maps
+    sources = section(loaded.dom, "sources")
+    for origin in registry.origins():
+        assert origin.license.name in sources
+    for words in ("Parties per year", "by region", "Arms traced", "revised", "Validation results", "Homicide",
+                  "Arms seized", "Firearms Protocol", "Arms Trade Treaty", "quarantined or failed", "Status as at"):
         assert words in loaded.dom
+    assert "<title>" in section(loaded.dom, "seizures"), "chart marks carry their values on hover"
     image = Image.open(loaded.screenshot).convert("L")
     assert image.size == (1280, 6000)
     assert ImageStat.Stat(image).stddev[0] > 20, "the screenshot is not blank"
     top = image.crop((0, 0, 1280, 1200))
-    assert sum(1 for n in top.histogram() if n) > 50, "charts are drawn (many grey levels), not only text on white"
+    assert sum(1 for n in top.histogram() if n) > 50, "a map is drawn (many grey levels), not only text on white"
 
 
 def test_the_browser_check_sees_a_page_that_makes_requests(tmp_path):

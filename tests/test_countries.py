@@ -54,7 +54,7 @@ def test_names_as_untc_writes_them_today_resolve(name, iso3):
 @pytest.mark.parametrize("name", ["European Union", "European Community", "World Health Organization",
                                   "Economic Community of West African States"])
 def test_participants_that_are_not_states_have_no_codes(name):
-    assert resolve_name(name) == Country(None, None, False)
+    assert resolve_name(name) == Country(None, None, False, "organisation")
 
 
 def test_an_operator_adds_an_alias_in_the_yaml_file_without_code_change(aliases_file):

@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -402,26 +403,28 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
 
 # --- issue 10 item 4: a maintenance page served with 200 is retried as transient ------------------------------------
 
+RETRYING = replace(SETTINGS, retries=3, backoff_factor=0)
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
-    """The flows' Prefect fetch task (its real retry count and condition; its waits zeroed by conftest) retries
-    an HTML page served with 200 as transient: the third attempt gets the document, all three archived; a URL
-    beside it in the same task is fetched once."""
+    """The flows' Prefect fetch task (the fetcher's one retry policy) retries an HTML page served with 200 as
+    transient: the third attempt gets the document, all three archived; a URL beside it in the same task is
+    fetched once."""
 
     from prefect import flow
 
-    from flows.steps import FETCH_RETRY_DELAYS, fetch
+    from flows.steps import fetch
 
-    assert len(FETCH_RETRY_DELAYS) >= 2
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
     fine = server.script("/fine.xml", faults.ok(DOC))
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
 
     @flow
     def one_fetch():
-        return fetch(run, "untc", [url, fine], "xml")
+        return fetch(run, "untc", [url, fine], "xml", None)
 
     assert [r.body for r in one_fetch()] == [DOC, DOC]
     assert (server.count("/maintained-twice.xml"), server.count("/fine.xml")) == (3, 1)
@@ -430,44 +433,51 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
     assert ["HTML page" in (r["error"] or "") for r in kept] == [True, True, False]
 
 
-def test_fetch_retries_wait_the_configured_delays_with_jitter(server, tmp_path, monkeypatch):
-    """Outside the tests' zeroed waits: each wait is its delay lengthened by at most the jitter fraction, and a
-    failure that cannot pass (404) is not retried at all."""
+def test_fetch_retries_wait_their_backoff_with_jitter(server, tmp_path, monkeypatch):
+    """Each wait is the backoff (backoff_factor, doubled per attempt) lengthened by at most the jitter fraction,
+    each is announced to the caller, and a failure that cannot pass (404) is not retried at all."""
     import threading
 
-    from flows import steps
+    from tasks.http import BACKOFF_JITTER
 
-    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (0.05, 0.1))
-    monkeypatch.setattr(steps, "get_run_logger", lambda: __import__("logging").getLogger("test"))
-    waits = []
+    waits, told = [], []
     cancel = threading.Event()
     monkeypatch.setattr(cancel, "wait", waits.append)
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    fetcher = Fetcher(RawArchive(tmp_path), replace(SETTINGS, retries=2, backoff_factor=0.05, backoff_max=1))
     url = server.script("/down.xml", faults.maintenance_page())
     with pytest.raises(FetchError, match="HTML page"):
-        steps.fetch_url(run, "untc", url, "xml", cancel)
+        fetcher.get("untc", url, "xml", None, cancel, lambda exc, n, wait: told.append((n, wait)))
     assert server.count("/down.xml") == 3
-    assert 0.05 <= waits[0] <= 0.05 * 1.2 and 0.1 <= waits[1] <= 0.1 * 1.2
+    assert 0.05 <= waits[0] <= 0.05 * (1 + BACKOFF_JITTER) and 0.1 <= waits[1] <= 0.1 * (1 + BACKOFF_JITTER)
+    assert told == [(1, waits[0]), (2, waits[1])]
     gone = server.script("/gone.xml", faults.Step(404, {}, b"no"))
     with pytest.raises(FetchError, match="HTTP 404"):
-        steps.fetch_url(run, "untc", gone, "xml", cancel)
+        fetcher.get("untc", gone, "xml", None, cancel)
     assert server.count("/gone.xml") == 1 and len(waits) == 2
 
 
-def test_a_cancelled_fetch_stops_waiting_and_raises_the_last_failure(server, tmp_path, monkeypatch):
-    """A run that is stopping (SIGTERM) sets `cancel`: the URL being retried gives up instead of waiting minutes."""
+def test_a_retry_after_longer_than_the_backoff_is_waited(server, tmp_path, monkeypatch):
     import threading
 
-    from flows import steps
+    waits = []
+    cancel = threading.Event()
+    monkeypatch.setattr(cancel, "wait", waits.append)
+    fetcher = Fetcher(RawArchive(tmp_path), replace(SETTINGS, retries=1, backoff_factor=0.01, retry_after_max=30))
+    url = server.script("/slow-down.xml", faults.retry_after("7"), faults.ok(DOC))
+    assert fetcher.get("untc", url, "xml", None, cancel).body == DOC
+    assert waits == [7.0]
 
-    monkeypatch.setattr(steps, "FETCH_RETRY_DELAYS", (3600, 3600, 3600))
-    monkeypatch.setattr(steps, "get_run_logger", lambda: __import__("logging").getLogger("test"))
+
+def test_a_cancelled_fetch_stops_waiting_and_raises_the_last_failure(server, tmp_path):
+    """A run that is stopping (SIGTERM) sets `cancel`: the URL being retried gives up instead of waiting."""
+    import threading
+
     cancel = threading.Event()
     cancel.set()
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    fetcher = Fetcher(RawArchive(tmp_path), replace(SETTINGS, retries=3, backoff_factor=3600))
     url = server.script("/down-long.xml", faults.maintenance_page())
     with pytest.raises(FetchError, match="HTML page"):
-        steps.fetch_url(run, "untc", url, "xml", cancel)
+        fetcher.get("untc", url, "xml", None, cancel)
     assert server.count("/down-long.xml") == 1
 
 
@@ -479,23 +489,23 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
 
     from prefect import flow
 
-    from flows.steps import FETCH_RETRY_DELAYS, fetch
+    from flows.steps import fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), SETTINGS))
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
 
     @flow
     def one_fetch():
-        return fetch(run, "untc", [url], "xml")
+        return fetch(run, "untc", [url], "xml", None)
 
     (result,) = one_fetch()
     assert isinstance(result, FetchError) and "got an HTML page instead of xml" in str(result)
-    assert server.count("/maintained-forever.xml") == len(FETCH_RETRY_DELAYS) + 1 == len(records(tmp_path))
+    assert server.count("/maintained-forever.xml") == RETRYING.retries + 1 == len(records(tmp_path))
 
 
 def test_a_redirect_to_a_local_file_is_refused_without_retries(server, tmp_path):
     url = server.script("/to-file.xml", faults.Step(302, {"Location": "file:///etc/passwd"}, b"moved"))
-    with pytest.raises(FetchError, match=r"cannot fetch file:///etc/passwd: No connection adapters") as info:
+    with pytest.raises(FetchError, match=r"file:///etc/passwd refused: scheme 'file' is not http or https") as info:
         Fetcher(RawArchive(tmp_path), SETTINGS).get("untc", url, "xml")
     assert info.value.transient is False
     assert [(r["status"], r["bytes"]) for r in records(tmp_path)] == [(0, 0)]

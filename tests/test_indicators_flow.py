@@ -62,9 +62,12 @@ def test_both_iafq_releases_and_their_revisions(refreshed):
 
 def test_panel_mexico_firearms_protocol_and_tracing(refreshed):
     _, wh = refreshed
-    rows = dict(sql(wh, "select year, party from '{wh}/treaty_status_by_year/*.parquet' "
-                        "where iso3 = 'MEX' and mtdsg_no = 'XVIII-12-c'"))
-    assert rows[2002] is False and rows[2003] is True and rows[2018] is True
+    rows = {year: (consent, party) for year, consent, party in sql(
+        wh, "select year, consent_deposited, party from '{wh}/treaty_status_by_year/*.parquet' "
+            "where iso3 = 'MEX' and mtdsg_no = 'XVIII-12-c'")}
+    # ratified 10 April 2003; a party in force from the Protocol's entry into force, 3 July 2005
+    assert [rows[y] for y in (2002, 2003, 2004, 2005, 2018)] == [
+        (False, False), (True, False), (True, False), (True, True), (True, True)]
     assert max(rows) == 2018, "status by year runs to the as-of year of the recorded snapshot (2018-01-15)"
     assert sql(wh, "select year, arms_traced_pct from '{wh}/country_year_panel/*.parquet' "
                    "where iso3 = 'MEX' and arms_traced_pct is not null order by year") == [(2021, 99.52), (2024, 67.0)]
@@ -221,6 +224,7 @@ def test_an_infinite_rate_and_a_new_dimension_are_quarantined(tmp_path, capsys):
     (("sdg", "base: https://unstats.un.org/sdgapi/v1/sdg", "base: ''"), "key base: Input should be a valid URL"),
     (("iafq", "  producer: United Nations Office on Drugs and Crime (UNODC)\n", ""),
      "origin, key producer: Field required"),
+    (("untc", "hosts:\n  - https://treaties.un.org\n", ""), "key hosts: Field required"),
 ])
 def test_a_bad_sources_configuration_is_a_usage_error_naming_file_entry_and_key(tmp_path, capsys, edit, problem):
     folder = sources_folder(tmp_path, edit)

@@ -30,6 +30,8 @@ from tasks.publish import Warehouse
 PROJECT = Path(__file__).resolve().parents[1]
 ARMSWATCH = Path(sys.executable).with_name("armswatch")
 DEADLINE = 300
+#: Its sitecustomize.py on PYTHONPATH makes a machine without network: no name but loopback's resolves.
+OFFLINE = PROJECT / "benchmarks" / "offline"
 LYING = (MTDSG / "XVIII-12-c.en.xml").read_bytes().replace(b"<Parties>115</Parties>", b"<Parties>116</Parties>")
 
 
@@ -106,7 +108,8 @@ print(json.dumps({"code": code, "parsed": calls, "read": sorted(set(reads)), "gx
 
 def test_an_unchanged_rerun_neither_parses_nor_reads_data_nor_imports_great_expectations(fresh_env, tmp_path):
     """Every flow (the default catalog and sources): the second run over the same bytes parses no document, reads
-    no published data (only the manifest and file footers), never imports GX, and copies no quarantine again."""
+    no published data (only the manifest and file footers), never imports GX, and copies no quarantine again. A
+    third run without network exits 3 with one line per unreachable host and leaves the published files alone."""
     wh = tmp_path / "wh"
     args = ["run", "--mirror", str(SHARED), "--warehouse", str(wh)]
 
@@ -123,6 +126,20 @@ def test_an_unchanged_rerun_neither_parses_nor_reads_data_nor_imports_great_expe
     again = run()
     assert again == {"code": 1, "parsed": [], "read": [], "gx": False}, "same bytes: nothing parsed or read"
     assert sorted((wh / "_quarantine").glob("*/*")) == quarantined, "no quarantine is copied again"
+
+    # Then without network (every name but loopback unresolvable, at the socket level): exit 3, one line per host,
+    # every published file as it was.
+    published = {p: p.stat().st_mtime_ns for p in wh.glob("*/*.parquet")}
+    result = subprocess.run([str(ARMSWATCH), "run", "--warehouse", str(wh)], cwd=PROJECT, capture_output=True,
+                            text=True, timeout=DEADLINE, env={**fresh_env, "PYTHONPATH": str(OFFLINE)})
+    assert result.returncode == 3, result.stderr[-3000:]
+    said = [line for line in result.stderr.splitlines() if "is unreachable: its name does not resolve" in line]
+    assert len(said) == 3 and all(any(h in line for line in said) for h in ("https://treaties.un.org",
+                                  "https://unstats.un.org", "https://data.unodc.org")), result.stderr[-3000:]
+    assert result.stderr.rstrip().endswith("the published tables are as they were")
+    assert {p: p.stat().st_mtime_ns for p in wh.glob("*/*.parquet")} == published
+
+
 
 
 def test_usage_and_infrastructure_errors_are_one_line_with_their_own_exit_code(tmp_path, capsys):

@@ -4,6 +4,7 @@ tests/test_hostile.py.)"""
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import pytest
@@ -60,7 +61,7 @@ def project_config(name: str) -> dict:
      "series[1] (VC_ARM_SZTRACE), key code: String should match"),
     ("sdg", lambda c: c["series"][1].update(ulr="x"),
      "series[2] (VC_IHR_PSRC), key ulr: Extra inputs are not permitted"),
-    ("sdg", lambda c: c["series"].append(dict(c["series"][0])),
+    ("sdg", lambda c: c["series"].append(copy.deepcopy(c["series"][0])),
      "key series: Value error, series listed twice: ['VC_ARM_SZTRACE']"),
     ("sdg", lambda c: c["series"][0]["panel"]["arms_traced_pct"].update(dimensions={}),
      "series[1] (VC_ARM_SZTRACE).panel.arms_traced_pct, key dimensions: Dictionary should have at least 1 item"),
@@ -80,6 +81,37 @@ def test_source_configuration_errors_name_file_entry_and_key(tmp_path, name, cha
     assert f"source {name}: {folder / name}.yaml" in str(error.value) and problem in str(error.value), str(error.value)
 
 
+def config_files(tmp_path: Path) -> dict:
+    """Each kind of configuration file: (path it reads, how armswatch loads it)."""
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    for name in registry.names():
+        (folder / f"{name}.yaml").write_text((registry.FOLDER / f"{name}.yaml").read_text())
+    return {"treaty catalog": (tmp_path / "treaties.yaml", lambda p: catalog.load(p)),
+            "source sdg": (folder / "sdg.yaml", lambda p: registry.load(folder)),
+            "country aliases": (tmp_path / "aliases.yaml", lambda p: catalog.country_aliases(p))}
+
+
+@pytest.mark.parametrize("kind", ["treaty catalog", "source sdg", "country aliases"])
+@pytest.mark.parametrize("text, problem", [
+    ("- &t {id: XXVI-8}\n- *t\n", "anchor &t: anchors and aliases are not allowed here at line 1, column 3"),
+    ("a: *undefined\n", "alias *undefined: anchors and aliases are not allowed here at line 1, column 4"),
+    ("a: 1\nb:\n  c: 2\n  c: 3\n", "duplicate key 'c' at line 4, column 3"),
+    ("max_pages: 500\nmax_pages: 100000000\n", "duplicate key 'max_pages' at line 2, column 1"),
+    ("- {id: XXVI-8, short_name: ATT, id: XXVI-2}\n", "duplicate key 'id' at line 1, column 33"),
+])
+def test_yaml_aliases_and_duplicate_keys_are_configuration_errors_naming_where(tmp_path, kind, text, problem):
+    """Every configuration file goes through one loader: anchors and aliases are refused where they start (an alias
+    bomb: tests/test_hostile_memory.py), and a repeated key (YAML keeps the last one silently) is named."""
+    path, load = config_files(tmp_path)[kind]
+    path.write_text(text)
+    with pytest.raises(catalog.CatalogError) as error:
+        load(path)
+    message = str(error.value)
+    assert message.startswith(kind) and f"{path}: not valid YAML: {problem}" in message, message
+    assert len(message) < 300 and "\n" not in message, message
+
+
 def test_registry_folder_problems(tmp_path):
     with pytest.raises(catalog.CatalogError, match="not a folder"):
         registry.load(tmp_path / "nowhere")
@@ -88,6 +120,21 @@ def test_registry_folder_problems(tmp_path):
         registry.load(tmp_path)
     with pytest.raises(catalog.CatalogError, match="unknown source 'treaty'"):
         registry.load(None, "treaty")
+
+
+def test_the_treaty_source_is_registered_with_its_origin_and_hosts(tmp_path):
+    untc = registry.treaty_source()
+    assert untc.origin.producer == "United Nations Office of Legal Affairs, Treaty Section"
+    assert str(untc.origin.url_main) == "https://treaties.un.org/"
+    assert str(untc.origin.license.url) == "https://www.un.org/en/about-us/terms-of-use"
+    assert untc.hosts == ["https://treaties.un.org"]
+    assert [o.attribution_short for o in registry.origins()][0] == "UN Treaty Collection"
+    config = yaml.safe_load((registry.FOLDER / "untc.yaml").read_text())
+    config["origin"].pop("citation_full")
+    (tmp_path / "untc.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(catalog.CatalogError, match="source untc: .*untc.yaml: origin, key citation_full: Field "
+                                                   "required"):
+        registry.treaty_source(tmp_path)
 
 
 def test_registry_loads_every_source_with_its_origin():

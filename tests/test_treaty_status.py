@@ -16,11 +16,15 @@ TREATY = {"mtdsg_no": "T-1", "short_name": "Test Treaty", "as_of": AS_OF, "concl
           "participant_table_found": True}
 
 
+ENTRY_INTO_FORCE = date(2003, 9, 29)
+
+
 def entry(iso3, signature=None, consent=None, withdrawn=False, withdrawal=None, kind="ratification"):
-    return {"mtdsg_no": "T-1", "participant": iso3, "iso3": iso3, "is_state": True, "signature_date": signature,
-            "signature_kind": "signature" if signature else None, "consent_date": consent,
-            "consent_kind": kind if consent else None, "is_party": consent is not None and not withdrawn,
-            "withdrawn": withdrawn, "withdrawal_date": withdrawal}
+    return {"mtdsg_no": "T-1", "participant": iso3, "iso3": iso3, "is_state": True, "participant_kind": "state",
+            "signature_date": signature, "signature_kind": "signature" if signature else None,
+            "consent_date": consent, "consent_kind": kind if consent else None,
+            "in_force_date": untc.in_force_date(consent, ENTRY_INTO_FORCE, untc.Delay("days", 90)),
+            "is_party": consent is not None and not withdrawn, "withdrawn": withdrawn, "withdrawal_date": withdrawal}
 
 
 PARTICIPANTS = pa.Table.from_pylist([
@@ -31,7 +35,9 @@ PARTICIPANTS = pa.Table.from_pylist([
     entry("VEN", None, date(2005, 1, 1), withdrawn=True),  # denounced, date unknown
     entry("PER", None, date(2004, 1, 1), withdrawn=True, withdrawal=date(2008, 6, 1)),  # denounced, then
     entry("PER", None, date(2012, 7, 1)),                                                 # acceded again
-    {**entry(None, date(2002, 1, 1), date(2003, 1, 1)), "participant": "European Union", "is_state": False},
+    {**entry(None, date(2002, 1, 1), date(2003, 1, 1)), "participant": "European Union", "is_state": False,
+     "participant_kind": "organisation"},
+    entry("CAN", None, date(2010, 11, 1)),  # in force 90 days later, in 2011
 ], schema=PARTICIPATION.schema)
 
 
@@ -78,6 +84,10 @@ def test_status_by_year(tables):
     mexico = years_of(by_year, "MEX")
     assert [mexico[y] for y in (2001, 2002, 2003, 2018)] == [
         (False, True), (False, True), (True, True), (True, True)]
+    deposited = {r["year"]: (r["consent_deposited"], r["party"]) for r in by_year.to_pylist() if r["iso3"] == "CAN"}
+    assert [deposited[y] for y in (2009, 2010, 2011)] == [(False, False), (True, False), (True, True)]
+    assert {r["year"]: r["complete_year"] for r in by_year.to_pylist() if r["iso3"] == "CAN"} == {
+        y: y < 2018 for y in range(2001, 2019)}
     usa = years_of(by_year, "USA")
     assert [usa[y] for y in (2012, 2013, 2014, 2015)] == [(False, False), (False, True), (False, True),
                                                           (False, False)]

@@ -224,8 +224,9 @@ def test_release_links_on_a_data_report_page():
       <a href="/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking.xlsx.zip">not xlsx</a>
       <a href="/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx#x">twice</a>
       <a>no link</a></body></html>"""
-    links = unodc.release_links(page, "https://data.unodc.org/datareport/firearm-seizures",
-                                "data_iafq_firearms_trafficking")
+    links, refused = unodc.release_links(page, "https://data.unodc.org/datareport/firearm-seizures",
+                                         "data_iafq_firearms_trafficking", frozenset({"https://data.unodc.org"}))
+    assert refused == []
     assert links == [
         "https://data.unodc.org/sites/dataportal.unodc.org/files/2024-08/data_iafq_firearms_trafficking.xlsx",
         "https://data.unodc.org/sites/dataportal.unodc.org/files/2025-11/data_iafq_firearms_trafficking_0.xlsx",

@@ -88,12 +88,52 @@ def test_control_bytes_become_the_punctuation_they_lost():
 
 def test_ratification_progress_accumulates_to_the_parsed_counts():
     doc = parse("XVIII-12-c")
-    progress = untc.ratification_progress("XVIII-12-c", doc.events, date(2026, 11, 28))
+    progress = untc.ratification_progress("XVIII-12-c", doc.participation, doc.events, date(2026, 11, 28))
     assert progress[0]["year"] == 2001 and progress[-1]["year"] == 2026
-    assert progress[-1]["cumulative_parties"] == 115 and progress[-1]["cumulative_signatories"] == 52
+    assert progress[-1]["cumulative_consents"] == 115 and progress[-1]["cumulative_signatories"] == 52
     assert sum(r["new_parties"] for r in progress) == 115
+    assert [r["complete_year"] for r in progress][-2:] == [True, False]
     by_year = {r["year"]: r for r in progress}
-    assert by_year[2005]["cumulative_parties"] >= 40  # entered into force 3 July 2005 after the 40th instrument
+    # 3 consents in 2002, none in force before the Protocol entered into force on 3 July 2005
+    assert [(by_year[y]["cumulative_consents"], by_year[y]["cumulative_parties"]) for y in (2002, 2004)] == [
+        (3, 0), (32, 0)]
+    assert 40 <= by_year[2005]["cumulative_parties"] < by_year[2005]["cumulative_consents"]
+    assert (by_year[2001]["includes_organisations"], by_year[2002]["includes_organisations"]) == (False, True)
+
+
+def test_the_treaty_enters_into_force_for_a_later_party_after_the_stated_delay():
+    """Entry into force 3 July 2005; 'on the thirtieth day after the date of deposit' for each later consent."""
+    rows = {p["participant"]: p for p in parse("XVIII-12-c").participation}
+    assert rows["Mali"]["consent_date"] == date(2002, 5, 3) and rows["Mali"]["in_force_date"] == date(2005, 7, 3)
+    assert rows["Serbia"]["consent_date"] == date(2005, 12, 20)
+    assert rows["Serbia"]["in_force_date"] == date(2006, 1, 19)
+
+
+@pytest.mark.parametrize("text, after", [
+    ("1 August 1988, in accordance with article 44 which reads: \"2. For each State ratifying after the deposit of "
+     "the tenth instrument, this Convention shall enter into force on the first day of the month following the "
+     "expiration of six months after the date of the deposit of its instrument.\"", date(2001, 8, 1)),
+    ("For each State which becomes a Contracting State after the fifth instrument, this Convention enters into force "
+     "on the first day of the month following the expiration of one year after the deposit", date(2002, 2, 1)),
+    ("For each State acceding after the second instrument, this Protocol shall enter into force on the first day of "
+     "the sixth month following the deposit of its instrument", date(2001, 7, 1)),
+    ("the Convention shall enter into force on the thirteith day after deposit. For each State ratifying the "
+     "Convention after the fifteenth instrument, the Convention shall enter into force on the thirteith day after "
+     "deposit by such State", date(2001, 2, 14)),
+    ("90 days after the fiftieth instrument. For each State that deposits later, it shall enter into force ninety "
+     "(90) days after the date of deposit", date(2001, 4, 15)),
+    ("(d) For each prospective member which deposits after this Agreement shall have entered into force, this "
+     "Agreement shall enter into force on the date of such deposit", date(2001, 1, 15)),
+])
+def test_entry_into_force_delays_read_from_the_text(text, after):
+    delay = untc.entry_into_force_delay(text)
+    assert delay is not None and delay.after(date(2001, 1, 15)) == after
+
+
+@pytest.mark.parametrize("text", ["24 December 2014, in accordance with article 22.",
+                                  "This Treaty will enter into force 180 days after the deposit by all States listed"])
+def test_no_delay_for_a_later_participant_unless_stated(text):
+    assert untc.entry_into_force_delay(text) is None
 
 
 def test_treaty_events_long_form():

@@ -1,6 +1,7 @@
 """Every recorded UNTC status document (../shared/data/untc/mtdsg-2018-01-15, chapters I–X, XVIII, XXVI): the id is
 accepted, the document parses, parsed counts equal UNTC's stated counts and the treaty passes validation, consent
-kinds come from the declared vocabulary, and no withdrawn action is counted."""
+kinds come from the declared vocabulary, no column header is left unknown, no organisation is counted as an
+unresolved state, and no withdrawn action is counted."""
 
 from __future__ import annotations
 
@@ -69,11 +70,13 @@ def test_kinds_come_from_the_vocabulary_and_no_withdrawn_action_counts(mtdsg_no)
     signatures = sum(e["event"] == "signature" for e in doc.events)
     assert doc.treaty["parsed_signatories"] == signatures - withdrawn_signatures
     if doc.treaty["participant_table_found"]:
-        progress = untc.ratification_progress(mtdsg_no, doc.events, AS_OF)
+        progress = untc.ratification_progress(mtdsg_no, doc.participation, doc.events, AS_OF)
         undated = sum(p["withdrawn"] and p["consent_date"] is not None and p["withdrawal_date"] is None
                       for p in doc.participation)
         assert not progress or progress[-1]["year"] == AS_OF.year
-        assert not progress or progress[-1]["cumulative_parties"] == doc.treaty["parsed_parties"] or undated
+        assert not progress or progress[-1]["cumulative_consents"] == doc.treaty["parsed_parties"] or undated
+        assert all(r["cumulative_parties"] <= r["cumulative_consents"] for r in progress)
+        assert [r["complete_year"] for r in progress[-1:]] in ([], [False])
 
 
 def test_parsed_counts_equal_stated_counts_on_every_document_with_counts():
@@ -82,6 +85,23 @@ def test_parsed_counts_equal_stated_counts_on_every_document_with_counts():
     assert disagreeing == set(CONTRADICTIONS)
     assert len(counted) == 117
     assert (len(counted) - len(disagreeing)) / (len(counted) - len(CONTRADICTIONS)) == 1.0
+
+
+def test_no_column_header_is_left_unknown_and_no_organisation_is_an_unresolved_state():
+    headers = {untc.clean_text(label) for mtdsg_no in ALL
+               for group in untc._parse_xml((MTDSG / f"{mtdsg_no}.en.xml").read_bytes(), "u", untc.LIMITS).iterfind(
+                   "Treaty/Participants/Table/TGroup")
+               for label in untc._entries(group.find("Thead/Row"))[1:]}
+    assert len(headers) == 69
+    assert all(untc.parse_header(h).role in (untc.SIGNATURE, untc.CONSENT, untc.PROVISIONAL, untc.NOTIFICATION)
+               for h in headers)
+    rows = [p for doc in DOCS.values() for p in doc.participation]
+    organisations = {p["participant"] for p in rows if p["participant_kind"] == "organisation"}
+    assert organisations == {"European Union", "World Health Organization"}
+    assert {p["participant"] for p in rows if p["participant_kind"] == "territory"} == {
+        "British Virgin Islands", "Cayman Islands", "Hong Kong", "Montserrat", "Turks and Caicos Islands"}
+    assert not any(p["iso3"] for p in rows if p["participant_kind"] == "organisation")
+    assert all(p["iso3"] and p["m49"] for p in rows if p["participant_kind"] != "organisation")
 
 
 def test_withdrawn_actions_are_marked_with_their_footnote_dates():
@@ -118,8 +138,9 @@ def test_territorial_applications_keep_their_date_and_territories():
 
 
 def test_treaty_status_counts_as_parties_exactly_the_participants_that_are_parties_on_every_document():
-    """One rule on every document: a UN state is a party in treaty_status (and in its as-of year of
-    treaty_status_by_year) exactly when a participation row of it is a party, whatever became of its signature."""
+    """One rule on every document: a UN state is a party in treaty_status (and has a consent deposited in its as-of
+    year of treaty_status_by_year) exactly when a participation row of it is a party, whatever became of its
+    signature; it is a party in force that year exactly when the treaty is in force for it."""
     countries = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
     for mtdsg_no, doc in DOCS.items():
         if not doc.treaty["participant_table_found"]:
@@ -130,7 +151,11 @@ def test_treaty_status_counts_as_parties_exactly_the_participants_that_are_parti
         states = set(status["iso3"].to_pylist())
         parties = {p["iso3"] for p in doc.participation if p["is_party"]} & states
         assert {r["iso3"] for r in status.to_pylist() if r["status"] == "party"} == parties, mtdsg_no
-        assert {r["iso3"] for r in by_year.to_pylist() if r["year"] == AS_OF.year and r["party"]} == parties, mtdsg_no
+        last = [r for r in by_year.to_pylist() if r["year"] == AS_OF.year]
+        assert {r["iso3"] for r in last if r["consent_deposited"]} == parties, mtdsg_no
+        in_force = {p["iso3"] for p in doc.participation if p["is_party"] and p["in_force_date"]
+                    and p["in_force_date"].year <= AS_OF.year} & states
+        assert {r["iso3"] for r in last if r["party"]} == in_force, mtdsg_no
 
 
 def test_every_document_validates_except_header_only_ones_and_the_listed_contradictions():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
@@ -119,6 +119,16 @@ def test_within_the_caps_an_unclosed_marker_only_loses_the_marker(scanned):
     doc = parse(body)
     assert doc.participation[0]["participant"] == "Albania" and doc.participation[0]["footnotes"] == []
     assert scanned[0] <= 4 * len(body)
+
+
+def test_an_entry_into_force_text_of_1500_later_participant_clauses_is_read_in_linear_time(scanned):
+    clauses = b"For each State ratifying it after that, on the thirtieth day " * 1_500
+    body = DOC.replace(b"in accordance with article 18(1).", clauses + b"ninety days after its deposit.", 1)
+    assert body != DOC
+    doc = parse(body)
+    albania = doc.participation[0]
+    assert albania["in_force_date"] == max(date(2005, 7, 3), albania["consent_date"] + timedelta(days=90))
+    assert scanned[0] <= 8 * len(body)  # each pattern reads the text once (clause by clause it would be 1500 times)
 
 
 FRAGMENTS = st.sampled_from([" ", "  ", "\t", "0", "12", "2008", "Feb", "[", "]", "(", ")", ",", "a", "AA",

@@ -34,7 +34,7 @@ def batch(key: str, version: int, fetched_at: datetime | None = None) -> dict[Ta
         {"mtdsg_no": key, "participant": name, "footnotes": [i] if i else [], "iso3": iso3,
          "signature_date": date(2001, 1, 1) + timedelta(days=version + i), "signature_kind": "signature",
          "consent_date": date(2005, 1, 1) + timedelta(days=version * 7 + i), "consent_kind": "ratification",
-         "is_party": True, "is_state": True, "withdrawn": False}
+         "is_party": True, "is_state": True, "participant_kind": "state", "withdrawn": False}
         for i, (name, iso3) in enumerate([("Albania", "ALB"), ("Argentina", "ARG"), ("Denmark", "DNK")])
     ]
     return {
