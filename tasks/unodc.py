@@ -296,7 +296,7 @@ class IafqSource(Source):
                 errors[f"report page {page} links"] = str(ParseError(SOURCE, str(page), refusals(refused)))
         newest = sorted(found, key=_order)[-self.config.max_releases:]
         urls = {str(u) for u in self.config.releases} | set(newest)
-        return [Batch(url, (url,)) for url in sorted(urls, key=_order)], errors
+        return [Batch(hosts.redact(url), (url,)) for url in sorted(urls, key=_order)], errors  # named without secrets
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses
