@@ -11,6 +11,7 @@ errors are named redacted. Tables read: participation (for new parties). Tables 
 
 from __future__ import annotations
 
+import logging
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -108,11 +109,16 @@ class Channel:
     def _apprise(self, message: Message) -> None:
         import apprise
 
-        client = apprise.Apprise()
-        if not client.add(self.target):
-            raise AlertNotDelivered(f"{self.name}: not a URL Apprise can send to")
-        if not client.notify(body=message.body, title=message.subject):
-            raise AlertNotDelivered(f"{self.name}: Apprise reported the notification as not sent")
+        quiet = logging.getLogger("apprise")  # its lines name hosts and paths, which may be the secret (tgram://TOKEN)
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            client = apprise.Apprise()
+            if not client.add(self.target):
+                raise AlertNotDelivered(f"{self.name}: not a URL Apprise can send to")
+            if not client.notify(body=message.body, title=message.subject):
+                raise AlertNotDelivered(f"{self.name}: Apprise reported the notification as not sent")
+        finally:
+            quiet.disabled = was
 
     def _block(self, message: Message) -> None:
         from prefect.blocks.core import Block
