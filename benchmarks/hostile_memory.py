@@ -21,8 +21,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "tests"))
 
-from hostile_inputs import (bombed_catalog, far_cell_workbook, fetch_and_parse_series, iafq_with_far_cells,  # noqa: E402
-                            peak, sdg_pages, serve)
+from hostile_inputs import (  # noqa: E402  (the generators the tests use)
+    bombed_catalog, far_cell_workbook, fetch_and_parse_series, iafq_with_far_cells, peak, sdg_pages, serve)
 
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/2026-01/data_iafq_firearms_trafficking.xlsx"
 
@@ -41,7 +41,8 @@ def main() -> None:
     report("baseline: imports only", "import tasks.unodc, tasks.sdg, tasks.catalog\nresult = 'imported'")
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        for name, body in (("ZZZZZZ4", far_cell_workbook("ZZZZZZ4")), ("XFD x 20,000 rows", iafq_with_far_cells(20_000))):
+        for name, body in (("ZZZZZZ4", far_cell_workbook("ZZZZZZ4")),
+                           ("XFD x 20,000 rows", iafq_with_far_cells(20_000))):
             path = tmp / f"{len(body)}.xlsx"
             path.write_bytes(body)
             report(f"workbook, cell at {name} ({len(body):,} bytes)", workbook(path))

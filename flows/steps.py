@@ -1,12 +1,12 @@
 """The Prefect tasks and helpers every flow composes: `opened` (the run and its lock; a run the lock refuses
 alerts), fetch (tasks/http.py's one retry policy, logged), audit-and-publish (batches whose sources are unchanged
 were skipped before, tasks/run.py Run.skip), and finish (alerts delivered or retried, artifacts, run log,
-retention); `reported` keeps a run's report and alert even when the run ends early, and `final_state` turns the
-reports into the flow run's state (Failed with its message, the reports in a RunFailed, when any batch was
-quarantined or failed; `reports_of` reads them back). No parsing, publishing or message logic lives here; these
-wrap tasks/http.py, tasks/audit.py, tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM
-handler outside imports (tasks/run.py outside_imports). Upstream: whatever URL a flow passes. Tables fed: those
-of the batches audited.
+retention); `reported` keeps a run's report and alert even when the run ends early (re-raising LeaseLost, which
+ends the run with exit 3), and `final_state` turns the reports into the flow run's state (Failed with its
+message, the reports in a RunFailed, when any batch was quarantined or failed; `reports_of` reads them back). No
+parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py, tasks/alerts.py and
+tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py outside_imports).
+Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
 """
 
 from __future__ import annotations
@@ -37,13 +37,16 @@ from tasks.audit import Outcome, audit_and_publish, describe
 from tasks.environment import environment
 from tasks.errors import FetchError, Unreachable
 from tasks.incidents import mark_source, prune
-from tasks.publish import WarehouseBusy
+from tasks.publish import LeaseLost, WarehouseBusy
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals, use_run
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
+#: Seconds each of a stopped run's last steps (artifacts, run log, Data Docs, each notice) may take: a
+#: termination signal ends the run within seconds, whatever the notification destination does.
+STOPPING_STEP_TIMEOUT = 3
 #: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
 #: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
@@ -130,6 +133,10 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
     reports = [report]
     try:
         yield reports
+    except LeaseLost as exc:  # another run owns the warehouse now: reported, then the run ends with exit 3
+        report.crash = str(exc)
+        get_run_logger().error("run ended early: %s", report.crash)
+        raise
     except (Exception, TerminationSignal) as exc:  # Prefect turns SIGTERM into TerminationSignal during a run
         report.crash = crash_reason(exc)
         get_run_logger().error("run ended early: %s", report.crash)
@@ -141,13 +148,19 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
         report.reached, report.unreachable = run.network()
         for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
             outcome.source = outcome.source or report.sources[0]
+        lost = None
         if notify:
             if then is not None and not report.crash:
                 try:
                     reports += then(run, list(reports))
+                except LeaseLost as exc:
+                    lost = exc
+                    reports.append(Report("outputs", run.id, crash=str(exc)))
                 except (Exception, TerminationSignal) as exc:
                     reports.append(Report("outputs", run.id, crash=crash_reason(exc)))
             finish(run, reports, alert_block, news_block, report.new_parties)
+        if lost is not None:
+            raise lost
 
 
 def crash_reason(exc: BaseException) -> str:
@@ -216,11 +229,36 @@ def run_name() -> str:
     return f"'{flow_run.name}' ({flow_run.flow_name})"
 
 
+def within(seconds: float | None, step, *args):
+    """`step(*args)`; with `seconds`, waited for that long at most (TimeoutError; the step goes on in a daemon
+    thread, which ends with the process)."""
+    if seconds is None:
+        return step(*args)
+    done: dict = {}
+    context = contextvars.copy_context()  # the flow run's (Prefect's client and logger)
+
+    def body():
+        try:
+            done["result"] = context.run(step, *args)
+        except BaseException as exc:  # handed to the caller
+            done["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True, name="stopping-step")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"gave up after {seconds} s: the run was stopped")
+    if "error" in done:
+        raise done["error"]
+    return done.get("result")
+
+
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
     """An alert for failures that are new, not yet delivered or due a reminder; one notice per recovered batch;
     new parties if opted in; then artifacts, run log and Data Docs (if anything was validated) for every run, and
-    retention. Never raises: the run's own outcome comes first."""
+    retention. Never raises: the run's own outcome comes first. In a run stopped by a signal, each of these steps
+    is given STOPPING_STEP_TIMEOUT seconds."""
     logger = get_run_logger()
     name = run_name()
     now = datetime.now(timezone.utc)
@@ -235,12 +273,15 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
-        ("run log", lambda: status.log_run(run.warehouse.root, run.id, name, reports, now)),
+        ("run log", lambda: status.log_run(run.warehouse.root, run.id, {
+            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run_link()},
+                                            reports, now)),
         ("Data Docs", run.build_docs),
     ]
+    limit = STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None
     for what, step in steps:
         try:
-            step()
+            within(limit, step)
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
@@ -288,9 +329,9 @@ def deliver(target, message, what: str) -> str | None:
         logger.warning("%s not sent: alerts: none configured (ARMSWATCH_ALERT_URL, ARMSWATCH_ALERT_BLOCK or the "
                        "alert_block parameter)", what)
         return "no alert channel configured"
-    try:
-        target.send(message)
-    except AlertNotDelivered as exc:
+    try:  # a stopped run waits STOPPING_STEP_TIMEOUT at most
+        within(STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None, target.send, message)
+    except (AlertNotDelivered, TimeoutError) as exc:
         logger.error("%s not delivered: %s; the next run sends it again", what, exc)
         return str(exc)
     logger.info("sent the %s via %s", what, target.name)

@@ -64,7 +64,8 @@ def _variable(field: str) -> str:
 def environment(variables: dict[str, str] | None = None) -> Environment:
     """The settings of `variables` (default: this process's environment); SettingError naming each variable that
     is unknown or malformed, and what it should be."""
-    given = {name[len(PREFIX):].lower(): value for name, value in (os.environ if variables is None else variables).items()
+    variables = os.environ if variables is None else variables
+    given = {name[len(PREFIX):].lower(): value for name, value in variables.items()
              if name.startswith(PREFIX) and value != ""}
     try:
         return Environment(**given)

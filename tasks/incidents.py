@@ -27,6 +27,7 @@ from tasks.environment import environment
 from tasks.storage import atomic_write
 
 KEEP_RUN_LOGS = 100
+STATE_LIMIT = 64 * 2**20  # bytes of the incidents file
 #: Quarantine folders kept per source: this many times ARMSWATCH_KEEP.
 PER_SOURCE = 5
 
@@ -54,7 +55,8 @@ class Decision:
 class Incidents:
     def __init__(self, root: Path):
         self.path = storage.location(root) / "_state" / "incidents.json"
-        self.open: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.open: dict[str, dict] = (json.loads(storage.read_regular(self.path, STATE_LIMIT)) if self.path.exists()
+                                      else {})
 
     def find(self, key: str, tables: list[str], sources: list[str]) -> dict | None:
         """The open incident of batch `key` of `tables` built from exactly these `sources`, if any."""

@@ -63,17 +63,20 @@ def peak(code: str, limit_mib: int = 4096, timeout: float = 300) -> tuple[str, f
     return report["outcome"], report["peak_mib"]
 
 
-def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
-    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
-    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
-    row = ref[len(ref.rstrip("0123456789")):]
-    sheet = f'<row r="{row}"><c r="{ref}"><v>1</v></c></row>'
+def sheet_workbook(rows: str) -> bytes:
+    """A one-sheet workbook whose sheetData is `rows` (XML, as written)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in PARTS.items():
             archive.writestr(name, text)
-        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{sheet}</sheetData></worksheet>")
+        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{rows}</sheetData></worksheet>")
     return out.getvalue()
+
+
+def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
+    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
+    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
+    return sheet_workbook(f'<row r="{ref[len(ref.rstrip("0123456789")):]}"><c r="{ref}"><v>1</v></c></row>')
 
 
 def iafq_with_far_cells(rows: int, column: str = "XFD") -> bytes:
@@ -164,7 +167,8 @@ from tasks.http import Fetcher
 from tasks.sdg import SdgConfig, SdgSource
 from tasks.source import Batch, Client
 data = catalog.read_yaml(registry.FOLDER / "sdg.yaml", "source sdg:")
-data.update(base={base!r}, hosts=[{base!r}], series=[dict(code={SDG_SERIES!r}, indicator={SDG_INDICATOR!r}, page_size=10000)])
+series = dict(code={SDG_SERIES!r}, indicator={SDG_INDICATOR!r}, page_size=10000)
+data.update(base={base!r}, hosts=[{base!r}], series=[series])
 source = SdgSource(catalog.validate(SdgConfig, data, "sdg.yaml", "source sdg:"))
 fetcher = Fetcher(RawArchive({str(archive)!r}))
 def get_all(urls, kind, max_bytes=None):

@@ -95,5 +95,6 @@ def test_a_deployed_flow_checks_the_environment_before_it_opens_its_run(tmp_path
     state = indicators(warehouse=str(tmp_path / "wh"), mirror=str(SHARED), only="m49", notify=False,
                        return_state=True)
     assert state.is_failed()
-    assert "environment: ARMSWATCH_KEEP='abc': Input should be a valid integer" in str(state.result(raise_on_failure=False))
+    problem = str(state.result(raise_on_failure=False))
+    assert "environment: ARMSWATCH_KEEP='abc': Input should be a valid integer" in problem, problem
     assert not (tmp_path / "wh").exists()

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from hostile_inputs import (BUDGET_MIB, bombed_catalog, far_cell_workbook, fetch_and_parse_series, iafq_with_far_cells,
-                            peak, sdg_pages, serve)
+                            peak, sdg_pages, serve, sheet_workbook)
 
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/2026-01/data_iafq_firearms_trafficking.xlsx"
 
@@ -47,6 +47,17 @@ def test_references_off_the_grid_are_refused_with_a_bounded_quote(ref, problem):
         unodc.seizures(far_cell_workbook(ref), URL)
     assert str(error.value).startswith(f"unodc: {URL}: {problem}"), str(error.value)
     assert len(str(error.value)) < 300
+
+
+def test_a_row_of_more_cells_than_the_grid_has_columns_is_refused():
+    """Cells without a reference take the next column: past XFD the row is refused, not grown."""
+    from tasks import xlsx
+    from tasks.errors import ParseError
+
+    body = sheet_workbook('<row r="1">' + "<c><v>1</v></c>" * (xlsx.MAX_COLUMNS + 1) + "</row>")
+    with pytest.raises(ParseError, match=f"^unodc: {re.escape(URL)}: row 1 has a cell past column XFD, outside "
+                                         "Excel's grid; not read$"):
+        list(xlsx.rows(body, "unodc", URL))
 
 
 def test_cells_far_to_the_right_cost_what_any_cell_costs(tmp_path):
