@@ -185,6 +185,18 @@ class RunFailed(Exception):
         return self.args[0]
 
 
+class ReportedFailure(logging.Filter):
+    """Prefect's engine raises a Failed flow run's result once the run ended and logs it as "Engine execution
+    exited with unexpected exception", with a traceback. A RunFailed is the run's outcome, already in its state,
+    summary, artifacts and alert, not an engine error: that record is dropped; any other exception is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RunFailed))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(ReportedFailure())
+
+
 def final_state(reports: list[Report]):
     """The flow run's state: Completed (the reports as its result), or Failed with its message (the reports in a
     RunFailed) when a batch did not pass or the run ended early."""
