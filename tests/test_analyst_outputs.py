@@ -312,6 +312,11 @@ def test_report_has_every_section_inline(warehouse):
     assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
     assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
     assert '<td>Northern America</td><td class="n">2</td>' in regions
+    intermediate = regions.split("By M49 intermediate region", 1)[1]
+    assert intermediate.index("<td>Caribbean</td>") < intermediate.index("<td>South America</td>") \
+        < intermediate.index("<td>Northern America</td>") < intermediate.index("<td>Melanesia</td>"), \
+        "intermediate regions listed region by region"
+    assert '<td>Western Africa</td><td class="n">16</td>' in intermediate
     tracing = section(page, "tracing-rates")
     assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
     years = re.findall(r">(20\d\d)</text>", tracing)
