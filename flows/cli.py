@@ -188,7 +188,7 @@ def _run(args, api: PrefectAPI) -> int:
     heartbeats = {} if api.configured else {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
     with api, temporary_settings(updates=heartbeats), progress(not args.verbose):
         if args.only == "treaties":
-            state = ratification(treaties=args.treaties, **params)
+            state = ratification(treaties=args.treaties, sources=args.sources, **params)
         elif args.only == "indicators":
             state = indicators(sources=args.sources, **params)
         elif args.only in registry.names():

@@ -2,18 +2,23 @@
 releases, configured in sources/<name>.yaml) → indicator_observations, firearms_seizures, indicator_revisions.
 
 Reads like the data flow, the same for every source: find its batches, fetch each batch's raw responses
-(archived), parse them, relate the batches (which release is the latest), validate and publish, then derive
-what is computed from the published data (revisions). No parsing logic here: see tasks/source.py and the source
+(archived; every source's fetching runs at once, each host asked politely, tasks/http.py), parse them, relate the
+batches (which release is the latest), validate and publish, then derive what is computed from the published
+data (revisions). No parsing logic here: see tasks/source.py and the source
 modules. Run: `python -m flows.indicators [--mirror DIR] [--warehouse DIR]`, `armswatch run --only indicators`
 or `armswatch run --only <source>`.
 """
 
 from __future__ import annotations
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import PrefectFuture
 
-from flows.steps import audit, batch_failed, fetch_urls, final_state, reported
+from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, reported
 from tasks import registry
 from tasks.archive import Response
 from tasks.audit import Outcome
@@ -37,16 +42,20 @@ def client(run: Run, source: Source) -> Client:
 def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Response] | Exception]], dict[str, str]]:
     """The source's batches, each with its raw responses fetched and archived (their sha256s tell whether anything
     changed) or the exception that kept them; and the discovery steps that failed (e.g. an unreachable release
-    page). One task run for the whole source (see flows/steps.py `fetch`)."""
+    page). One task run for the whole source (see flows/steps.py `fetch`); its batches are fetched concurrently
+    (FETCH_CONCURRENCY at once, each host at most Settings.per_host at a time)."""
     get = client(run, source)
     batches, errors = source.batches(get)
-    fetched = []
-    for batch in batches:
+
+    def one(batch: Batch) -> list[Response] | Exception:
         try:
-            fetched.append((batch, source.fetch(batch, get)))
+            return source.fetch(batch, get)
         except Exception as exc:  # that batch's outcome; the others are still fetched
-            fetched.append((batch, exc))
-    return fetched, errors
+            return exc
+
+    with ThreadPoolExecutor(FETCH_CONCURRENCY, thread_name_prefix=f"batches-{source.name}") as pool:
+        futures = [pool.submit(contextvars.copy_context().run, one, batch) for batch in batches]  # the task's context
+    return [(batch, future.result()) for batch, future in zip(batches, futures)], errors
 
 
 @task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
@@ -55,14 +64,15 @@ def parse_batch(source: Source, batch: Batch, responses: list[Response]):
     return source.parse(batch, responses)
 
 
-def run_source(run: Run, source: Source) -> list[Outcome]:
-    """One source, batch by batch: fetch, parse, relate, audit and publish, then derive; an outcome per batch.
+def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[Outcome]:
+    """One source, batch by batch: its fetch (`fetched_source`, running), parse, relate, audit and publish, then
+    derive; an outcome per batch.
 
     A batch whose raw bytes are those its published batch was built from is not parsed or validated again
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
     tables are computed again only when a batch of the source was published this run."""
     logger = get_run_logger()
-    fetched, errors = fetch_source(run, source)
+    fetched, errors = fetched_source.result()
     STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
     staged, skipped = {}, []
     for batch, responses in fetched:
@@ -113,8 +123,9 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
     with (use_run(run, warehouse, mirror, force) as run,
           reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
                    alert_block) as report):
-        for source in configured:
-            for outcome in run_source(run, source):
+        fetching = [fetch_source.submit(run, source) for source in configured]  # every source fetched at once
+        for source, fetched in zip(configured, fetching):
+            for outcome in run_source(run, source, fetched):
                 outcome.source = source.name
                 report.outcomes.append(outcome)
     return final_state([report])

@@ -11,7 +11,7 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from flows.steps import audit, batch_failed, fetch, final_state, reported
-from tasks import alerts, catalog, hosts, tables, untc
+from tasks import alerts, catalog, hosts, registry, tables, untc
 from tasks.archive import Response, date_of
 from tasks.run import STAGES, Report, Run, use_run
 
@@ -35,16 +35,16 @@ def counts(batch) -> str:
 
 @flow(name="armswatch-treaties")
 def ratification(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
-                 force: bool = False, notify: bool = True, alert_block: str | None = None,
-                 news_block: str | None = None, run: Run | None = None):
+                 sources: str | None = None, force: bool = False, notify: bool = True,
+                 alert_block: str | None = None, news_block: str | None = None, run: Run | None = None):
     """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties.
     Ends Failed when a batch was quarantined or failed (after publishing the others and alerting)."""
     logger = get_run_logger()
     entries = catalog.load(treaties)
+    allowed = hosts.origins(registry.treaty_source(sources).hosts)  # sources/untc.yaml: nothing else is asked
     with (use_run(run, warehouse, mirror, force) as run,
           reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block) as report):
-        urls = [t.url for t in entries]
-        fetched = fetch(run, untc.SOURCE, urls, "xml", hosts.origins(urls))  # the catalog's hosts, nothing else
+        fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml", allowed)
         STAGES.start("parse", sum(not isinstance(r, Exception) for r in fetched))  # what was fetched is parsed
         staged, errors, details, skipped = {}, {}, {}, []
         for treaty, response in zip(entries, fetched):

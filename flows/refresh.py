@@ -40,7 +40,7 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
     try:
         with open_run(warehouse, mirror, force) as run:
             try:
-                for name, body, options in (("treaties", ratification, {"treaties": treaties}),
+                for name, body, options in (("treaties", ratification, {"treaties": treaties, "sources": sources}),
                                             ("indicators", indicators, {"sources": sources}),
                                             ("panel", country_year_panel, {"treaties": treaties})):
                     reports.append(_part(name, body, run, **options))

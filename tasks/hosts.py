@@ -51,5 +51,5 @@ def refusal(url: str, allowed: frozenset[str] | None) -> str | None:
 
 
 def origins(urls) -> frozenset[str]:
-    """The origins of these URLs (e.g. a treaty catalog's): what a source that names its URLs itself may fetch."""
+    """The origins of these URLs (e.g. a source's declared `hosts`), each normalised as `origin` writes it."""
     return frozenset(origin(str(url)) for url in urls)

@@ -31,7 +31,7 @@ from pydantic import Field, HttpUrl, StrictInt, StrictStr, field_validator
 from tasks import revisions
 from tasks.catalog import Strict
 from tasks.countries import by_m49
-from tasks.errors import ParseError
+from tasks.errors import ParseError, excerpt
 from tasks.source import Batch, Client, Reader, Source, SourceConfig, Staged
 from tasks.tables import INDICATOR_OBSERVATIONS, INDICATOR_REVISIONS
 
@@ -104,7 +104,7 @@ def _json(body: bytes, url: str, limits: Limits = Limits()):
     except RecursionError:
         raise ParseError(SOURCE, url, "JSON nested too deeply to parse") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ParseError(SOURCE, url, f"response is not JSON ({exc}); starts with {body[:60]!r}") from exc
+        raise ParseError(SOURCE, url, f"response is not JSON ({exc}); starts with {excerpt(body)}") from exc
     if _depth(doc) > limits.max_json_depth:
         raise ParseError(SOURCE, url, f"JSON nested {_depth(doc)} levels deep, over the {limits.max_json_depth}-level "
                                       "cap")

@@ -338,3 +338,96 @@ def test_a_source_declares_its_hosts_as_origins(hosts, problem):
     data = yaml.safe_load((registry.FOLDER / "iafq.yaml").read_text())
     with pytest.raises(catalog.CatalogError, match=problem):
         catalog.validate(IafqConfig, {**data, "hosts": hosts}, "iafq.yaml", "source iafq:")
+
+
+# --- 20.1 sources fetched concurrently -------------------------------------------------------------------------------
+
+class Meeting(ThreadingHTTPServer):
+    """A host whose first request waits (bounded) until the other host got one, then answers 404: it notes whether
+    the other host was asked while this one was still answering."""
+
+    daemon_threads = True
+
+    def __init__(self, arrived: threading.Event, other: threading.Event):
+        super().__init__(("127.0.0.1", 0), _Meeting)
+        self.arrived, self.other, self.met = arrived, other, []
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Meeting(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):
+        pass
+
+    def do_GET(self):
+        self.server.arrived.set()
+        self.server.met.append(self.server.other.wait(10))
+        self.send_response(404)
+        self.send_header("Content-Length", "0")
+        self.send_header("Connection", "close")
+        self.end_headers()
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("prefect_harness")
+def test_the_sources_are_fetched_at_once(tmp_path):
+    """The SDG API and the UNODC report page on two hosts, each holding its first request until the other host
+    was asked: fetched one source after the other, the first would wait in vain."""
+    import yaml
+
+    from flows.cli import main
+    from tasks import registry
+
+    sdg_asked, unodc_asked = threading.Event(), threading.Event()
+    servers = [Meeting(sdg_asked, unodc_asked), Meeting(unodc_asked, sdg_asked)]
+    for server in servers:
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    sdg, unodc = servers
+    folder = tmp_path / "sources"
+    folder.mkdir()
+    edits = {"sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
+             "iafq": {"report_pages": [unodc.base + "/datareport"], "releases": [], "hosts": [unodc.base]},
+             "m49": {"url": unodc.base + "/m49/", "hosts": [unodc.base]}}
+    for name, edit in edits.items():
+        data = yaml.safe_load((registry.FOLDER / f"{name}.yaml").read_text())
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
+    try:
+        assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+    assert sdg.met[0] is True and unodc.met[0] is True
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.usefixtures("prefect_harness")
+def test_treaty_urls_are_fetched_only_from_the_hosts_of_sources_untc_yaml(two_hosts, tmp_path, capsys):
+    """A catalog entry whose url names another host is refused without a request; once sources/untc.yaml names
+    that host, it is asked."""
+    import shutil
+
+    import yaml
+
+    from flows.cli import main
+    from tasks import registry
+
+    own, _ = two_hosts
+    url = own.script("/XXVI-8.en.xml", faults.ok(DOC))
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(f"- {{id: XXVI-8, short_name: ATT, url: '{url}'}}\n")
+    run = ["run", "--only", "treaties", "--treaties", str(cat), "--warehouse", str(tmp_path / "wh")]
+    assert main(run) == 1
+    refused = f"{url} refused: {own.base} is not among the source's hosts (https://treaties.un.org)"
+    assert refused in capsys.readouterr().out
+    assert own.count("/XXVI-8.en.xml") == 0
+    folder = tmp_path / "sources"
+    shutil.copytree(registry.FOLDER, folder)
+    untc = yaml.safe_load((folder / "untc.yaml").read_text())
+    (folder / "untc.yaml").write_text(yaml.safe_dump({**untc, "hosts": [*untc["hosts"], own.base]}))
+    main([*run, "--sources", str(folder)])
+    assert own.count("/XXVI-8.en.xml") == 1
