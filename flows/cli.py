@@ -157,7 +157,8 @@ def _configured(args) -> None:
     from tasks import catalog, registry
 
     catalog.load(args.treaties)
-    registry.treaty_source(args.sources)
+    if getattr(args, "only", None) in (None, "treaties"):  # the treaty source's origin and hosts, when treaties run
+        registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 
