@@ -2,7 +2,7 @@
 
   armswatch run [--mirror DIR] [--warehouse DIR|URL] [--treaties FILE] [--sources DIR]
                 [--only treaties|indicators|<source>] [--force] [--verbose]
-  armswatch status [--warehouse DIR|URL] [--json]
+  armswatch status [--warehouse DIR|URL] [--json | --wide]
   armswatch record DIR [--treaties FILE] [--sources DIR]
   armswatch docs
 
@@ -10,11 +10,11 @@ Exit codes:
   0  every batch was published or unchanged (status: nothing quarantined)
   1  some batch was quarantined or failed; the others were still published (status: a quarantine is open)
   2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
-     (a scheme no installed fsspec backend opens, or credentials inside the URL)
+     (a scheme no installed fsspec backend opens, or credentials inside the URL); status: a damaged warehouse
   3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
      another run, no upstream host reachable at all (no network)
-  4  the run crashed (unexpected exception, SIGTERM), after still printing the summary of what was published and
-     sending the alert
+  4  the run crashed or was stopped (unexpected exception, Ctrl-C, SIGINT, SIGTERM), after still printing the
+     summary of what was published and sending the alert; a second Ctrl-C ends it at once
 """
 
 from __future__ import annotations
@@ -35,7 +35,8 @@ EXIT_OK, EXIT_QUARANTINED, EXIT_USAGE, EXIT_INFRASTRUCTURE, EXIT_CRASH = 0, 1, 2
 
 
 class Terminated(Exception):
-    """SIGTERM, raised where the run is, so the flow still reports, alerts and releases the lock."""
+    """SIGTERM or SIGINT (Ctrl-C) outside a flow, raised where the CLI is. While a flow runs, Prefect's handler
+    raises TerminationSignal instead, and the flow still reports, alerts and releases the lock."""
 
 
 # What the first flow and task runs would import only once the temporary server answers: imported while it starts.
@@ -66,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     st = sub.add_parser("status", help="tables, batches, open quarantines and last runs of a warehouse")
     st.add_argument("--warehouse", default="warehouse", help=WAREHOUSE_HELP)
     st.add_argument("--json", action="store_true", help="print JSON instead of text")
+    st.add_argument("--wide", action="store_true", help="full sha256s, timestamps and batch names (wider than "
+                                                        "100 columns)")
     rec = sub.add_parser("record", help="fetch every catalog URL live and write a mirror to DIR")
     rec.add_argument("dir")
     rec.add_argument("--treaties", help=TREATIES_HELP)
@@ -96,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
         api.launch()  # first of all: the temporary server boots (about 2 s) while the CLI imports and checks
     try:
         return _command(argv, api)
+    except KeyboardInterrupt:  # Ctrl-C before the CLI's own handler was installed
+        return _fail("terminated by SIGINT before the run started: nothing was published", EXIT_CRASH)
     finally:
         api.stop()
         gc.unfreeze()  # what loading() froze for this run; an interpreter that goes on (tests) can free it again
@@ -112,9 +117,10 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
     if args.command in ("run", "record"):
         signal.signal(signal.SIGTERM, outside_imports(_terminate))
+        signal.signal(signal.SIGINT, outside_imports(_interrupt))
         SIGNALS.listen()
     try:
         if args.command == "run":
@@ -133,18 +139,28 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         return _fail(exc, EXIT_USAGE if exc.source == "mirror" else EXIT_QUARANTINED)
     except (WarehouseBusy, WarehouseUnusable, PrefectUnavailable) as exc:
         return _fail(exc, EXIT_INFRASTRUCTURE)
+    except Terminated as exc:
+        return _fail(f"{exc} before any flow ran: nothing was published", EXIT_CRASH)
     except BrokenPipeError:  # the reader went away (`armswatch status | head`): stop quietly, as a shell tool does
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
     except Exception as exc:
         return _fail(f"the run crashed: {type(exc).__name__}: {exc}", EXIT_CRASH)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _terminate(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
-    raise Terminated("SIGTERM received")
+    from tasks.run import terminated_by
+
+    raise Terminated(terminated_by(signum))
+
+
+def _interrupt(signum, frame):
+    """Ctrl-C ends a run as SIGTERM does: handed to the SIGTERM handler in place (Prefect's while a flow runs, so
+    the flow stops, reports and alerts; the CLI's otherwise). A second one ends the process (Signals.again)."""
+    return getattr(signal.getsignal(signal.SIGTERM), "__wrapped__", _terminate)(signum, frame)
 
 
 def _fail(problem, code: int) -> int:
@@ -153,9 +169,11 @@ def _fail(problem, code: int) -> int:
 
 
 def _configured(args) -> None:
-    """Configuration errors exit 2 before any flow starts."""
+    """Configuration errors (environment settings, configuration files) exit 2 before any flow starts."""
     from tasks import catalog, registry
+    from tasks.environment import environment
 
+    environment()
     catalog.load(args.treaties)
     if getattr(args, "only", None) in (None, "treaties"):  # the treaty source's origin and hosts, when treaties run
         registry.treaty_source(args.sources)
@@ -211,14 +229,17 @@ def _run(args, api: PrefectAPI) -> int:
 
 def _status(args) -> int:
     from tasks import storage
-    from tasks.status import status, text
+    from tasks.status import WarehouseDamaged, status, text
 
     root = storage.location(args.warehouse)  # read only: a warehouse this user cannot write has a status too
     if not root.is_dir():
         return _fail(f"warehouse {root} " + ("is a file, not a folder" if root.exists() else
                                              "does not exist (nothing was ever run into it)"), EXIT_USAGE)
-    report = status(root)
-    print(json.dumps(report, indent=1) if args.json else text(report))
+    try:
+        report = status(root)
+    except WarehouseDamaged as exc:
+        return _fail(f"warehouse {root} is damaged: {exc}", EXIT_USAGE)
+    print(json.dumps(report, indent=1) if args.json else text(report, wide=args.wide))
     return EXIT_QUARANTINED if report["open_quarantines"] else EXIT_OK
 
 

@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from tasks.run import STAGES
 
-ENGINE_LINES = ("Finished in state", "Encountered exception")
+ENGINE_LINES = ("Finished in state", "Encountered exception", "Crash detected!")
 
 
 class QuietConsole(logging.Filter):
@@ -28,13 +28,17 @@ class QuietConsole(logging.Filter):
                 and not record.getMessage().startswith(ENGINE_LINES))
 
 
+def _console_handlers() -> list[logging.Handler]:
+    """The console handlers Prefect installed (the API handler keeps every line for Prefect's logs)."""
+    return [handler for name in ("", "uvicorn", "fastapi") for handler in logging.getLogger(name).handlers
+            if type(handler).__name__ == "PrefectConsoleHandler"]
+
+
 def quiet_logging() -> None:
-    """Filter the console handlers Prefect installed (the API handler keeps every line for Prefect's logs)."""
-    for name in ("", "uvicorn", "fastapi"):
-        for handler in logging.getLogger(name).handlers:
-            if type(handler).__name__ == "PrefectConsoleHandler" and not any(
-                    isinstance(f, QuietConsole) for f in handler.filters):
-                handler.addFilter(QuietConsole())
+    """Filter the console handlers Prefect installed."""
+    for handler in _console_handlers():
+        if not any(isinstance(f, QuietConsole) for f in handler.filters):
+            handler.addFilter(QuietConsole())
 
 
 class StageBars:
@@ -66,14 +70,21 @@ class StageBars:
 
 @contextmanager
 def progress(enabled: bool = True):
-    """Show the stage bars on stderr while the body runs."""
+    """Show the stage bars on stderr while the body runs. Log lines (warnings, errors) are printed through the bars'
+    console meanwhile, above the bars, never into a bar's line."""
     if not enabled:
         yield
         return
-    bars = StageBars(Console(stderr=True))
+    console = Console(stderr=True, markup=False, highlight=False)  # a message's [brackets] are not markup
+    bars = StageBars(console)
+    handlers = {handler: handler.console for handler in _console_handlers()}
     STAGES.display = bars
     try:
         with bars.progress:
+            for handler in handlers:
+                handler.console = console
             yield
     finally:
+        for handler, own in handlers.items():
+            handler.console = own
         STAGES.display = None

@@ -17,7 +17,8 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, reported
-from tasks import catalog, country_pages, duckdb_views, panel, report, storage
+from tasks import catalog, country_pages, datapackage, duckdb_views, panel, report, storage
+from tasks.audit import Outcome
 from tasks.publish import file_name
 from tasks.run import Report, Run, use_run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
@@ -27,6 +28,8 @@ from tasks.treaty_status import status_tables
 SOURCE = "panel"  # what this flow's incidents belong to (tasks/incidents.py)
 #: What the DuckDB file and the report were last built for (besides the published data): see `failing`.
 BUILT_FOR = Path("report") / "built_for.json"
+#: The batch name under which an analyst output that could not be written is reported.
+OUTPUTS = "analyst outputs"
 
 
 @task(cache_policy=NO_CACHE)
@@ -67,8 +70,8 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
         published = run.warehouse.batches(TREATIES)  # from the manifest: no data is read unless something is built
         for tables, keys, inputs, build in (
                 ((TREATY_STATUS, TREATY_STATUS_BY_YEAR), [e.id for e in entries if file_name(e.id) in published],
-                 (TREATIES, PARTICIPATION, COUNTRIES), lambda: build_status(run, entries)),
-                ((panel.PANEL,), [panel.PANEL.name], (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES),
+                 panel.INPUTS[TREATY_STATUS.name], lambda: build_status(run, entries)),
+                ((panel.PANEL,), [panel.PANEL.name], panel.INPUTS[panel.PANEL.name],
                  lambda: {panel.PANEL.name: {panel.PANEL: build_panel(run)}})):
             built_from = run.inputs(*inputs, extra=catalog_text)  # the same for every key
             same = [run.skip(key, tables, built_from) for key in keys]
@@ -100,26 +103,51 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
 
 @task(cache_policy=NO_CACHE)
 def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
-    """warehouse/armswatch.duckdb and warehouse/report/index.html, under the run's lock; [] when not due, and
-    for a warehouse on an object store (a DuckDB file cannot be opened there: analysts read the manifest's files,
-    see the README)."""
+    """warehouse/armswatch.duckdb, csv/ with datapackage.json, and report/ (index.html, country pages), under
+    the run's lock; [] when not due. On an object store only armswatch.duckdb (its views name the files by URL),
+    when the run published or it is missing. An output that cannot be written is a failed outcome (OUTPUTS) of
+    the last report, so the run's state, exit code and alert say so."""
     logger = get_run_logger()
     root = run.warehouse.root
     if not storage.is_local(root):
-        logger.info("warehouse %s is on an object store: %s and the report are not built (they are local files); "
-                    "read the tables through %s/_manifest.json", root, duckdb_views.DATABASE, root)
-        return []
+        return object_store_outputs(run, reports)
     if not analyst_outputs_due(root, reports):
         logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
         return []
     try:
+        generated_at = datetime.now(timezone.utc)
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
+        package = datapackage.build(run.warehouse, list(panel.PUBLISHED_TABLES), datapackage.origins(), generated_at)
         with duckdb_views.connect(root) as con:
             country_pages.build(root, con)
-            page = report.build(root, con, reports, datetime.now(timezone.utc))
+            page = report.build(root, con, reports, generated_at)
     except Exception as exc:  # the published data stands; the run goes on to report and alert
-        logger.error("could not build the DuckDB file or the report in %s: %s: %s", root, type(exc).__name__, exc)
+        output_failed(reports, f"could not build {duckdb_views.DATABASE}, the CSV files or the report in {root}: "
+                               f"{type(exc).__name__}: {exc}")
+        (root / BUILT_FOR).unlink(missing_ok=True)  # so the next run builds them again
         return []
     storage.atomic_write(root / BUILT_FOR, failing(reports).encode())
-    logger.info("wrote %s and %s", database, page)
-    return [str(database), str(page)]
+    logger.info("wrote %s, %s and %s", database, package, page)
+    return [str(database), str(package), str(page)]
+
+
+def object_store_outputs(run: Run, reports: list[Report]) -> list[str]:
+    """armswatch.duckdb on an object store, when the run published or it is missing; the report, the country
+    pages and the CSV files are local outputs (read the tables through the manifest, see the README)."""
+    root, logger = run.warehouse.root, get_run_logger()
+    published = any(o.status == "published" for r in reports for o in r.outcomes)
+    if not published and (root / duckdb_views.DATABASE).exists():
+        return []
+    try:
+        database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
+    except Exception as exc:  # the published data stands; the run goes on to report and alert
+        output_failed(reports, f"could not build {duckdb_views.DATABASE} in {root}: {type(exc).__name__}: {exc}")
+        return []
+    logger.info("wrote %s (the report and the CSV files are built for local warehouses only)", database)
+    return [str(database)]
+
+
+def output_failed(reports: list[Report], reason: str) -> None:
+    """An analyst output that could not be written: a failed outcome of the run's last report."""
+    get_run_logger().error(reason)
+    reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))

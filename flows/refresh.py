@@ -15,6 +15,7 @@ from flows.indicators import indicators
 from flows.panel import analyst_outputs, country_year_panel
 from flows.ratification import ratification
 from flows.steps import crash_reason, final_state, finish
+from tasks.publish import LeaseLost
 from tasks.run import Report, Run, open_run
 
 
@@ -25,6 +26,8 @@ def _part(name: str, body, run: Run, **options) -> Report:
     the client then waits 2 s before asking again (benchmarks/pipeline.py)."""
     try:
         return body.fn(run=run, notify=False, **options).result(raise_on_failure=False)
+    except LeaseLost:  # another run owns the warehouse now: nothing more of this run may publish
+        raise
     except Exception as exc:
         return Report(name, run.id, crash=crash_reason(exc))
 
@@ -47,6 +50,9 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
                     if reports[-1].crash:
                         break
                 analyst_outputs(run, reports)
+            except LeaseLost as exc:  # reported and alerted below, then the run ends with exit 3
+                reports.append(Report("refresh", run.id, crash=str(exc)))
+                raise
             except (Exception, TerminationSignal) as exc:
                 reports.append(Report("refresh", run.id, crash=crash_reason(exc)))
             finally:

@@ -6,6 +6,9 @@ Prefect's own temporary server waits 20 s by default, which a busy 2-core machin
 the Makefile). Here the wait is `ARMSWATCH_SERVER_STARTUP_TIMEOUT` seconds (default 300); the server is launched
 first, before this process has even imported Prefect, so its start-up (about 2 s) overlaps the CLI's own; and it
 asks the kernel to stop it when the CLI dies (PR_SET_PDEATHSIG), so even a SIGKILLed CLI leaves no orphan server.
+It runs in its own session, so a Ctrl-C or a SIGTERM sent to the CLI's process group (a terminal, systemd,
+`timeout`) does not reach it: the run it records stops, reports and alerts against a server still up, and the CLI
+stops the server last.
 The server process is `python -m flows.server serve PORT`: it imports without the cyclic garbage collector
 (`loading()`, as the CLI does), skips migrating a database already at the newest migration, then runs Prefect's
 server app as Prefect's own temporary server does. Upstream: none. Tables fed: none.
@@ -26,7 +29,6 @@ import time
 from contextlib import closing, contextmanager
 from pathlib import Path
 
-STARTUP_TIMEOUT = 300
 HEALTH_POLL = 0.02  # seconds between asking the starting server whether it answers; each miss is a refused connect
 PR_SET_PDEATHSIG = 1
 
@@ -36,7 +38,9 @@ class PrefectUnavailable(RuntimeError):
 
 
 def startup_timeout() -> float:
-    return float(os.environ.get("ARMSWATCH_SERVER_STARTUP_TIMEOUT") or STARTUP_TIMEOUT)
+    from tasks.environment import environment  # pydantic: imported once Prefect is (this module imports neither)
+
+    return environment().server_startup_timeout
 
 
 def _stop_with(parent: int):
@@ -149,7 +153,7 @@ class PrefectAPI:
         port = _free_port()
         self.url = f"http://127.0.0.1:{port}/api"
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flows.server", "serve", str(port)],
+            [sys.executable, "-m", "flows.server", "serve", str(port)], start_new_session=True,
             preexec_fn=_stop_with(os.getpid()) if sys.platform == "linux" else None)
 
     def __enter__(self) -> str:

@@ -1,7 +1,7 @@
 """The Prefect tasks and helpers every flow composes: fetch (tasks/http.py's one retry policy, logged),
 audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
 (artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
-ends early, and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
+ends early (re-raising LeaseLost, which ends the run with exit 3), and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
 failed). No parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py,
 tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py
 outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
@@ -31,14 +31,19 @@ from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failu
                           recovery_notice, summary_markdown)
 from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish, describe
+from tasks.environment import environment
 from tasks.errors import FetchError, Unreachable
 from tasks.incidents import label, prune
+from tasks.publish import LeaseLost
 from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
 engine._prefect_sigterm_handler = outside_imports(engine._prefect_sigterm_handler)
 
+#: Seconds each of a stopped run's last steps (artifacts, run log, Data Docs, each notice) may take: a
+#: termination signal ends the run within seconds, whatever the notification destination does.
+STOPPING_STEP_TIMEOUT = 3
 #: URLs of one step requested at once (the thread pool Prefect's task runner used to give the per-URL tasks); each
 #: host gets at most Settings.per_host of them at a time (tasks/http.py).
 FETCH_CONCURRENCY = 6
@@ -121,6 +126,10 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
     artifacts, the alert and the run log still go out before the lock is released; the flow then ends Failed."""
     try:
         yield report
+    except LeaseLost as exc:  # another run owns the warehouse now: reported, then the run ends with exit 3
+        report.crash = str(exc)
+        get_run_logger().error("run ended early: %s", report.crash)
+        raise
     except (Exception, TerminationSignal) as exc:  # Prefect turns SIGTERM into TerminationSignal during a run
         report.crash = crash_reason(exc)
         get_run_logger().error("run ended early: %s", report.crash)
@@ -160,18 +169,43 @@ def final_state(reports: list[Report]):
     return Failed(message=message, data=data)
 
 
+def within(seconds: float | None, step, *args):
+    """`step(*args)`; with `seconds`, waited for that long at most (TimeoutError; the step goes on in a daemon
+    thread, which ends with the process)."""
+    if seconds is None:
+        return step(*args)
+    done: dict = {}
+    context = contextvars.copy_context()  # the flow run's (Prefect's client and logger)
+
+    def body():
+        try:
+            done["result"] = context.run(step, *args)
+        except BaseException as exc:  # handed to the caller
+            done["error"] = exc
+
+    thread = threading.Thread(target=body, daemon=True, name="stopping-step")
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise TimeoutError(f"gave up after {seconds} s: the run was stopped")
+    if "error" in done:
+        raise done["error"]
+    return done.get("result")
+
+
 def finish(run: Run, reports: list[Report], alert_block: str | None, news_block: str | None = None,
            news: list[dict] | None = None) -> None:
     """An alert for failures that are new, not yet delivered or due a reminder; one notice per recovered batch;
     new parties if opted in; then artifacts, run log and Data Docs (if anything was validated) for every run, and
-    retention. Never raises: the run's own outcome comes first."""
+    retention. Never raises: the run's own outcome comes first. In a run stopped by a signal, each of these steps
+    is given STOPPING_STEP_TIMEOUT seconds."""
     logger = get_run_logger()
     name = f"'{flow_run.name}' ({flow_run.flow_name})"
     now = datetime.now(timezone.utc)
     delivery = notify(run, reports, name, now, alert_block)
     for report in reports:
         report.alerts = delivery
-    news_block = news_block or os.environ.get("ARMSWATCH_NEWS_BLOCK")
+    news_block = news_block or environment().news_block
     if news_block and (message := ratification_notice(news or [])):  # opt-in
         deliver(Channel("block", news_block), message, "new-ratifications notice")
     steps = [
@@ -179,12 +213,15 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
             create_table_artifact(batch_rows(reports), key="armswatch-batches", description="One row per batch"),
             create_markdown_artifact(summary_markdown(name, reports), key="armswatch-summary",
                                      description="Run summary"))),
-        ("run log", lambda: status.log_run(run.warehouse.root, run.id, name, reports, now)),
+        ("run log", lambda: status.log_run(run.warehouse.root, run.id, {
+            "id": flow_run.id, "name": flow_run.name, "flow": flow_run.flow_name, "url": flow_run_link()},
+                                            reports, now)),
         ("Data Docs", run.build_docs),
     ]
+    limit = STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None
     for what, step in steps:
         try:
-            step()
+            within(limit, step)
         except Exception as exc:
             logger.error("could not write the %s: %s: %s", what, type(exc).__name__, exc)
     try:
@@ -232,9 +269,9 @@ def deliver(target, message, what: str) -> str | None:
         logger.warning("%s not sent: alerts: none configured (ARMSWATCH_ALERT_URL, ARMSWATCH_ALERT_BLOCK or the "
                        "alert_block parameter)", what)
         return "no alert channel configured"
-    try:
-        target.send(message)
-    except AlertNotDelivered as exc:
+    try:  # a stopped run waits STOPPING_STEP_TIMEOUT at most
+        within(STOPPING_STEP_TIMEOUT if SIGNALS.terminated() else None, target.send, message)
+    except (AlertNotDelivered, TimeoutError) as exc:
         logger.error("%s not delivered: %s; the next run sends it again", what, exc)
         return str(exc)
     logger.info("sent the %s via %s", what, target.name)

@@ -11,7 +11,6 @@ errors are named redacted. Tables read: participation (for new parties). Tables 
 
 from __future__ import annotations
 
-import os
 import re
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from tasks.environment import environment
 from tasks.run import Report, totals
 
 #: An alert names at most this many batches in detail (the rest as "and N more"), each with at most
@@ -127,9 +127,10 @@ def channel(alert_block: str | None = None) -> Channel | None:
     `ARMSWATCH_ALERT_BLOCK`; None when none is configured."""
     if alert_block:
         return Channel("block", alert_block)
-    if url := os.environ.get("ARMSWATCH_ALERT_URL"):
+    settings = environment()
+    if url := settings.alert_url:
         return Channel("webhook" if urlsplit(url).scheme in ("http", "https") else "apprise", url)
-    if block := os.environ.get("ARMSWATCH_ALERT_BLOCK"):
+    if block := settings.alert_block:
         return Channel("block", block)
     return None
 

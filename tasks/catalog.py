@@ -94,7 +94,7 @@ def read_yaml(path: Path | str, what: str):
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise CatalogError(f"{what} {path}: not valid YAML: {(exc.problem or exc.context)[:200]}{where}") from None
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        raise CatalogError(f"{what} {path}: {excerpt(str(exc), 200)}") from None
+        raise CatalogError(f"{what} {path}: {str(exc)[:200]}") from None
 
 
 def _label(data, loc: tuple) -> str:

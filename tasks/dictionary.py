@@ -15,39 +15,53 @@ Published data lives here (git-ignored), or at the URL given as `--warehouse` (`
 layout). Every table is a set of Parquet files, one per batch, all with the table's full schema. Dates are
 `date32`, timestamps UTC.
 
-The simplest way in (local warehouse) is `armswatch.duckdb`: a DuckDB database with no data, only one view per
+The simplest way in is `armswatch.duckdb`: a DuckDB database with no data, only one view per
 table and the latest-release views `firearms_seizures_latest` and `indicator_observations_latest`, reading the
-current files the manifest named when it was built, by paths relative to this folder (so the folder can be moved
-or shared). Open it from this folder (`cd warehouse && duckdb armswatch.duckdb`), or from anywhere after
-`SET file_search_path = '/path/to/warehouse'` (Python: `tasks.duckdb_views.connect('warehouse')`).
-`report/index.html` is a self-contained page of charts. Neither is built for an object-store warehouse.
+current files the manifest named when it was built, by absolute paths, so it opens from any folder
+(`duckdb warehouse/armswatch.duckdb`; Python: `tasks.duckdb_views.connect('warehouse')`), in DuckDB 1.4.0 or
+later (it is written in storage format v1.4.0, which every DuckDB release of the last twelve months reads). Every
+view and column carries its description below (`select * from duckdb_columns()`). It is rebuilt after every
+run that published something; a moved or copied warehouse gets its own after its next run. On an object store it
+is in the bucket, its views naming the files by URL (attach it read-only with httpfs).
+`report/index.html` is a self-contained page of charts, `csv/<table>.csv` each table of the latest release as CSV
+(UTF-8, ISO 8601 dates, list and struct columns as JSON) and `datapackage.json` a Frictionless Data Package
+describing every CSV (types, descriptions, sources, licences; `frictionless validate warehouse/datapackage.json`);
+these are built for local warehouses only.
 
-A table can also be read with one glob, e.g. `warehouse/participation/*.parquet` (DuckDB
-`select * from 'warehouse/participation/*.parquet'`, `pyarrow.dataset.dataset('warehouse/participation')`,
-`polars.scan_parquet('warehouse/participation/*.parquet')`), except that `firearms_seizures` keeps one file per IAFQ
-release and `indicator_observations` may keep several SDG releases: filter `where is_latest_release` (what the
-`_latest` views do), or every figure is counted once per release.
+A table can also be read with one glob: `<table>/*.parquet` holds the current rows of the latest release only
+(DuckDB `select * from 'warehouse/firearms_seizures/*.parquet'`, `polars.read_parquet(...)`,
+`pandas.read_parquet('warehouse/firearms_seizures')`, `pyarrow.dataset.dataset(...)`); the older IAFQ releases
+(`is_latest_release` false) are in `firearms_seizures_releases/`. A glob taken while a publish runs may see one
+batch's tables at different versions; the manifest never does.
 
-- `_manifest.json`: what is current, replaced in one atomic write as the last step of every publish: per table,
-  each batch's file, fingerprint and what it was built from (`tables`; `sources`: the raw sha256s, or a derived
-  batch's input fingerprints, with `suites:` and `code:` digests of what validated and parsed it) and the list of
-  current files (`files`, relative to the warehouse). Reading the files it names gives every batch at one version
+Files are created with the process's umask (as any new file), so the manifest is as readable as the data.
+
+- `_manifest.json`: what is current, replaced in one atomic write as the last step of every publish (on an
+  object store only if it is still the version the publishing run read, see the project README): per table,
+  each batch's file (always inside `_history/<table>/`), fingerprint, glob copy and what it was built from
+  (`tables`; `sources`: the raw sha256s, or a derived batch's input fingerprints, with `suites:` and `code:`
+  digests of what validated and parsed it) and the list of current files (`files`, relative to the warehouse). Reading the files it names gives every batch at one version
   across all its tables
   (`tasks.publish.Warehouse(url).read(table)` / `.files(table)`; DuckDB: see the project README).
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run>.parquet`: the data files, immutable: every published
-  version (hive-partitioned by snapshot date; status over time is
-  `select ... from 'warehouse/_history/participation/*/*.parquet'`); the manifest names the current ones.
-- `<table>/<batch>.parquet`: a copy of each current file, for one-glob reads; a glob taken while a publish runs
-  may see one batch's tables at different versions. A batch is a treaty (MTDSG id), an SDG series, an IAFQ
-  release (release date) or, for `countries` and the panel, the whole table.
+  version (hive-partitioned by snapshot date), each with a `run_id` column (the run that published it; run ids
+  sort by their start time, `YYYYMMDDTHHMMSSZ-xxxxxx`); the manifest names the current ones. A table as the runs
+  started before time T (UTC) left it is, per batch, its version of the greatest `run_id` below T (two runs on
+  one day are told apart; `<= '<run id>'` gives it as one run left it):
+  `select * from read_parquet('warehouse/_history/participation/*/*.parquet', union_by_name = true)
+  where run_id < '20260115T000000Z' qualify run_id = max(run_id) over (partition by mtdsg_no)` (partition by the
+  table's batch column below; `countries` and `country_year_panel` are one batch: no partition).
+- `<table>/<batch>.parquet`: a copy of each current file of the latest release, for one-glob reads (older
+  releases: `<table>_releases/<batch>.parquet`); the manifest entry's `copy` names it. A batch is a treaty (MTDSG
+  id), an SDG series, an IAFQ release (release date) or, for `countries` and the panel, the whole table.
 - `_pending/`: a publish in progress (the next run rolls it back or forward); `.lock` (local) or `_lock.json`
   (object store): the run holding the warehouse.
 - `_quarantine/<run>/<batch>/`: a batch that failed, with `reason.txt`, `validation.json` (the GX results) and
   the staged tables; never read as published data.
 - `_raw/`: every response fetched (`objects/` by sha256, `responses/` one JSON record per fetch).
 - `_docs/`: Great Expectations Data Docs of the latest validations (static HTML; local warehouses).
-- `armswatch.duckdb`, `report/index.html`: rebuilt at the end of each `armswatch run` that changed something
-  (local warehouses).
+- `armswatch.duckdb` (also on an object store), `report/`, `csv/`, `datapackage.json` (local warehouses):
+  rebuilt at the end of each run that changed something.
 
 This file is generated by `armswatch docs` from the schemas in tasks/tables.py and tasks/panel.py.
 """

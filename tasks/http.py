@@ -485,7 +485,7 @@ class Fetcher:
         transient). A target the source may not fetch (`allowed`: its origins; tasks/hosts.py) is refused before
         any request; a host already found unreachable is not asked; one found unreachable now is marked."""
         if refused := hosts.refusal(target, allowed):
-            self.archive.store(url, 0, {}, b"", fetched_at, refused)
+            self.archive.store(hosts.redact(url), 0, {}, b"", fetched_at, refused)  # no credentials kept either
             raise FetchError(source, url, refused)
         where = hosts.origin(target)
         with self.hosts.slot(where) as known:

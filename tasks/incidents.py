@@ -17,26 +17,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
 from tasks import storage
+from tasks.environment import environment
 from tasks.storage import atomic_write
 
-REMIND_DAYS, KEEP, KEEP_RUN_LOGS = 7.0, 10, 100
+KEEP_RUN_LOGS = 100
+STATE_LIMIT = 64 * 2**20  # bytes of the incidents file
 #: Quarantine folders kept per source: this many times ARMSWATCH_KEEP.
 PER_SOURCE = 5
 
-
-def remind_days() -> float:
-    return float(os.environ.get("ARMSWATCH_REMIND_DAYS") or REMIND_DAYS)
-
-
-def keep() -> int:
-    return max(1, int(os.environ.get("ARMSWATCH_KEEP") or KEEP))
 
 
 def fingerprint(key: str, sources: list[str], failures: list, reason: str) -> str:
@@ -61,7 +55,8 @@ class Decision:
 class Incidents:
     def __init__(self, root: Path):
         self.path = storage.location(root) / "_state" / "incidents.json"
-        self.open: dict[str, dict] = json.loads(self.path.read_text()) if self.path.exists() else {}
+        self.open: dict[str, dict] = (json.loads(storage.read_regular(self.path, STATE_LIMIT)) if self.path.exists()
+                                      else {})
 
     def find(self, key: str, tables: list[str], sources: list[str]) -> dict | None:
         """The open incident of batch `key` of `tables` built from exactly these `sources`, if any."""
@@ -76,7 +71,7 @@ class Incidents:
         run that ran its source no longer has its batch (`--only sdg` leaves the treaties' incidents open).
         `sources`: (table name, batch key) -> what the batch was built from (`Run.with_rules`), kept with each
         incident (and updated when the same incident is parsed again, e.g. by upgraded code)."""
-        remind_after = remind_days() if remind_after is None else remind_after
+        remind_after = environment().remind_days if remind_after is None else remind_after
         sources = sources or {}
         alert, recovered = [], []
         for report in reports:
@@ -146,7 +141,7 @@ def prune(root: Path, keep_last: int | None = None) -> list[Path]:
     the newest PER_SOURCE x `keep_last` quarantine folders per source (batches named after links that change on
     every run must not grow the quarantine without bound), and all but the newest run logs; folders of open
     incidents are kept. Returns what was deleted."""
-    keep_last = keep() if keep_last is None else keep_last
+    keep_last = environment().keep if keep_last is None else keep_last
     root = storage.location(root)
     protected = {v.get("quarantine") for v in Incidents(root).open.values()}
     deleted = []

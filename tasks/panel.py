@@ -21,7 +21,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks import registry
-from tasks.tables import ANALYST_TABLES, TREATY_TABLES, Table
+from tasks.tables import (ANALYST_TABLES, COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION,
+                          TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR, TREATY_TABLES, Table)
 
 
 #: SDG series feeding the panel: column -> (series, dimensions an observation must carry, meaning), from the
@@ -69,6 +70,9 @@ PANEL = Table("country_year_panel", panel_schema(), None,
               "One row per UN member or observer state x year: the illicit-arms indicators with their footnotes.")
 #: Every published table, in the order of the data dictionary and of the DuckDB file's views.
 PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, PANEL)
+#: The published tables each analyst table is built from (flows/panel.py).
+INPUTS = {TREATY_STATUS.name: (TREATIES, PARTICIPATION, COUNTRIES), TREATY_STATUS_BY_YEAR.name: (TREATIES,
+          PARTICIPATION, COUNTRIES), PANEL.name: (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES)}
 
 
 def panel_states(countries: pa.Table) -> list[dict]:

@@ -5,24 +5,30 @@ both served by this one code path, which needs no rename, hard link or fsync of 
 of one object (on S3 a PUT; on a local disk a temporary file renamed over the old one).
 
 Layout under the warehouse root (see warehouse/README.md):
-- `_manifest.json`: what is current: for every table, each batch's data file and content fingerprint (`tables`),
-  and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by one atomic
-  write as the commit of a publish, so a reader that follows it sees, for every batch across all its tables,
-  either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`);
+- `_manifest.json`: what is current: for every table, each batch's data file, content fingerprint and glob copy
+  (`tables`), and the same files as one list per table (`files`, for readers such as DuckDB). It is replaced by
+  one atomic write as the commit of a publish, so a reader that follows it sees, for every batch across all its
+  tables, either the old or the new version, never a mix (`Warehouse.read`, `Warehouse.files`). Every file it
+  names must be a file of its own table (`table_file`: no `..`, glob character or absolute path), else reading it
+  fails (PublishError) instead of following it;
 - `_history/<table>/snapshot_date=YYYY-MM-DD/<batch>.<run_id>.parquet`: the data files, immutable, one per
-  published version; the manifest names the current ones;
-- `<table>/<batch>.parquet`: a copy of each current file, refreshed just after the commit, for readers that glob
-  `<table>/*.parquet`; each file is complete, but a glob taken during a publish (or after a crash, until the next
-  run) may see one batch's tables at different versions;
+  published version, each with a `run_id` column (RUN_ID) besides its table's schema; the manifest names the
+  current ones;
+- `<table>/<batch>.parquet`: a copy of each current file of the latest release, refreshed just after the commit,
+  for readers that glob `<table>/*.parquet` (a batch of an older release, `is_latest_release` false, is copied to
+  `<table>_releases/` instead: `copy_folder`); each file is complete, but a glob taken during a publish (or after
+  a crash, until the next run) may see one batch's tables at different versions;
 - `_pending/<commit>.json`: a publish in progress (its files, as paths relative to the root), written before any
   of them. The next run's recover() rolls it back (deletes its unpublished files) if the manifest does not name
   its commit, or forward (refreshes the copies) if it does. A journal naming a path that is absolute, climbs out
-  with `..`, is not a table file, or resolves outside the warehouse through a symlink is refused whole
-  (JournalRefused), nothing of it applied;
+  with `..`, is not a data file and copy of one batch of one table, or resolves outside the warehouse through a
+  symlink is refused whole (JournalRefused), nothing of it applied;
 - `_quarantine/<run_id>/<batch>/`: a failed batch's staged tables, the GX result JSON and the reason;
 - one run at a time: on a local disk an flock on `.lock` (released by the kernel when its holder dies); on an
   object store the lease object `_lock.json`, created only if absent (`If-None-Match: *`), renewed while the run
-  lives and taken over (`If-Match`) only after it expired; a run whose lease was taken over publishes nothing.
+  lives and taken over (`If-Match`) only after it expired. The commit is fenced: on an object store the manifest
+  is written only if it is still the version the run read (`If-Match` its ETag, `If-None-Match: *` when there
+  was none), so a run whose lease was taken over while it was paused publishes nothing (LeaseLost, exit 3).
 A batch whose content fingerprint (the data without fetched_at) equals the published one is not rewritten, so a
 rerun over unchanged sources writes no data file, copy or manifest. Every data file carries key/value metadata:
 `armswatch.fingerprint`, `armswatch.source_sha256` (the raw sha256s the batch was built from), `armswatch.as_of`,
@@ -61,12 +67,22 @@ FINGERPRINT = b"armswatch.fingerprint"
 SOURCE_SHA256 = b"armswatch.source_sha256"
 VOLATILE = ("fetched_at",)
 MANIFEST = "_manifest.json"
+MANIFEST_LIMIT = 256 * 2**20  # bytes: a manifest of thousands of batches is a few MiB
+#: The column every data file carries besides its table's schema: the run that published that version.
+RUN_ID = "run_id"
+#: Suffix of the folder holding the glob copies of older releases (`firearms_seizures_releases/`).
+RELEASES = "_releases"
 #: How long an object-store lock lasts without renewal; its holder renews it every third of that.
 LEASE_SECONDS = 600
 
 
 class WarehouseBusy(RuntimeError):
     """Another run holds the warehouse lock."""
+
+
+class LeaseLost(WarehouseBusy):
+    """Another run took over this run's lease of an object-store warehouse (it expired while this run was paused or
+    cut off) and may have published since: this run's commit is refused and it publishes nothing (exit 3)."""
 
 
 class WarehouseUnusable(RuntimeError):
@@ -98,8 +114,8 @@ class _Write:
     table: str
     stem: str
     history: str  # relative to the root
-    current: str
-    data: bytes | None  # None: the data is as published; only what it is built from changed
+    current: str  # its glob copy ("" when the data and its copy stay as published)
+    data: bytes | None  # None: the data is as published (only what it is built from, or where its copy is, changed)
     digest: str
     sources: str  # the raw sha256s (or input fingerprints) it is built from, comma-separated
 
@@ -113,6 +129,31 @@ def fingerprint(data: pa.Table) -> str:
     return hashlib.sha256(sink.getvalue()).hexdigest()
 
 
+def table_file(table: str, path: str) -> str:
+    """`path` if it is a data file of `table` relative to the warehouse root: `_history/<table>/<partition>/<file>`
+    or a glob copy `<table>/<file>` (`<table>_releases/<file>`), a `.parquet` file; ValueError otherwise (absolute,
+    `..` or `.`, empty segments, glob characters, backslashes, another table's folder), so that neither a manifest
+    nor a journal can make a reader or a recovery touch anything else."""
+    parts = path.split("/") if isinstance(path, str) else []
+    plain = parts and all(p not in ("", ".", "..") and p.isprintable() for p in parts) and "\\" not in path
+    if not (re.fullmatch(r"[a-z][a-z0-9_]*", table) and plain and not storage.GLOB.search(path)
+            and path.endswith(".parquet")
+            and (parts[:2] == ["_history", table] and len(parts) == 4
+                 or parts[0] in (table, table + RELEASES) and len(parts) == 2)):
+        raise ValueError(f"path {path!r} is not a table file of {table!r} (_history/{table}/<partition>/<file>.parquet "
+                         f"or {table}/<file>.parquet, without '..', glob characters or an absolute path)")
+    return path
+
+
+def copy_folder(table: str, data: pa.Table) -> str:
+    """Where the glob copy of a batch goes: `<table>/`, or `<table>_releases/` for a batch of an older release
+    (rows all `is_latest_release` false), so that a glob over `<table>/*.parquet` reads the latest release only."""
+    if "is_latest_release" in data.column_names and data.num_rows and not pc.any(data["is_latest_release"]).as_py():
+        return table + RELEASES
+    return table
+
+
+
 def file_name(key: str) -> str:
     """A batch key as a file-name stem; anything but letters, digits, '.', '_' and '-' becomes '_'."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", key)
@@ -123,6 +164,7 @@ class Warehouse:
         self.root = storage.location(root)
         self._lock = None
         self._manifest: dict | None = None
+        self._version: str | None = None  # the ETag of the manifest read last (object stores)
 
     def current(self, table: Table, key: str) -> UPath:
         """The glob copy of a batch's current file (`<table>/<batch>.parquet`)."""
@@ -142,17 +184,31 @@ class Warehouse:
         return manifest
 
     def _read_manifest(self) -> dict:
+        """The manifest, every path in it checked (`table_file`); on an object store also the version read
+        (`_version`: its ETag, None when there is none), which the commit is conditional on."""
         path = self.root / MANIFEST
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        if storage.is_local(self.root):
+            try:
+                found = (storage.read_regular(path, MANIFEST_LIMIT), None)  # a FIFO or a device is never read
+            except FileNotFoundError:
+                found = None
+            except storage.StorageError as exc:
+                raise PublishError(f"the warehouse manifest is refused ({exc}); nothing was read or changed") from None
+        else:
+            found = storage.read_versioned(path)
+        self._version = found and found[1]
+        if found is None:
             return self._legacy_manifest()
         try:
-            manifest = json.loads(raw)
+            manifest = json.loads(found[0])
             if not isinstance(manifest.get("tables"), dict):
                 raise ValueError("no 'tables' object")
-        except (ValueError, AttributeError) as exc:
-            raise PublishError(f"the warehouse manifest {path} is unreadable ({exc}); nothing was changed") from None
+            for table, entries in manifest["tables"].items():
+                for entry in entries.values():
+                    table_file(table, entry["file"])
+        except (ValueError, AttributeError, KeyError, TypeError) as exc:
+            raise PublishError(f"the warehouse manifest {path} is refused ({type(exc).__name__}: {exc}); nothing "
+                               f"was read or changed") from None
         return manifest
 
     def entries(self, table: Table | str) -> dict[str, dict]:
@@ -220,7 +276,7 @@ class Warehouse:
             if manifest.get("commit") == commit:
                 for history, current in moves:
                     if history in named:
-                        atomic_write(self.root / current, (self.root / history).read_bytes())
+                        self._copy(history, current)
                 done.append(f"rolled forward {commit}")
             else:
                 for history, _ in moves:
@@ -269,17 +325,18 @@ class Warehouse:
         for table, data in tables.items():
             digest, built = fingerprint(data), ",".join(sources.get((table.name, key), []))
             published = manifest["tables"].get(table.name, {}).get(stem)
+            copy = f"{copy_folder(table.name, data)}/{stem}.parquet"
             if not force and published and published.get("fingerprint") == digest:
-                if built and built != entry_sources(self.root, published):
-                    writes.append(_Write(table.name, stem, history=published["file"], current="", data=None,
-                                         digest=digest, sources=built))
+                moved = copy != published.get("copy", f"{table.name}/{stem}.parquet")
+                if moved or (built and built != entry_sources(self.root, published)):
+                    writes.append(_Write(table.name, stem, history=published["file"], current=copy if moved else "",
+                                         data=None, digest=digest, sources=built or entry_sources(self.root, published)))
                 continue
             history = f"_history/{table.name}/snapshot_date={snapshot.isoformat()}/{stem}.{run_id}.parquet"
-            data_bytes = _parquet_bytes(data, digest, {
+            data_bytes = _parquet_bytes(data.append_column(RUN_ID, pa.repeat(run_id, data.num_rows)), digest, {
                 "armswatch.source_sha256": built, "armswatch.as_of": as_of, "armswatch.run_id": run_id,
                 "armswatch.published_at": _now().isoformat(timespec="seconds")})
-            writes.append(_Write(table.name, stem, history, f"{table.name}/{stem}.parquet", data_bytes, digest,
-                                 built))
+            writes.append(_Write(table.name, stem, history, copy, data_bytes, digest, built))
         return writes
 
     def _commit(self, manifest: dict, run_id: str, writes: list[_Write]) -> None:
@@ -287,28 +344,30 @@ class Warehouse:
         journal = self.root / "_pending" / f"{commit}.json"
         tables = {name: dict(entries) for name, entries in manifest["tables"].items()}
         for w in writes:
-            entry = {"file": w.history, "fingerprint": w.digest, "sources": w.sources}
-            tables.setdefault(w.table, {})[w.stem] = entry
-        writes = [w for w in writes if w.data is not None]  # the others change only their manifest entry
+            copy = w.current or manifest["tables"][w.table][w.stem].get("copy", f"{w.table}/{w.stem}.parquet")
+            tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest,
+                                                      "sources": w.sources, "copy": copy}
+        copies = [w for w in writes if w.current]  # the others change only their manifest entry
+        writes = [w for w in writes if w.data is not None]
         new = {"format": 1, "commit": commit, "run_id": run_id,
                "published_at": _now().isoformat(timespec="seconds"), "tables": tables,
                "files": {name: [entries[stem]["file"] for stem in sorted(entries)] for name, entries in tables.items()}}
         committed = False
         try:
             self._check_lock()
-            if writes:  # data files to write (a commit of sources only needs no journal)
+            if copies:  # glob copies to write (a commit of sources only needs no journal)
                 atomic_write(journal, json.dumps({"commit": commit, "files": [
-                    {"history": w.history, "current": w.current} for w in writes]}, indent=1).encode())
+                    {"history": w.history, "current": w.current} for w in copies]}, indent=1).encode())
             for w in writes:
                 atomic_write(self.root / w.history, w.data)
             self._check_lock()
             self._manifest = None  # read again if the write below fails part-way
-            atomic_write(self.root / MANIFEST, json.dumps(new, indent=1, sort_keys=True).encode())
+            self._write_manifest(json.dumps(new, indent=1, sort_keys=True).encode())
             committed = True
             if self._lock is not None:
                 self._manifest = new
-            for w in writes:
-                atomic_write(self.root / w.current, w.data)
+            for w in copies:
+                self._copy(w.history, w.current, w.data)
             _delete(journal)
         except Exception as exc:  # the data is already Parquet: whatever fails now is the store
             if committed:
@@ -319,29 +378,60 @@ class Warehouse:
                     _delete(path)
             except Exception:  # the store refuses even that: the next run's recover() rolls it back
                 pass
+            if isinstance(exc, LeaseLost):
+                raise
             raise PublishError(f"publishing to {self.root} failed, published data left as it was: {exc}") from exc
+
+    def _write_manifest(self, data: bytes) -> None:
+        """The commit. On an object store it is fenced: written only if the manifest is still the version this run
+        read (If-Match its ETag; If-None-Match when there was none), so a run whose lease another run took over
+        while it was paused cannot overwrite what that run published (LeaseLost). A local warehouse's flock
+        cannot be taken over while its holder lives."""
+        path = self.root / MANIFEST
+        if storage.is_local(self.root):
+            atomic_write(path, data)
+            return
+        try:
+            version = storage.replace_if(path, data, self._version) if self._version else storage.create(path, data)
+        except OSError:  # 412, or the object created meanwhile: another run committed since this one read it
+            found = storage.read_versioned(path)
+            if (found and found[1]) != self._version:
+                raise LeaseLost(f"warehouse {self.root}: another run committed {MANIFEST} since this run read it "
+                                f"(its lease was taken over); this run published nothing") from None
+            raise
+        self._version = version
+
+    def _copy(self, history: str, current: str, data: bytes | None = None) -> None:
+        """Refresh a glob copy from its history file and remove the batch's copy from the other folder of its
+        table (`<table>/` holds the latest release, `<table>_releases/` the older ones)."""
+        atomic_write(self.root / current, (self.root / history).read_bytes() if data is None else data)
+        folder, name = current.split("/")
+        other = self.root / (folder.removesuffix(RELEASES) if folder.endswith(RELEASES) else folder + RELEASES) / name
+        if other.exists():
+            _delete(other)
 
     def _check_lock(self) -> None:
         if self._lock is not None and self._lock.lost:
-            raise OSError(f"the warehouse lock was taken over by another run ({self._lock.lost})")
+            raise LeaseLost(f"the warehouse lock was taken over by another run ({self._lock.lost}); this run "
+                            f"published nothing")
 
     def _confined(self, files) -> list[tuple[str, str]]:
         """The journal's files as (history, copy) paths relative to the root; ValueError if any could leave the
         table files (absolute, `..`, another folder, or outside the warehouse through a symlink)."""
         checked = []
         for move in files:
-            pair = []
-            for name, inside in (("history", lambda p: p.parts[0] == "_history" and len(p.parts) == 4),
-                                 ("current", lambda p: len(p.parts) == 2 and not p.parts[0].startswith(("_", ".")))):
-                relative = PurePosixPath(move[name])
-                if relative.is_absolute() or ".." in relative.parts or not relative.parts or not inside(relative):
-                    raise ValueError(f"{name} path {move[name]!r} is not a table file of the warehouse")
-                if storage.is_local(self.root):
-                    resolved, root = (self.root / relative).resolve(), self.root.resolve()
-                    if not resolved.is_relative_to(root):
-                        raise ValueError(f"{name} path {move[name]!r} resolves to {resolved}, outside {root}")
-                pair.append(str(relative))
-            checked.append(tuple(pair))
+            history, current = str(move["history"]), str(move["current"])
+            table = history.split("/")[1] if history.count("/") == 3 else ""
+            if (table_file(table, history).split("/")[0] != "_history" or table_file(table, current).startswith("_")
+                    or PurePosixPath(current).stem != PurePosixPath(history).stem.rsplit(".", 1)[0]):
+                raise ValueError(f"copy {current!r} is not a table file of history {history!r} (one batch of one "
+                                 f"table)")
+            if storage.is_local(self.root):
+                root = self.root.resolve()
+                for path in (history, current):
+                    if not (resolved := (self.root / path).resolve()).is_relative_to(root):
+                        raise ValueError(f"path {path!r} resolves to {resolved}, outside {root}")
+            checked.append((history, current))
         return checked
 
     def _sweep(self, folders) -> None:
@@ -551,11 +641,15 @@ def entry_sources(root: UPath, entry: dict) -> str:
     return published_metadata(root / entry["file"]).get(SOURCE_SHA256.decode(), "")
 
 
+#: The columns a batch's as-of date is read from, the first one a table of the batch has (`armswatch.as_of`).
+AS_OF_COLUMNS = ("as_of", "release_date", "fetched_at")
+
+
 def _as_of(batch, snapshot: date) -> str:
     """The date a batch's data is as of: the as_of or release_date column of any of its tables (a treaty's status
     date holds for all six of its tables), else the date it was fetched, else today."""
     batch = list(batch)
-    for column in ("as_of", "release_date", "fetched_at"):
+    for column in AS_OF_COLUMNS:
         for data in batch:
             if column in data.column_names and data.num_rows and (value := pc.max(data[column]).as_py()) is not None:
                 return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()

@@ -23,6 +23,7 @@ import duckdb
 import vl_convert
 
 from tasks import registry, world_map
+from tasks.alerts import relative
 from tasks.run import Report
 from tasks.storage import atomic_write
 
@@ -46,8 +47,6 @@ LATEST_REVISIONS = """
     SELECT *, coalesce(nullif(concat_ws(' / ', indicator, dimension, category, nullif(sex, 'na'), nullif(age, 'na')),
                               ''), CAST(dimensions AS VARCHAR)) AS observation
     FROM indicator_revisions QUALIFY new_release = max(new_release) OVER (PARTITION BY dataset)"""
-#: vl-convert's Vega loader resolves every href against this base; the report's links are relative to the page.
-VEGA_BASE_HREF = 'xlink:href="https://vega.github.io/vega-datasets/'
 
 STYLE = """
 body{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif;margin:2em auto;max-width:1100px;
@@ -67,8 +66,8 @@ margin-right:.3em;vertical-align:middle;border:1px solid #aaa}details pre{white-
 
 def svg(chart: alt.TopLevelMixin) -> str:
     """A chart as inline SVG, rendered without a browser and without any network access; every mark carries its
-    values (Vega's aria-label) as an SVG <title>, which browsers show on hover, and links stay relative."""
-    out = vl_convert.vegalite_to_svg(chart.to_dict(), allowed_base_urls=[]).replace(VEGA_BASE_HREF, 'xlink:href="')
+    values (Vega's aria-label) as an SVG <title>, which browsers show on hover."""
+    out = vl_convert.vegalite_to_svg(chart.to_dict(), allowed_base_urls=[])
     return re.sub(r'<(\w+) aria-label="([^"]*)"([^>]*?)/>', r'<\1 aria-label="\2"\3><title>\2</title></\1>', out)
 
 
@@ -261,36 +260,48 @@ def parties_per_year(con, views: set[str]) -> str:
             + "".join(f'<p class="note">{html.escape(n)}</p>' for n in notes))
 
 
+def _shares(rows: list[dict], total_label: str) -> tuple[list[dict], list[str]]:
+    """Rows (area, status, states) as one row per area with each status's count and percentage of the area's
+    states, then the total; and the statuses some state has."""
+    areas: dict[str, dict] = {}
+    for r in rows:
+        areas.setdefault(r["area"], {"area": r["area"]})[r["status"]] = r["states"]
+    total = {"area": total_label, **{s: sum(a.get(s, 0) for a in areas.values()) for s in STATUS_LABELS}}
+    cells = []
+    for area in [*areas.values(), total]:
+        n = sum(area.get(s, 0) for s in STATUS_LABELS)
+        cells.append({"area": area["area"], "states": n,
+                      **{s: f"{area.get(s, 0)} ({100 * area.get(s, 0) / n:.0f} %)" for s in STATUS_LABELS}})
+    return cells, [s for s in STATUS_LABELS if total[s]]
+
+
 def status_by_region(con, views: set[str]) -> str:
     """Per catalog treaty, states by status in each M49 region, the Americas split into Latin America and the
-    Caribbean and Northern America (M49 sub-regions), with percentages of the region's states."""
+    Caribbean and Northern America (M49 sub-regions), with percentages of the region's states; folded below, the
+    same by M49 intermediate region (else sub-region: Western Africa, Caribbean, South-eastern Asia, ...)."""
     if "treaty_status" not in views or "countries" not in views:
         return _missing("treaty status", "treaty_status, countries")
     rows = query(con, """
-        SELECT coalesce(s.treaty, s.mtdsg_no) || ' (' || s.mtdsg_no || ')' AS treaty,
-               CASE WHEN c.region = 'Americas' THEN c.sub_region ELSE c.region END AS region, s.status,
-               count(*) AS states
+        SELECT coalesce(s.treaty, s.mtdsg_no) || ' (' || s.mtdsg_no || ')' AS treaty, s.status,
+               CASE WHEN c.region = 'Americas' THEN c.sub_region ELSE c.region END AS region,
+               coalesce(c.intermediate_region, c.sub_region) AS intermediate, count(*) AS states
         FROM treaty_status s JOIN countries c USING (iso3)
         WHERE s.status IS NOT NULL GROUP BY ALL ORDER BY ALL""")
     if not rows:
         return '<p class="note">No treaty status in the catalog\'s published data.</p>'
     out = []
-    for treaty in sorted({r["treaty"] for r in rows}):
-        regions: dict[str, dict] = {}
-        for r in (r for r in rows if r["treaty"] == treaty):
-            regions.setdefault(r["region"], {"region": r["region"]})[r["status"]] = r["states"]
-        total = {"region": "All UN member and observer states"}
-        for region in regions.values():
-            for status in STATUS_LABELS:
-                total[status] = total.get(status, 0) + region.get(status, 0)
-        cells = []
-        for region in [*regions.values(), total]:
-            n = sum(region.get(s, 0) for s in STATUS_LABELS)
-            cells.append({"region": region["region"], "states": n, **{
-                s: f"{region.get(s, 0)} ({100 * region.get(s, 0) / n:.0f} %)" for s in STATUS_LABELS}})
-        present = [s for s in STATUS_LABELS if total[s]]
-        out.append(f"<h3>{html.escape(treaty)}</h3>" + table(cells, ["region", "states", *present],
-                                                            labels=STATUS_LABELS))
+    for treaty, of_treaty in sorted(grouped(rows, "treaty").items()):
+        tables = []
+        for level, label in (("region", "region"), ("intermediate", "intermediate region or sub-region")):
+            counts: dict[tuple, int] = {}  # (region, area, status): states, listed region by region
+            for r in of_treaty:
+                key = (r["region"], r[level], r["status"])
+                counts[key] = counts.get(key, 0) + r["states"]
+            cells, present = _shares([{"area": a, "status": s, "states": n}
+                                      for (_, a, s), n in sorted(counts.items())], "All UN member and observer states")
+            tables.append(table(cells, ["area", "states", *present], labels={"area": label, **STATUS_LABELS}))
+        out.append(f"<h3>{html.escape(treaty)}</h3>{tables[0]}<details><summary>By M49 intermediate region"
+                   f"</summary>{tables[1]}</details>")
     return ('<p class="note">UN member and observer states; percentages of the region\'s states; a status no state '
             "has is not shown.</p>" + "".join(out))
 
@@ -409,13 +420,6 @@ def revisions(con, views: set[str]) -> str:
                     labels={"old_value": "old value", "new_value": "new value"}))
 
 
-def _relative(path, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:
-        return str(path)
-
-
 def validation(reports: list[Report], root: Path, generated_at: datetime) -> str:
     """One line per batch; a failing batch's reason folded under it, its quarantine folder relative to the
     warehouse."""
@@ -432,7 +436,7 @@ def validation(reports: list[Report], root: Path, generated_at: datetime) -> str
         if o.ok:
             lines.append(f"<li>{line}</li>")
         else:
-            kept = f"kept in {_relative(o.quarantine, root)}\n" if o.quarantine else ""
+            kept = f"kept in {relative(o.quarantine, root)}\n" if o.quarantine else ""
             lines.append(f'<li><details><summary class="bad">{line}</summary><pre>{html.escape(kept + o.reason)}'
                          "</pre></details></li>")
     return summary + f'<ul class="batches">{"".join(lines)}</ul>'

@@ -9,6 +9,7 @@ nothing changed never imports Great Expectations. Tables fed: none directly.
 from __future__ import annotations
 
 import _thread
+import collections
 import functools
 import hashlib
 import os
@@ -25,6 +26,7 @@ from upath import UPath
 
 from tasks import storage
 from tasks.audit import Outcome
+from tasks.environment import environment
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, WarehouseUnusable, code_digest
 from tasks.validate import suites_digest
@@ -59,17 +61,25 @@ STAGES = Stages()
 
 class Signals:
     """The termination signals that reached the process during a CLI run, recorded by the interpreter itself
-    (`signal.set_wakeup_fd`). Prefect turns SIGTERM into an exception raised wherever the main thread is; raised
-    inside a finalizer (`__del__`) that exception is swallowed, and the run would go on as if nothing had arrived.
-    Flows ask `terminated()` when they end, so such a signal still ends the run as a crash. Without `listen()`
-    (deployment runs) nothing is recorded and Prefect's own handling stands."""
+    (`signal.set_wakeup_fd`: one byte per arrival, even when the handler runs once for several). Prefect turns
+    SIGTERM into an exception raised wherever the main thread is; raised inside a finalizer (`__del__`) that
+    exception is swallowed, and the run would go on as if nothing had arrived. Flows ask `terminated()` when they
+    end, so such a signal still ends the run as a crash. A second termination signal ends the process at once
+    (`again`). Without `listen()` (deployment runs) nothing is recorded and Prefect's own handling stands."""
+
+    TERMINATION = (signal.SIGTERM, signal.SIGINT)
 
     def __init__(self):
         self._pipe: int | None = None
-        self._seen: set[int] = set()
+        self._arrived: collections.Counter[int] = collections.Counter()
+        self._redelivered = 0  # deliveries again of a signal deferred out of an import (outside_imports)
 
     def listen(self) -> None:
-        """Start recording (once per process; only the main thread can, elsewhere nothing is recorded)."""
+        """Start recording for a new run (the pipe once per process; only the main thread can, elsewhere nothing
+        is recorded)."""
+        self._read()
+        self._arrived.clear()
+        self._redelivered = 0
         if self._pipe is not None:
             return
         read, write = os.pipe()
@@ -83,8 +93,7 @@ class Signals:
             return
         self._pipe = read
 
-    def terminated(self) -> str | None:
-        """'terminated by SIGTERM' (or SIGINT) once such a signal has arrived; None otherwise."""
+    def _read(self) -> None:
         while self._pipe is not None:
             try:
                 data = os.read(self._pipe, 4096)
@@ -92,9 +101,31 @@ class Signals:
                 break
             if not data:
                 break
-            self._seen.update(data)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            if signum in self._seen:
+            self._arrived.update(data)
+
+    def redeliver(self, signum: int) -> None:
+        """Deliver `signum` to the main thread's handler again (its first delivery was deferred)."""
+        self._redelivered += 1
+        _thread.interrupt_main(signum)
+
+    def again(self, signum: int) -> None:
+        """Called as a termination signal is handled. While recording (a CLI run), once a second one has arrived
+        (Ctrl-C pressed again) the process ends at once by the signal's default action, whatever the first one
+        is still doing (reporting, alerting, an import): what was published stays published, since a publish
+        commits with one manifest write (tasks/publish.py), and the kernel frees the lock and stops the
+        temporary server (flows/server.py)."""
+        self._read()
+        if self._pipe is None or sum(self._arrived[s] for s in self.TERMINATION) - self._redelivered < 2:
+            return
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        os._exit(128 + signum)  # not reached: the default action ends the process
+
+    def terminated(self) -> str | None:
+        """'terminated by SIGTERM' (or SIGINT) once such a signal has arrived; None otherwise."""
+        self._read()
+        for signum in self.TERMINATION:
+            if self._arrived[signum]:
                 return terminated_by(signum)
         return None
 
@@ -112,13 +143,14 @@ def outside_imports(handler):
     """`handler`, deferred while the main thread is inside the import system: an exception raised there (the
     CLI's Terminated, Prefect's TerminationSignal) can leave an import lock held, and the next import on another
     thread then waits forever (a SIGTERM while a run imported pandas hung it). Inside an import, the signal is
-    delivered again IMPORT_RETRY seconds later."""
+    delivered again IMPORT_RETRY seconds later. A second signal of a CLI run ends it at once (Signals.again)."""
     @functools.wraps(handler)
     def deferred(signum, frame):
+        SIGNALS.again(signum)
         inner = frame
         while inner is not None:
             if inner.f_code.co_filename.startswith("<frozen importlib"):
-                threading.Timer(IMPORT_RETRY, _thread.interrupt_main, (signum,)).start()
+                threading.Timer(IMPORT_RETRY, SIGNALS.redeliver, (signum,)).start()
                 return None
             inner = inner.f_back
         return handler(signum, frame)
@@ -263,7 +295,7 @@ def offline(reports) -> list[str]:
 
 def mirror_dir(mirror: str | None) -> Path | None:
     """The mirror folder from the argument or ARMSWATCH_MIRROR; None means live URLs."""
-    value = mirror or os.environ.get("ARMSWATCH_MIRROR") or None
+    value = mirror or environment().mirror
     return Path(value) if value else None
 
 
@@ -294,7 +326,9 @@ def use_run(run: Run | None, warehouse: str, mirror: str | None, force: bool = F
 
 @contextmanager
 def open_run(warehouse: str, mirror: str | None, force: bool = False, lock_timeout: float = 0):
-    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit."""
+    """Lock the warehouse (a folder or URL; finishing any crashed publish) and yield a Run; released on exit. The
+    environment settings are checked first (every flow, deployed or run by the CLI, opens its run here)."""
+    environment()
     root = check_warehouse(warehouse)
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     with Warehouse(root).locked(lock_timeout) as wh:

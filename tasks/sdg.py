@@ -26,6 +26,7 @@ from typing import Annotated
 from urllib.parse import quote
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from pydantic import Field, HttpUrl, StrictInt, StrictStr, field_validator
 
 from tasks import revisions
@@ -43,16 +44,19 @@ NO_VALUE = frozenset({"", "nan", "na", "n/a", "null", "none"})
 
 _PAGE_KEYS = ("totalElements", "pageNumber", "data")
 _INT16 = (-(2**15), 2**15 - 1)
+_CHUNK = 5_000  # observations typed at a time
 
 
 @dataclass(frozen=True)
 class Limits:
     """Bounds on what one API response may be before it is parsed or trusted."""
 
-    max_page_bytes: int = 64 * 1024 * 1024
+    max_page_bytes: int = 16 * 1024 * 1024
     max_json_depth: int = 32
     max_number_chars: int = 40
     max_pages: int = 500
+    #: All pages of one series together: fetched while within it, parsed only within it.
+    max_series_bytes: int = 128 * 1024 * 1024
 
 
 def series_data_url(base: str, series: str, page: int, page_size: int, release: str | None = None) -> str:
@@ -113,7 +117,7 @@ def _json(body: bytes, url: str, limits: Limits = Limits()):
 
 def _count(doc: dict, key: str, url: str) -> int:
     if not isinstance(doc[key], int) or isinstance(doc[key], bool) or doc[key] < 0:
-        raise ParseError(SOURCE, url, f"{key} is {doc[key]!r}, expected a non-negative integer")
+        raise ParseError(SOURCE, url, f"{key} is {excerpt(doc[key])}, expected a non-negative integer")
     return doc[key]
 
 
@@ -127,7 +131,7 @@ def parse_page(body: bytes, url: str, page_size: int | None = None, limits: Limi
         raise ParseError(SOURCE, url, f"expected a JSON object, got {type(doc).__name__}")
     missing = [key for key in _PAGE_KEYS if key not in doc]
     if missing:
-        raise ParseError(SOURCE, url, f"page lacks {', '.join(missing)}; keys present: {', '.join(sorted(doc))}")
+        raise ParseError(SOURCE, url, f"page lacks {', '.join(missing)}; keys present: {excerpt(sorted(doc), 200)}")
     total_elements, page_number = _count(doc, "totalElements", url), _count(doc, "pageNumber", url)
     if not isinstance(doc["data"], list):
         raise ParseError(SOURCE, url, f"data is {type(doc['data']).__name__}, expected a list")
@@ -164,7 +168,7 @@ def releases_for(body: bytes, url: str, series: str, limits: Limits = Limits()) 
         raise ParseError(SOURCE, url, f"series {series} is not listed")
     bad = [release for release in found if not isinstance(release, str) or not release.strip()]
     if bad:
-        raise ParseError(SOURCE, url, f"series {series} has no release ({bad[0]!r})")
+        raise ParseError(SOURCE, url, f"series {series} has no release ({excerpt(bad[0])})")
     return sorted({release.strip() for release in found}, key=release_key, reverse=True)
 
 
@@ -173,47 +177,21 @@ def release_for(body: bytes, url: str, series: str, limits: Limits = Limits()) -
     return releases_for(body, url, series, limits)[0]
 
 
-def _checked_pages(pages: list[tuple[str, bytes]], page_size: int | None, limits: Limits) -> list[tuple[str, dict]]:
-    """Pages parsed and ordered, after checking they are pages 1..totalPages of one listing, each exactly once."""
-    if not pages:
-        raise ValueError("observations() needs at least the first page")
-    parsed = sorted(((url, parse_page(body, url, page_size, limits)) for url, body in pages),
-                    key=lambda p: p[1]["page_number"])
-    first_url, first = parsed[0]
-    for url, page in parsed:
-        for key in ("total_elements", "total_pages"):
-            if page[key] != first[key]:
-                raise ParseError(SOURCE, url, f"{key} is {page[key]} but {first_url} says {first[key]}: "
-                                              "the series changed while it was being paged")
-    numbers = [page["page_number"] for _, page in parsed]
-    expected = list(range(1, max(first["total_pages"], 1) + 1))
-    if numbers != expected:
-        missing = sorted(set(expected) - set(numbers))
-        extra = sorted(n for n in set(numbers) if numbers.count(n) > 1 or n not in expected)
-        raise ParseError(SOURCE, first_url, f"expected pages 1..{first['total_pages']}, got {numbers}"
-                                            f" (missing {missing}, duplicate or unexpected {extra})")
-    rows = sum(len(page["data"]) for _, page in parsed)
-    if rows != first["total_elements"]:
-        raise ParseError(SOURCE, first_url, f"totalElements is {first['total_elements']} but the "
-                                            f"{len(parsed)} pages hold {rows} observations")
-    return parsed
-
-
 def _m49(code, url: str) -> int:
     try:
         m49 = int(str(code).strip())
     except ValueError:
-        raise ParseError(SOURCE, url, f"geoAreaCode {code!r} is not an integer") from None
+        raise ParseError(SOURCE, url, f"geoAreaCode {excerpt(code)} is not an integer") from None
     if not 0 < m49 <= _INT16[1]:
-        raise ParseError(SOURCE, url, f"geoAreaCode {code!r} is not an M49 code")
+        raise ParseError(SOURCE, url, f"geoAreaCode {excerpt(code)} is not an M49 code")
     return m49
 
 
 def _year(start, url: str) -> int:
     if isinstance(start, bool) or not isinstance(start, (int, float)) or not float(start).is_integer():
-        raise ParseError(SOURCE, url, f"timePeriodStart {start!r} is not a whole year")
+        raise ParseError(SOURCE, url, f"timePeriodStart {excerpt(start)} is not a whole year")
     if not _INT16[0] <= start <= _INT16[1]:
-        raise ParseError(SOURCE, url, f"timePeriodStart {start!r} is out of range")
+        raise ParseError(SOURCE, url, f"timePeriodStart {excerpt(start)} is out of range")
     return int(start)
 
 
@@ -221,11 +199,11 @@ def _value(value, url: str) -> float | None:
     if value is None or (isinstance(value, str) and value.strip().casefold() in NO_VALUE):
         return None
     if isinstance(value, bool):
-        raise ParseError(SOURCE, url, f"value {value!r} is not a number")
+        raise ParseError(SOURCE, url, f"value {excerpt(value)} is not a number")
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ParseError(SOURCE, url, f"value {value!r} is not a number") from None
+        raise ParseError(SOURCE, url, f"value {excerpt(value)} is not a number") from None
     return None if math.isnan(number) else number  # infinities stay, for the suite to quarantine
 
 
@@ -233,25 +211,25 @@ def _footnotes(footnotes, url: str) -> list[str]:
     if footnotes is None:
         return []
     if not isinstance(footnotes, list) or not all(isinstance(f, str) for f in footnotes):
-        raise ParseError(SOURCE, url, f"footnotes {footnotes!r} is not a list of strings")
+        raise ParseError(SOURCE, url, f"footnotes {excerpt(footnotes)} is not a list of strings")
     return [f for f in footnotes if f.strip()]
 
 
 def _mapping(observation: dict, key: str, url: str) -> dict:
     value = observation.get(key) or {}
     if not isinstance(value, dict):
-        raise ParseError(SOURCE, url, f"{key} {value!r} is not an object")
+        raise ParseError(SOURCE, url, f"{key} {excerpt(value)} is not an object")
     return value
 
 
 def _row(observation, url: str, release: str, fetched_at: datetime) -> dict:
     if not isinstance(observation, dict):
-        raise ParseError(SOURCE, url, f"observation {observation!r} is not an object")
+        raise ParseError(SOURCE, url, f"observation {excerpt(observation)} is not an object")
     missing = [k for k in ("series", "geoAreaCode", "timePeriodStart", "value") if k not in observation]
     if missing:
-        raise ParseError(SOURCE, url, f"observation lacks {', '.join(missing)}: {json.dumps(observation)[:200]}")
+        raise ParseError(SOURCE, url, f"observation lacks {', '.join(missing)}: {excerpt(observation, 200)}")
     if not isinstance(observation["series"], str) or not observation["series"]:
-        raise ParseError(SOURCE, url, f"series {observation['series']!r} is not a series code")
+        raise ParseError(SOURCE, url, f"series {excerpt(observation['series'])} is not a series code")
     m49 = _m49(observation["geoAreaCode"], url)
     country = by_m49(m49)
     dimensions = _mapping(observation, "dimensions", url)
@@ -280,26 +258,63 @@ def _row(observation, url: str, release: str, fetched_at: datetime) -> dict:
     }
 
 
+def _page_rows(data: list, url: str, release: str, fetched_at: datetime) -> pa.Table:
+    """One page's observations as indicator_observations rows, typed _CHUNK at a time (a Python dict per
+    observation costs about 25 times its JSON)."""
+    chunks = [pa.Table.from_pylist([_row(o, url, release, fetched_at) for o in data[at:at + _CHUNK]],
+                                   schema=INDICATOR_OBSERVATIONS.schema) for at in range(0, len(data), _CHUNK)]
+    return pa.concat_tables(chunks) if chunks else INDICATOR_OBSERVATIONS.schema.empty_table()
+
+
+def within_budget(pages: list[tuple[str, bytes]], limits: Limits) -> None:
+    """ParseError when the pages of one series hold more bytes than limits.max_series_bytes."""
+    total = sum(len(body) for _, body in pages)
+    if total > limits.max_series_bytes:
+        raise ParseError(SOURCE, pages[0][0], f"{len(pages)} pages hold {total} bytes, over the "
+                                              f"{limits.max_series_bytes}-byte budget per series (max_series_bytes)")
+
+
 def observations(pages: list[tuple[str, bytes]], release: str, fetched_at: datetime, page_size: int | None = None,
                  limits: Limits = Limits()) -> pa.Table:
-    """All pages of one series, as (url, body) pairs in any order, as an indicator_observations table (the series
-    holds one release, so every row is flagged as the latest release).
+    """All pages of one series, as (url, body) pairs in any order, as an indicator_observations table in page order
+    (the series holds one release, so every row is flagged as the latest release). Pages are parsed one at a time,
+    each released once its rows are typed, and together they must stay within limits.max_series_bytes.
 
-    Raises ParseError when a page is missing or repeated, when the pages disagree on the totals, when the row
-    count differs from totalElements, when the pages mix series, or when a cell cannot be typed.
+    Raises ParseError when the pages are over the budget, when a page is missing or repeated, when the pages
+    disagree on the totals, when the row count differs from totalElements, when the pages mix series, or when a
+    cell cannot be typed.
     """
+    if not pages:
+        raise ValueError("observations() needs at least the first page")
     if fetched_at.tzinfo is None:
         raise ValueError("fetched_at must be timezone-aware")
+    within_budget(pages, limits)
     fetched_at = fetched_at.astimezone(timezone.utc)
-    rows = [
-        _row(observation, url, release, fetched_at)
-        for url, page in _checked_pages(pages, page_size, limits)
-        for observation in page["data"]
-    ]
-    series = sorted({row["series"] for row in rows}, key=str)
+    first_url, first, numbered = pages[0][0], None, []
+    for url, body in pages:
+        page = parse_page(body, url, page_size, limits)
+        first = first or page
+        for key in ("total_elements", "total_pages"):
+            if page[key] != first[key]:
+                raise ParseError(SOURCE, url, f"{key} is {page[key]} but {first_url} says {first[key]}: "
+                                              "the series changed while it was being paged")
+        numbered.append((page["page_number"], _page_rows(page["data"], url, release, fetched_at)))
+        del page  # the parsed page goes before the next one is parsed
+    numbers = sorted(number for number, _ in numbered)
+    expected = list(range(1, max(first["total_pages"], 1) + 1))
+    if numbers != expected:
+        missing = sorted(set(expected) - set(numbers))
+        extra = sorted(n for n in set(numbers) if numbers.count(n) > 1 or n not in expected)
+        raise ParseError(SOURCE, first_url, f"expected pages 1..{first['total_pages']}, got {excerpt(numbers, 200)}"
+                                            f" (missing {excerpt(missing)}, duplicate or unexpected {excerpt(extra)})")
+    table = pa.concat_tables([rows for _, rows in sorted(numbered, key=lambda item: item[0])])
+    if table.num_rows != first["total_elements"]:
+        raise ParseError(SOURCE, first_url, f"totalElements is {first['total_elements']} but the "
+                                            f"{len(pages)} pages hold {table.num_rows} observations")
+    series = pc.unique(table["series"]).to_pylist()
     if len(series) > 1:
-        raise ParseError(SOURCE, pages[0][0], f"pages mix several series: {series}")
-    return pa.Table.from_pylist(rows, schema=INDICATOR_OBSERVATIONS.schema)
+        raise ParseError(SOURCE, first_url, f"pages mix several series: {excerpt(sorted(series))}")
+    return table
 
 
 class PanelColumn(Strict):
@@ -329,6 +344,7 @@ class SdgConfig(SourceConfig):
     max_page_bytes: StrictInt = Field(default=Limits.max_page_bytes, gt=0)
     max_json_depth: StrictInt = Field(default=Limits.max_json_depth, gt=2)
     max_number_chars: StrictInt = Field(default=Limits.max_number_chars, gt=0)
+    max_series_bytes: StrictInt = Field(default=Limits.max_series_bytes, gt=0)
 
     @field_validator("series")
     @classmethod
@@ -357,7 +373,7 @@ class SdgSource(Source):
     @property
     def limits(self) -> Limits:
         c = self.config
-        return Limits(c.max_page_bytes, c.max_json_depth, c.max_number_chars, c.max_pages)
+        return Limits(c.max_page_bytes, c.max_json_depth, c.max_number_chars, c.max_pages, c.max_series_bytes)
 
     def panel_columns(self) -> dict[str, tuple[str, dict[str, str], str]]:
         """Panel column -> (series, dimensions an observation must carry, meaning), in configuration order."""
@@ -372,16 +388,22 @@ class SdgSource(Source):
 
     def fetch(self, batch: Batch, client: Client):
         """The Series/List, then page 1 (pinned to the newest release when several are listed), then the other
-        pages page 1 implies, concurrently."""
-        series = self._series(batch.name)
+        pages page 1 implies, concurrently in groups that fit what is left of the series' byte budget even if every
+        page were as large as a page may be; past the budget nothing more is fetched (ParseError)."""
+        series, limits = self._series(batch.name), self.limits
         (listing,) = client.get_all(list(batch.urls), self.kind)
-        listed = releases_for(listing.body, listing.url, series.code, self.limits)
+        listed = releases_for(listing.body, listing.url, series.code, limits)
         pin = listed[0] if len(listed) > 1 else None
-        first = client.get(series_data_url(self.base, series.code, 1, series.page_size, pin), self.kind)
-        total = parse_page(first.body, first.url, series.page_size, self.limits)["total_pages"]
-        rest = client.get_all([series_data_url(self.base, series.code, n, series.page_size, pin)
-                               for n in range(2, total + 1)], self.kind)
-        return [listing, first, *rest]
+        pages = [client.get(series_data_url(self.base, series.code, 1, series.page_size, pin), self.kind)]
+        total = parse_page(pages[0].body, pages[0].url, series.page_size, limits)["total_pages"]
+        urls = [series_data_url(self.base, series.code, n, series.page_size, pin) for n in range(2, total + 1)]
+        while True:
+            within_budget([(r.url, r.body) for r in pages], limits)
+            if not urls:
+                return [listing, *pages]
+            room = max(1, (limits.max_series_bytes - sum(len(r.body) for r in pages)) // limits.max_page_bytes)
+            pages += client.get_all(urls[:room], self.kind)
+            urls = urls[room:]
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         series = self._series(batch.name)

@@ -14,15 +14,19 @@ summaries and stored in alerts, never holds a secret. Upstream: none. Tables fed
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import stat
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import fsspec
 from upath import UPath
 
-LOCAL_SCHEMES = ("", "file", "local")
+LOCAL_SCHEMES = ("file", "local")
+#: Characters a glob (DuckDB, fsspec, pathlib) would expand: never part of a location or a manifest path.
+GLOB = re.compile(r"[*?\[\]{}]")
 
 
 class StorageError(ValueError):
@@ -30,16 +34,16 @@ class StorageError(ValueError):
 
 
 def location(url: str | os.PathLike) -> UPath:
-    """The warehouse location named by `url` (a path or URL); StorageError if no installed backend opens it."""
+    """The warehouse location named by `url` (a path or URL); StorageError if it is not one (see `parse_url`) or no
+    installed backend opens it."""
     if isinstance(url, UPath):
         return url
     text = os.fspath(url)
-    parts = urlsplit(text)
-    if parts.scheme in LOCAL_SCHEMES or len(parts.scheme) == 1:  # a path, file://, or a Windows drive letter
-        return UPath(Path(parts.path if parts.scheme in ("file", "local") else text).resolve())
-    if parts.username or parts.password:
-        raise StorageError(f"warehouse URL {parts.scheme}://{parts.hostname}{parts.path} carries credentials; "
-                           f"give them through the environment or profile instead (e.g. AWS_ACCESS_KEY_ID)")
+    parts = parse_url(text)
+    if parts is None:  # a path, or a Windows drive letter
+        return UPath(Path(text).resolve())
+    if parts.scheme in LOCAL_SCHEMES:
+        return UPath(Path(parts.path).resolve())
     try:
         fsspec.get_filesystem_class(parts.scheme)
     except (ValueError, ImportError) as exc:
@@ -48,14 +52,81 @@ def location(url: str | os.PathLike) -> UPath:
     return UPath(text.rstrip("/"), use_listings_cache=False)
 
 
+def parse_url(text: str) -> SplitResult | None:
+    """The parts of a warehouse URL, None for a local path; StorageError for anything else that has a scheme: a
+    URL must read `scheme://bucket/prefix` (`file:///path`), with a bucket (`s3://`, `s3:`, `s3:name`, `s3:///x`
+    are refused, not taken as a local folder `./s3:`), without credentials, port, query string or fragment (they
+    would end up in object keys), and a prefix of plain segments (no empty, `.` or `..` segment, no glob
+    character)."""
+    parts = urlsplit(text)
+    if not parts.scheme or len(parts.scheme) == 1:  # a path (./s3:x is a path), or a Windows drive letter
+        return None
+    if "@" in parts.netloc:
+        raise StorageError(f"warehouse URL {parts.scheme}://{parts.hostname or ''}{parts.path} carries credentials; "
+                           f"give them through the environment or profile instead (e.g. AWS_ACCESS_KEY_ID)")
+
+    def refuse(problem: str) -> StorageError:
+        return StorageError(f"warehouse URL {re.split('[?#]', text)[0]} {problem}; a warehouse URL reads "
+                            f"scheme://bucket/prefix, e.g. s3://bucket/armswatch")
+    if not text.startswith(f"{parts.scheme}://"):
+        raise refuse(f"is not of the form scheme://bucket/prefix (a local folder of that name: ./{text})")
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        raise refuse("has a query string or fragment, which would end up in object keys")
+    if parts.scheme in LOCAL_SCHEMES:
+        if parts.netloc not in ("", "localhost"):
+            raise refuse(f"names host {parts.netloc!r}")
+        return parts
+    if not parts.netloc:
+        raise refuse("names no bucket")
+    if ":" in parts.netloc:
+        raise refuse("has a port in its bucket name")
+    prefix = parts.path[1:].rstrip("/")
+    segments = prefix.split("/") if prefix else []
+    if any(s in ("", ".", "..") for s in segments) or GLOB.search(parts.netloc + parts.path):
+        raise refuse("has an empty, '.' or '..' segment or a glob character in its prefix")
+    return parts
+
+
 def is_local(path: UPath) -> bool:
     return isinstance(path, Path)
+
+
+def regular_size(path: UPath) -> int:
+    """The size of `path` when it is a regular file, found without opening it (a FIFO or a device would block or
+    never end); FileNotFoundError if there is none, StorageError naming it if it is something else."""
+    if not is_local(path):
+        if not path.is_file():
+            raise (StorageError(f"{path} is not a file") if path.exists() else FileNotFoundError(str(path)))
+        return path.stat().st_size
+    mode = os.stat(path)  # follows a symlink to what it names
+    if not stat.S_ISREG(mode.st_mode):
+        raise StorageError(f"{path} is not a regular file")
+    return mode.st_size
+
+
+def read_regular(path: UPath, limit: int) -> bytes:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes (regular_size, checked again on the
+    opened file, which a FIFO swapped in meanwhile cannot block); StorageError naming it otherwise."""
+    if regular_size(path) > limit:
+        raise StorageError(f"{path} is larger than {limit} bytes")
+    if not is_local(path):
+        return path.read_bytes()
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as file:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise StorageError(f"{path} is not a regular file")
+        data = file.read(limit + 1)
+    if len(data) > limit:
+        raise StorageError(f"{path} is larger than {limit} bytes")
+    return data
 
 
 def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:
     """Replace `path` with `data` so that a reader sees the old or the new bytes, never a part: on a local disk a
     temporary file in the same folder, fsync (unless not `durable`: a file rebuilt on every run), then rename; on
-    an object store one PUT (atomic per object)."""
+    an object store one PUT (atomic per object). A local file gets the mode any new file of this process gets
+    (0666 less the umask), so the manifest and the data are as readable by the group and others as the warehouse
+    folder is."""
     if not is_local(path):
         path.fs.pipe_file(path.path, data)
         return
@@ -63,6 +134,7 @@ def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~umask())  # as open() would create it (mkstemp makes it 0600)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -72,6 +144,19 @@ def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def umask() -> int:
+    """The process's umask, read without changing it (Linux: /proc/self/status), else by setting and restoring it."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_tree(path: UPath) -> None:

@@ -52,6 +52,7 @@ COLUMN_NAMES = {
 
 
 _HEADER_ROW = 3
+_WIDTH = len(EXPECTED_COLUMNS)
 _CHUNK = 50_000  # rows typed at a time, so that memory holds one chunk of Python values
 _YEAR_RANGE = (1900, 2100)
 _INT64_MAX = 2**63 - 1
@@ -203,6 +204,8 @@ def seizures(body: bytes, url: str, limits: xlsx.Limits = xlsx.Limits()) -> pa.T
             continue
         released = released or _checked_head(head, url)
         if any(cell != "" for cell in cells.values()):
+            if len(cells) > _WIDTH:  # cells right of the header are not read: a chunk holds 13 cells a row at most
+                cells = {at: cells[at] for at in range(_WIDTH) if at in cells}
             data.append((number, cells))
         if len(data) == _CHUNK:
             chunks.append(_chunk_table(data, released, url))
@@ -296,7 +299,7 @@ class IafqSource(Source):
                 errors[f"report page {page} links"] = str(ParseError(SOURCE, str(page), refusals(refused)))
         newest = sorted(found, key=_order)[-self.config.max_releases:]
         urls = {str(u) for u in self.config.releases} | set(newest)
-        return [Batch(url, (url,)) for url in sorted(urls, key=_order)], errors
+        return [Batch(hosts.redact(url), (url,)) for url in sorted(urls, key=_order)], errors  # named without secrets
 
     def parse(self, batch: Batch, responses) -> tuple[str, dict]:
         (response,) = responses

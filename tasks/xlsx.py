@@ -203,6 +203,9 @@ def rows(body: bytes, source: str, url: str, limits: Limits = Limits()) -> Itera
                 for cell in row.iterchildren(f"{NS}c"):
                     ref = cell.get("r")
                     at = at + 1 if ref is None else _column(ref, source, url, columns)
+                    if at >= MAX_COLUMNS:
+                        raise ParseError(source, url, f"row {number} has a cell past column XFD, outside Excel's "
+                                                      "grid; not read")
                     cells[at] = _value(cell, strings, source, url)
                 row.clear()
                 while row.getprevious() is not None:

@@ -1,9 +1,11 @@
 """Hostile inputs built on the fly for tests/test_hostile_memory.py and benchmarks/hostile_memory.py (issue 22.4),
 and the peak memory of a child process that reads one of them.
 
-Each input is small on disk and aims at memory: a workbook whose only cell lies far to the right, an alias bomb in a
-configuration file. `peak(code)` runs `code` in a fresh interpreter (so the peak RSS is that input's alone), with
-an address-space limit so that a regression fails with MemoryError instead of taking the machine's memory.
+Each input aims at memory: a workbook of a kilobyte whose only cell lies far to the right, an alias bomb in a
+configuration file, SDG API pages each inside the page cap but together far over any sensible budget (served from
+loopback by `serve`). `peak(code)` runs `code` in a fresh interpreter (so the peak RSS is that input's alone: the
+child's own high-water mark, VmHWM, since Linux carries ru_maxrss over from the parent), with an address-space
+limit so that a regression fails with MemoryError instead of taking the machine's memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import json
 import re
 import subprocess
 import sys
+import threading
 import zipfile
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from tasks.unodc import EXPECTED_COLUMNS
@@ -34,7 +39,11 @@ except MemoryError:
     outcome = "MemoryError"
 except Exception as exc:
     outcome = f"{{type(exc).__name__}}: {{exc}}"
-print(json.dumps({{"outcome": outcome[:2000], "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))
+# ru_maxrss keeps the parent's peak across fork and exec on Linux; VmHWM is this process's own
+status = open("/proc/self/status").read() if sys.platform == "linux" else ""
+hwm = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:")]
+peak_kib = hwm[0] if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({{"outcome": outcome[:2000], "peak_mib": peak_kib / 1024}}))
 """
 
 
@@ -54,17 +63,20 @@ def peak(code: str, limit_mib: int = 4096, timeout: float = 300) -> tuple[str, f
     return report["outcome"], report["peak_mib"]
 
 
-def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
-    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
-    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
-    row = ref[len(ref.rstrip("0123456789")):]
-    sheet = f'<row r="{row}"><c r="{ref}"><v>1</v></c></row>'
+def sheet_workbook(rows: str) -> bytes:
+    """A one-sheet workbook whose sheetData is `rows` (XML, as written)."""
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, text in PARTS.items():
             archive.writestr(name, text)
-        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{sheet}</sheetData></worksheet>")
+        archive.writestr("xl/worksheets/sheet1.xml", f"<worksheet {NS}><sheetData>{rows}</sheetData></worksheet>")
     return out.getvalue()
+
+
+def far_cell_workbook(ref: str = "ZZZZZZ4") -> bytes:
+    """A workbook of about 1 kB whose only cell is at `ref`, in the row its digits name. A reader that pads a row's
+    cells up to the column index spends column x 8 bytes on it (ZZZZZZ: 2.5 GB)."""
+    return sheet_workbook(f'<row r="{ref[len(ref.rstrip("0123456789")):]}"><c r="{ref}"><v>1</v></c></row>')
 
 
 def iafq_with_far_cells(rows: int, column: str = "XFD") -> bytes:
@@ -98,3 +110,71 @@ def bombed_catalog(path: Path, levels: int = 9) -> Path:
     that quotes it whole, runs out of memory."""
     path.write_text(f"- id: XXVI-8\n  short_name: {alias_bomb(levels)}\n")
     return path
+
+
+SDG_SERIES, SDG_INDICATOR = "VC_ARM_SZTRACE", "16.4.2"
+
+
+def sdg_pages(base: str, pages: int, per_page: int = 10_000) -> dict[str, bytes]:
+    """Path and query -> body of an SDG API series of `pages` full pages of `per_page` observations shaped like
+    the recorded ones (about 9 MB a page at the largest page size), and its Series/List."""
+    recorded = PROJECT.parent / "shared" / "data" / "sdg" / SDG_SERIES
+    observation = json.loads((recorded / "Series_Data_page1.json").read_bytes())["data"][0]
+    data = json.dumps([observation] * per_page).encode()
+    total = pages * per_page
+    answers = {f"/Indicator/{SDG_INDICATOR}/Series/List": (recorded / "Indicator_Series_List.json").read_bytes()}
+    for n in range(1, pages + 1):
+        head = json.dumps({"size": per_page, "totalElements": total, "totalPages": pages, "pageNumber": n})
+        answers[f"/Series/Data?seriesCode={SDG_SERIES}&page={n}&pageSize={per_page}"] = (
+            head[:-1].encode() + b', "data": ' + data + b"}")
+    return answers
+
+
+@contextmanager
+def serve(answers: dict[str, bytes], content_type: str = "application/json"):
+    """A loopback HTTP server answering each path and query of `answers` with its body (404 otherwise); yields
+    its base URL."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format, *args):
+            pass
+
+        def do_GET(self):
+            body = answers.get(self.path)
+            self.send_response(200 if body is not None else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(body or b"")))
+            self.end_headers()
+            self.wfile.write(body or b"")
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def fetch_and_parse_series(base: str, archive: Path) -> str:
+    """Code for `peak`: the SDG source of the project's sources/sdg.yaml pointed at `base`, fetching and parsing
+    its one series as a flow does (archived, then parsed)."""
+    return f"""
+from tasks import catalog, registry
+from tasks.archive import RawArchive
+from tasks.http import Fetcher
+from tasks.sdg import SdgConfig, SdgSource
+from tasks.source import Batch, Client
+data = catalog.read_yaml(registry.FOLDER / "sdg.yaml", "source sdg:")
+series = dict(code={SDG_SERIES!r}, indicator={SDG_INDICATOR!r}, page_size=10000)
+data.update(base={base!r}, hosts=[{base!r}], series=[series])
+source = SdgSource(catalog.validate(SdgConfig, data, "sdg.yaml", "source sdg:"))
+fetcher = Fetcher(RawArchive({str(archive)!r}))
+def get_all(urls, kind, max_bytes=None):
+    return [fetcher.get("sdg", url, kind, source.allowed, max_bytes=max_bytes) for url in urls]
+client = Client(lambda url, kind, max_bytes=None: get_all([url], kind, max_bytes)[0], get_all)
+(batch,), _ = source.batches(client)
+(table,) = source.parse(batch, source.fetch(batch, client))[1].values()
+result = f"{{table.num_rows}} rows"
+"""

@@ -3,8 +3,11 @@ README's analyst queries, latest-release views, a moved warehouse, the report in
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -15,9 +18,11 @@ import browser
 from conftest import REPORT_PAGE, make_mirror, report_page
 from flows.cli import main
 from tasks import duckdb_views, registry, report
+from tasks.panel import PUBLISHED_TABLES
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
-README = Path(__file__).resolve().parents[1] / "README.md"
+PROJECT = Path(__file__).resolve().parents[1]
+README = PROJECT / "README.md"
 
 
 @pytest.fixture(scope="module")
@@ -58,19 +63,163 @@ def test_a_view_per_table_and_latest_views(warehouse):
                            "and category = 'Drugs'").fetchall() == [(97,)], "typed revision keys"
 
 
-def test_views_read_relative_paths_so_the_warehouse_can_move(warehouse, tmp_path, monkeypatch):
+def test_a_naive_glob_reads_the_latest_release_only(warehouse):
+    """polars, pandas and DuckDB over `firearms_seizures/*.parquet` (or the folder) read the latest IAFQ release
+    only; the older release's copy is in firearms_seizures_releases/; _history files carry the run that wrote
+    them."""
+    import pandas as pd
+    import polars as pl
+
     wh, _ = warehouse
-    moved = tmp_path / "elsewhere"
-    shutil.copytree(wh, moved, ignore=shutil.ignore_patterns("_raw", "_docs"))  # the views read _history's files
-    monkeypatch.chdir(moved)
-    with duckdb.connect(duckdb_views.DATABASE, read_only=True) as con:
-        assert con.execute("select count(*) from countries").fetchall() == [(249,)]
+    with duckdb_views.connect(wh) as con:
+        latest = con.execute("select count(*) from firearms_seizures_latest").fetchone()[0]
+        releases = con.execute("select count(distinct release_date) from firearms_seizures").fetchone()[0]
+    assert releases == 2 and latest > 10000
+    assert pl.read_parquet(wh / "firearms_seizures" / "*.parquet").height == latest
+    assert len(pd.read_parquet(wh / "firearms_seizures")) == latest
+    assert duckdb.sql(f"select count(*) from '{wh}/firearms_seizures/*.parquet'").fetchall() == [(latest,)]
+    assert [p.name for p in (wh / "firearms_seizures_releases").iterdir()] == ["2022-06-17.parquet"]
+    mexico = pl.read_parquet(wh / "firearms_seizures" / "*.parquet").filter(
+        (pl.col("iso3") == "MEX") & (pl.col("year") == 2010) & (pl.col("indicator") == "Arms seized")
+        & (pl.col("category") == "Total") & (pl.col("dimension") == "Total"))
+    assert mexico.height == 1, "counted once"
+    runs = pl.read_parquet(wh / "_history" / "firearms_seizures" / "*" / "*.parquet")["run_id"].unique()
+    assert runs.len() >= 1 and all(re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", r) for r in runs)
+
+
+@pytest.fixture(scope="session")
+def oldest_duckdb(tmp_path_factory) -> Path:
+    """The Python of a separate environment holding the oldest DuckDB release armswatch.duckdb promises to open
+    (duckdb_views.OLDEST_READER), made with the project's uv (from its cache, else PyPI); skipped when neither has
+    it (no registry reachable)."""
+    uv = shutil.which("uv") or str(PROJECT / ".tools" / "bin" / "uv")  # `make` bootstraps it there
+    if not Path(uv).exists():
+        pytest.skip(f"no uv to make a separate environment with (run `make setup`): {uv}")
+    env = tmp_path_factory.mktemp("oldest-duckdb") / "venv"
+    made = subprocess.run([uv, "venv", "-q", str(env), "--python", sys.executable], capture_output=True, text=True)
+    python = env / "bin" / "python"
+    if made.returncode == 0:
+        made = subprocess.run([uv, "pip", "install", "-q", "--python", str(python),
+                               f"duckdb=={duckdb_views.OLDEST_READER}"], capture_output=True, text=True)
+    if made.returncode != 0:
+        pytest.skip(f"duckdb=={duckdb_views.OLDEST_READER} could not be installed (registry unreachable?): "
+                    f"{made.stderr.strip()[-300:]}")
+    return python
+
+
+OLD_READER = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+print(duckdb.__version__)
+print(con.sql("select count(*) from firearms_seizures_latest").fetchone()[0])
+print(con.sql("select count(*) from treaty_status where status = 'party' and mtdsg_no = 'XVIII-12-c'").fetchone()[0])
+print(con.sql("select comment from duckdb_columns() where table_name = 'participation' and column_name = 'iso3'")
+      .fetchone()[0])
+"""
+
+
+def test_the_oldest_duckdb_of_the_year_opens_the_file_from_another_folder(warehouse, oldest_duckdb, tmp_path):
+    wh, _ = warehouse
+    with duckdb_views.connect(wh) as con:
+        latest = con.execute("select count(*) from firearms_seizures_latest").fetchone()[0]
+        parties = con.execute("select count(*) from treaty_status where status = 'party' "
+                              "and mtdsg_no = 'XVIII-12-c'").fetchone()[0]
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shown = subprocess.run([str(oldest_duckdb), "-c", OLD_READER, str(wh / duckdb_views.DATABASE)], cwd=elsewhere,
+                           capture_output=True, text=True)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [duckdb_views.OLDEST_READER, str(latest), str(parties),
+                                         "ISO 3166-1 alpha-3; null for participants that are not states"]
+
+
+def test_views_and_columns_carry_the_data_dictionary(warehouse):
+    from tasks.tables import PARTICIPATION
+
+    wh, _ = warehouse
+    with duckdb_views.connect(wh) as con:
+        views = dict(con.execute("select view_name, comment from duckdb_views() where not internal").fetchall())
+        columns = dict(con.execute("select column_name, comment from duckdb_columns() "
+                                   "where table_name = 'participation'").fetchall())
+        missing = con.execute("select table_name, column_name from duckdb_columns() where comment is null "
+                              "and table_name in (select view_name from duckdb_views() where not internal)").fetchall()
+    assert views["participation"] == PARTICIPATION.doc and views["firearms_seizures_latest"].endswith("release only.")
+    assert columns["run_id"].startswith("The armswatch run that published")
+    assert missing == [], "every column of every view is described"
+
+
+def test_a_warehouse_whose_path_has_a_comma_quote_or_bracket_gets_working_views(warehouse, tmp_path, monkeypatch):
+    wh, _ = warehouse
+    odd = tmp_path / "a,b 'c' [1]" / "wh"
+    shutil.copytree(wh, odd, ignore=shutil.ignore_patterns("_raw", "_docs", "report", "_quarantine"))
+    duckdb_views.build(odd, list(PUBLISHED_TABLES))
     monkeypatch.chdir(tmp_path)
-    with duckdb_views.connect(moved) as con:
+    with duckdb_views.connect(wh) as con:
+        rows = con.execute("select count(*) from participation").fetchone()[0]
+    with duckdb_views.connect(odd) as con:
+        assert con.execute("select count(*) from participation").fetchone()[0] == rows > 200
         assert con.execute("select count(*) from treaty_status").fetchall() == [(390,)]
-    with duckdb.connect(str(moved / duckdb_views.DATABASE), read_only=True) as con:
-        with pytest.raises(duckdb.IOException, match="No files found"):
-            con.execute("select count(*) from countries")
+        [(sql,)] = con.execute("select sql from duckdb_views() where view_name = 'countries'").fetchall()
+    assert f"'{str(odd).replace(chr(39), chr(39) * 2)}/_history/countries/" in sql, "the copy's own files"
+
+
+def test_csv_of_the_latest_release_and_a_valid_frictionless_datapackage(warehouse):
+    """csv/<table>.csv for every table (UTF-8, ISO dates, latest release only) and datapackage.json describing
+    each with its schema, descriptions, sources and licences; `frictionless validate` (the command) passes."""
+    import csv
+    import io
+
+    from tasks import datapackage
+    from tasks.tables import FIREARMS_SEIZURES, PARTICIPATION
+
+    wh, _ = warehouse
+    shown = subprocess.run([str(Path(sys.executable).with_name("frictionless")), "validate", "--json",
+                            str(wh / datapackage.PACKAGE)], capture_output=True, text=True)
+    verdict = json.loads(shown.stdout)
+    assert shown.returncode == 0 and verdict["valid"], [t["errors"][:3] for t in verdict["tasks"] if t["errors"]]
+    package = json.loads((wh / datapackage.PACKAGE).read_text())
+    resources = {r["name"]: r for r in package["resources"]}
+    assert list(resources) == [t.name for t in PUBLISHED_TABLES]
+    described = {f["name"]: f for f in resources["participation"]["schema"]["fields"]}
+    assert [f["name"] for f in resources["participation"]["schema"]["fields"]] == PARTICIPATION.schema.names
+    assert described["consent_date"]["type"] == "date" and described["is_party"]["type"] == "boolean"
+    assert described["iso3"]["description"] == "ISO 3166-1 alpha-3; null for participants that are not states"
+    assert described["mtdsg_no"]["constraints"] == {"required": True}
+    titles = {name: {s["title"] for s in r["sources"]} for name, r in resources.items()}
+    assert titles["participation"] == {registry.treaty_source().origin.title}
+    assert titles["country_year_panel"] == {o.title for o in registry.origins()[1:]}, "M49, SDG and IAFQ"
+    assert all(r["licenses"] and r["description"] for r in resources.values())
+    with duckdb_views.connect(wh) as con:
+        latest = con.execute("select count(*) from firearms_seizures_latest").fetchone()[0]
+    text = (wh / "csv" / "firearms_seizures.csv").read_bytes().decode("utf-8")
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert len(rows) == latest and {r["is_latest_release"] for r in rows} == {"true"}
+    assert list(rows[0]) == FIREARMS_SEIZURES.schema.names
+    participation = list(csv.DictReader(io.StringIO((wh / "csv" / "participation.csv").read_text("utf-8"))))
+    mexico = next(r for r in participation if r["iso3"] == "MEX" and r["mtdsg_no"] == "XVIII-12-c")
+    assert mexico["consent_date"] == "2003-04-10"
+    treaties = list(csv.DictReader(io.StringIO((wh / "csv" / "treaties.csv").read_text("utf-8"))))
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z", t["fetched_at"]) for t in treaties)
+    countries = (wh / "csv" / "countries.csv").read_bytes().decode("utf-8")
+    assert "Côte d’Ivoire" in countries and "Curaçao" in countries, "UTF-8 names"
+
+
+def test_an_output_that_cannot_be_written_fails_the_run(warehouse, tmp_path):
+    from flows.panel import OUTPUTS, analyst_outputs
+    from tasks.audit import Outcome
+    from tasks.run import Report, open_run
+
+    wh, _ = warehouse
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy, ignore=shutil.ignore_patterns("_raw", "_docs", "_quarantine"))
+    (copy / duckdb_views.DATABASE).unlink()
+    (copy / duckdb_views.DATABASE).mkdir()  # the database cannot be written there
+    reports = [Report("treaties", "run", [Outcome("XXVI-8", "published")])]
+    with open_run(str(copy), None) as run:
+        assert analyst_outputs(run, reports) == []
+    [failed] = [o for o in reports[-1].outcomes if o.status == "failed"]
+    assert failed.key == OUTPUTS and f"could not build {duckdb_views.DATABASE}" in failed.reason
+    assert not reports[-1].ok, "the run's state and exit code say so"
 
 
 def test_readme_queries_answer(warehouse):
@@ -139,6 +288,11 @@ def test_report_has_every_section_inline(warehouse):
     assert "<th>withdrawn</th>" not in regions, "no state withdrew from either treaty: no empty column"
     assert '<td>Latin America and the Caribbean</td><td class="n">33</td><td>28 (85 %)</td>' in regions
     assert '<td>Northern America</td><td class="n">2</td>' in regions
+    intermediate = regions.split("By M49 intermediate region", 1)[1]
+    assert intermediate.index("<td>Caribbean</td>") < intermediate.index("<td>South America</td>") \
+        < intermediate.index("<td>Northern America</td>") < intermediate.index("<td>Melanesia</td>"), \
+        "intermediate regions listed region by region"
+    assert '<td>Western Africa</td><td class="n">16</td>' in intermediate
     tracing = section(page, "tracing-rates")
     assert ">99.5*<" in tracing and ">100*<" not in tracing, "Mexico 2021 (99.52, footnoted) is not rounded up"
     years = re.findall(r">(20\d\d)</text>", tracing)

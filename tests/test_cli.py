@@ -63,3 +63,38 @@ def test_default_relative_warehouse(tmp_path, monkeypatch, capsys):
     assert main(["run", "--only", "treaties", "--mirror", str(SHARED), "--treaties", str(catalog)]) == 0
     assert (tmp_path / "warehouse" / "participation" / "XXVI-8.parquet").exists()
     assert (tmp_path / "warehouse" / "_docs" / "index.html").exists()
+
+
+@pytest.mark.parametrize("variable, value, problem", [
+    ("ARMSWATCH_KEEP", "abc", "ARMSWATCH_KEEP='abc': Input should be a valid integer"),
+    ("ARMSWATCH_KEEP", "0", "ARMSWATCH_KEEP='0': Input should be greater than or equal to 1"),
+    ("ARMSWATCH_REMIND_DAYS", "-1", "ARMSWATCH_REMIND_DAYS='-1': Input should be greater than or equal to 0"),
+    ("ARMSWATCH_SERVER_STARTUP_TIMEOUT", "inf", "ARMSWATCH_SERVER_STARTUP_TIMEOUT='inf': Value error, should be a "
+                                                "finite number"),
+    ("ARMSWATCH_ALERT_BLOCK", "slack", "ARMSWATCH_ALERT_BLOCK='slack': should be a block slug"),
+    ("ARMSWATCH_ALERT_URL", "hooks.example.org/TOKEN", "ARMSWATCH_ALERT_URL=(not shown: a secret): should be a URL"),
+    ("ARMSWATCH_KEPP", "3", "ARMSWATCH_KEPP='3': names no setting (known: ARMSWATCH_MIRROR, "),
+])
+def test_every_environment_setting_is_checked_before_any_flow_exit_2(tmp_path, capsys, monkeypatch, variable, value,
+                                                                     problem):
+    """`ARMSWATCH_KEEP=abc` once published and then crashed (exit 4) at the retention step."""
+    monkeypatch.setenv(variable, value)
+    assert main(["run", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"armswatch: environment: {problem}") and err.count("\n") == 1, err
+    assert "TOKEN" not in err
+    assert not (tmp_path / "wh").exists()
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_deployed_flow_checks_the_environment_before_it_opens_its_run(tmp_path, monkeypatch):
+    """Deployments call the flows without the CLI: the flow fails on the setting, before anything is published."""
+    from flows.indicators import indicators
+
+    monkeypatch.setenv("ARMSWATCH_KEEP", "abc")
+    state = indicators(warehouse=str(tmp_path / "wh"), mirror=str(SHARED), only="m49", notify=False,
+                       return_state=True)
+    assert state.is_failed()
+    problem = str(state.result(raise_on_failure=False))
+    assert "environment: ARMSWATCH_KEEP='abc': Input should be a valid integer" in problem, problem
+    assert not (tmp_path / "wh").exists()

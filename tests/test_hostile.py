@@ -265,7 +265,7 @@ def test_journal_paths_are_relative_so_a_moved_warehouse_still_rolls_forward(tmp
     assert not list((moved / "_pending").glob("*"))
 
 
-@pytest.mark.parametrize("escape", ["absolute", "dotdot", "symlink"])
+@pytest.mark.parametrize("escape", ["absolute", "dotdot", "symlink", "other_file", "other_table", "glob"])
 def test_recovery_refuses_a_journal_leading_outside_the_warehouse(tmp_path, monkeypatch, escape):
     root, outside = tmp_path / "warehouse", tmp_path / "outside"
     outside.mkdir()
@@ -278,6 +278,12 @@ def test_recovery_refuses_a_journal_leading_outside_the_warehouse(tmp_path, monk
         entry["files"][0]["history"] = str(outside / "victim.txt")
     elif escape == "dotdot":
         entry["files"][0]["current"] = "../outside/victim.txt"
+    elif escape == "other_file":  # inside the warehouse, but not a table's copy
+        entry["files"][0]["current"] = "report/index.html"
+    elif escape == "other_table":
+        entry["files"][0]["current"] = f"countries/{Path(entry['files'][0]['current']).name}"
+    elif escape == "glob":
+        entry["files"][0]["current"] = entry["files"][0]["current"].rsplit("/", 1)[0] + "/*.parquet"
     else:
         shutil.rmtree(root / "participation")
         (root / "participation").symlink_to(outside)
@@ -289,6 +295,25 @@ def test_recovery_refuses_a_journal_leading_outside_the_warehouse(tmp_path, monk
     assert victim.read_text() == "keep me" and sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
     assert journal.exists(), "kept for inspection"
     assert {p.name: p.read_bytes() for p in root.rglob("*.parquet") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("named", ["../outside/x.parquet", "*", "_history/participation/*/XCIX-1.*.parquet",
+                                   "/etc/passwd", "_history/treaties/snapshot_date=2026-11-28/XCIX-1.run-v1.parquet",
+                                   "participation/../../outside/x.parquet", "participation//XCIX-1.parquet"])
+def test_a_manifest_naming_a_path_outside_its_table_folder_is_refused(tmp_path, named):
+    """Every path a manifest names is a file of its own table's folders: reading it (the flows, status, DuckDB
+    views) fails naming the manifest and the path instead of following it."""
+    root = tmp_path / "warehouse"
+    (tmp_path / "outside").mkdir()
+    pq.write_table(wb.batch("XCIX-1", 1)[wb.PARTICIPATION], tmp_path / "outside" / "x.parquet")
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-v1", wb.batches(1), wb.SNAPSHOT)
+    manifest = json.loads((root / "_manifest.json").read_text())
+    manifest["tables"]["participation"]["XCIX-1"]["file"] = named
+    (root / "_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(PublishError, match=rf"manifest {root}/_manifest.json is refused .*{re.escape(repr(named))} is "
+                                           rf"not a table file of 'participation'"):
+        Warehouse(root).read(wb.PARTICIPATION)
 
 
 # --- 13.4 every failure is an outcome --------------------------------------------------------------------------------

@@ -4,9 +4,12 @@ ends in MemoryError rather than in the machine's memory). A behaviour bound, not
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from hostile_inputs import BUDGET_MIB, bombed_catalog, far_cell_workbook, iafq_with_far_cells, peak
+from hostile_inputs import (BUDGET_MIB, bombed_catalog, far_cell_workbook, fetch_and_parse_series, iafq_with_far_cells,
+                            peak, sdg_pages, serve, sheet_workbook)
 
 URL = "https://data.unodc.org/sites/dataportal.unodc.org/files/2026-01/data_iafq_firearms_trafficking.xlsx"
 
@@ -46,6 +49,17 @@ def test_references_off_the_grid_are_refused_with_a_bounded_quote(ref, problem):
     assert len(str(error.value)) < 300
 
 
+def test_a_row_of_more_cells_than_the_grid_has_columns_is_refused():
+    """Cells without a reference take the next column: past XFD the row is refused, not grown."""
+    from tasks import xlsx
+    from tasks.errors import ParseError
+
+    body = sheet_workbook('<row r="1">' + "<c><v>1</v></c>" * (xlsx.MAX_COLUMNS + 1) + "</row>")
+    with pytest.raises(ParseError, match=f"^unodc: {re.escape(URL)}: row 1 has a cell past column XFD, outside "
+                                         "Excel's grid; not read$"):
+        list(xlsx.rows(body, "unodc", URL))
+
+
 def test_cells_far_to_the_right_cost_what_any_cell_costs(tmp_path):
     """Every data row also holds a cell at XFD (inside the grid): read sparsely, the rows are published as usual."""
     path = tmp_path / "far.xlsx"
@@ -62,3 +76,14 @@ def test_an_alias_bomb_in_a_configuration_file_is_refused_at_its_first_anchor(tm
     assert outcome == (f"CatalogError: treaty catalog {path}: not valid YAML: anchor &l0: anchors and aliases are "
                        "not allowed here at line 2, column 16"), outcome
     assert peak_mib < BUDGET_MIB
+
+
+def test_sdg_pages_each_inside_the_cap_stop_at_the_series_budget(tmp_path):
+    """25 pages of 9 MB (each inside the 16 MiB page cap) were all held and parsed at once (eight 60 MB pages took
+    5.7 GB): pages are fetched while the series is within its byte budget, parsed one at a time."""
+    with serve(sdg_pages("", 25)) as base:
+        outcome, peak_mib = peak(fetch_and_parse_series(base, tmp_path / "_raw"))
+    page = f"{base}/Series/Data?seriesCode=VC_ARM_SZTRACE&page=1&pageSize=10000"
+    assert re.fullmatch(rf"ParseError: sdg: {re.escape(page)}: 2\d pages hold 13\d{{7}} bytes, over the 134217728-byte "
+                        r"budget per series \(max_series_bytes\)", outcome), outcome
+    assert peak_mib < BUDGET_MIB / 2, peak_mib

@@ -54,8 +54,10 @@ def test_sdg_series_are_published_with_release_and_aggregates_flagged(refreshed)
 
 def test_both_iafq_releases_and_their_revisions(refreshed):
     _, wh = refreshed
-    assert sql(wh, "select release_date::varchar, count(*) from '{wh}/firearms_seizures/*.parquet' group by 1 order by 1") == [
-        ("2022-06-17", 11032), ("2024-08-26", 15468)]
+    assert sql(wh, "select release_date::varchar, count(*) from '{wh}/firearms_seizures*/*.parquet' group by 1 "
+                   "order by 1") == [("2022-06-17", 11032), ("2024-08-26", 15468)], "with the older release beside it"
+    assert sql(wh, "select release_date::varchar, count(*) from '{wh}/firearms_seizures/*.parquet' group by 1") == [
+        ("2024-08-26", 15468)], "a glob over the table reads the latest release only"
     assert sql(wh, "select change, count(*) from '{wh}/indicator_revisions/*.parquet' group by 1 order by 1") == [
         ("added", 4785), ("removed", 349), ("value_changed", 35)]
 
@@ -129,7 +131,7 @@ def test_a_new_release_is_found_on_the_report_page_and_supersedes_the_latest(tmp
     first = make_mirror(tmp_path, {REPORT_PAGE: ("report.html", report_page("2024-08"))})
     assert main([*run, "--mirror", str(first)]) == 0
     assert sql(warehouse, "select release_date::varchar, bool_and(is_latest_release) from "
-                          "'{wh}/firearms_seizures/*.parquet' group by 1 order by 1") == [
+                          "'{wh}/firearms_seizures*/*.parquet' group by 1 order by 1") == [
         ("2022-06-17", False), ("2024-08-26", True)]
 
     # UNODC uploads a new release in November 2025, then re-uploads it the same month as _0; the page links both.
@@ -140,7 +142,7 @@ def test_a_new_release_is_found_on_the_report_page_and_supersedes_the_latest(tmp
     capsys.readouterr()
     assert main([*run, "--mirror", str(second)]) == 0, capsys.readouterr().out
     assert sql(warehouse, "select release_date::varchar, count(*), bool_and(is_latest_release), bool_or("
-                          "is_latest_release) from '{wh}/firearms_seizures/*.parquet' group by 1 order by 1") == [
+                          "is_latest_release) from '{wh}/firearms_seizures*/*.parquet' group by 1 order by 1") == [
         ("2022-06-17", 11032, False, False), ("2024-08-26", 15468, False, False), ("2025-11-14", 8, True, True)]
     assert sql(warehouse, "select iso3, subnational_code, is_subnational, value, value_text, value_flag "
                           "from '{wh}/firearms_seizures/*.parquet' where is_latest_release order by all") == [
@@ -175,8 +177,9 @@ def test_a_new_release_is_found_on_the_report_page_and_supersedes_the_latest(tmp
     assert re.search(r"^indicators +2022-06-17 +unchanged +not among the releases read this run \(no longer linked ",
                      out, re.M), out
     assert re.search(r"^indicators +2025-11-14 +unchanged ", out, re.M), out
-    assert sorted(p.stem for p in (warehouse / "firearms_seizures").glob("*.parquet")) == [
-        "2022-06-17", "2024-08-26", "2025-11-14"]
+    assert sorted(p.stem for p in (warehouse / "firearms_seizures").glob("*.parquet")) == ["2025-11-14"]
+    assert sorted(p.stem for p in (warehouse / "firearms_seizures_releases").glob("*.parquet")) == [
+        "2022-06-17", "2024-08-26"]
 
 
 def test_sdg_series_listed_under_two_releases_is_pinned_to_the_newest(tmp_path):

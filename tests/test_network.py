@@ -297,6 +297,20 @@ def test_a_redirect_within_the_declared_hosts_is_followed(two_hosts, tmp_path):
     assert Fetcher(RawArchive(tmp_path), SETTINGS).get("untc", url, "xml", frozenset({own.base})).body == DOC
 
 
+def test_a_pinned_release_with_credentials_is_named_without_them_and_refused_unasked(two_hosts, tmp_path):
+    own, _ = two_hosts
+    pinned = release(f"http://reader:s3cr3t@127.0.0.1:{own.server_address[1]}", "2024-08")
+    page = own.script("/datareport", faults.ok(b"<html><body></body></html>", "text/html"))
+    source = iafq(own.base, page, releases=[pinned])
+    get = client(Fetcher(RawArchive(tmp_path), SETTINGS), source)
+    [batch], _ = source.batches(get)
+    assert batch.name == pinned.replace("reader:s3cr3t@", "***@")
+    with pytest.raises(FetchError, match="carries credentials") as info:
+        source.fetch(batch, get)
+    assert "s3cr3t" not in str(info.value) and own.count("/datareport") == 1 and len(own.log) == 1
+    assert "s3cr3t" not in "".join(p.read_text() for p in (tmp_path / "responses").glob("*/*.json"))
+
+
 def test_a_page_of_3000_releases_gives_the_newest_max_releases(two_hosts, tmp_path):
     own, _ = two_hosts
     months = [f"{1800 + n // 12}-{n % 12 + 1:02d}" for n in range(3000)]
@@ -377,6 +391,8 @@ class _Meeting(BaseHTTPRequestHandler):
 def test_the_sources_are_fetched_at_once(tmp_path):
     """The SDG API and the UNODC report page on two hosts, each holding its first request until the other host
     was asked: fetched one source after the other, the first would wait in vain."""
+    import shutil
+
     import yaml
 
     from flows.cli import main
@@ -388,12 +404,12 @@ def test_the_sources_are_fetched_at_once(tmp_path):
         threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     sdg, unodc = servers
     folder = tmp_path / "sources"
-    folder.mkdir()
+    shutil.copytree(registry.FOLDER, folder)
     edits = {"sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
              "iafq": {"report_pages": [unodc.base + "/datareport"], "releases": [], "hosts": [unodc.base]},
              "m49": {"url": unodc.base + "/m49/", "hosts": [unodc.base]}}
     for name, edit in edits.items():
-        data = yaml.safe_load((registry.FOLDER / f"{name}.yaml").read_text())
+        data = yaml.safe_load((folder / f"{name}.yaml").read_text())
         (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
     try:
         assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1

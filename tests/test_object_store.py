@@ -26,7 +26,7 @@ import pytest
 
 import warehouse_batches as wb
 from conftest import SHARED
-from tasks.publish import PublishError, Warehouse, WarehouseBusy, fingerprint
+from tasks.publish import LeaseLost, Warehouse, WarehouseBusy, fingerprint
 
 TESTS = Path(__file__).parent
 BUCKET = "armswatch-test"
@@ -86,7 +86,8 @@ def url(name: str) -> str:
 
 @pytest.mark.usefixtures("prefect_harness")
 @pytest.mark.timeout(1200)
-def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_writes_no_data(s3, capsys, caplog):
+def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_writes_no_data(s3, capsys, caplog,
+                                                                                             tmp_path):
     import duckdb
     import polars as pl
     import pyarrow.dataset as ds
@@ -143,7 +144,17 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
     assert main(["status", "--warehouse", root]) == 1  # UNTOC 2018 is quarantined
     shown = capsys.readouterr().out
     assert re.search(r"^participation +XXVI-8 +\d+ ", shown, re.M) and "treaties / XVIII-12: quarantined" in shown
-    assert not (warehouse.root / "armswatch.duckdb").exists(), "no DuckDB file on an object store"
+    # armswatch.duckdb is in the bucket; its views name the files by URL (read here through fsspec, as a reader
+    # with httpfs would read them), so it answers from anywhere
+    copy = tmp_path / "armswatch.duckdb"
+    copy.write_bytes(fs.cat_file(f"{root.removeprefix('s3://')}/armswatch.duckdb"))
+    with duckdb.connect() as con:
+        con.register_filesystem(fs)
+        con.execute(f"attach '{copy}' as analyst (read_only)")
+        assert con.sql("select count(*) from analyst.participation").fetchall() == [(participation.num_rows,)]
+        assert con.sql("select count(*) from analyst.firearms_seizures_latest").fetchall()[0][0] > 10000
+        [(sql,)] = con.sql("select sql from duckdb_views() where view_name = 'countries'").fetchall()
+        assert f"'{root}/_history/countries/" in sql
 
     # an unchanged rerun through the CLI writes no data file, copy, history or manifest (only the raw archive, the
     # lease, the run log and the incident state)
@@ -275,10 +286,44 @@ def test_a_run_whose_lease_was_taken_over_publishes_nothing(s3, monkeypatch):
             if held._lock.lost:
                 break
             time.sleep(0.05)
-        with pytest.raises(PublishError, match="taken over by another run"):
+        with pytest.raises(LeaseLost, match="taken over by another run"):
             held.publish("run-late", wb.batches(1), wb.SNAPSHOT)
     assert warehouse.manifest()["tables"] == {}
     assert not warehouse.root.fs.find(f"{warehouse.root.path}/_history")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_paused_past_its_lease_cannot_overwrite_the_publish_of_the_run_that_took_over(s3, capsys,
+                                                                                           monkeypatch):
+    """Run A (the CLI) pauses after its last lock check, just before its manifest write; meanwhile its lease expires
+    and run B takes it over and publishes. A resumes: its commit is fenced (the manifest is no longer the version A
+    read), A exits 3 and B's publish stays as B left it."""
+    from flows.cli import main
+
+    root = url("fenced")
+    real, seen = Warehouse._write_manifest, {}
+
+    def paused(self, data):
+        if not seen:  # A's first commit: while A is paused, B takes over the expired lease and publishes
+            seen["a"] = "paused"
+            lock = Warehouse(root).root / "_lock.json"
+            lock.write_bytes(json.dumps({"holder": "run A, paused",
+                                         "expires": datetime.now(timezone.utc).isoformat()}).encode())
+            with Warehouse(root).locked(timeout=0) as b:
+                b.publish("run-b", wb.batches(7), wb.SNAPSHOT)
+                seen["b"] = b.manifest()
+        return real(self, data)
+
+    monkeypatch.setattr(Warehouse, "_write_manifest", paused)
+    assert main(["run", "--only", "m49", "--mirror", str(SHARED), "--warehouse", root]) == 3
+    err = capsys.readouterr().err.strip().splitlines()  # the progress bars, then one line
+    assert err[-1].startswith(f"armswatch: warehouse {root}: another run committed _manifest.json since this run "
+                              f"read it"), err
+    after = Warehouse(root)
+    assert after.manifest() == seen["b"] and "countries" not in after.manifest()["tables"]
+    assert {(t.name, k): fingerprint(after.read_batch(t, k)) for k in wb.KEYS for t in wb.TABLES} == {
+        (t.name, k): fingerprint(d) for k, b in wb.batches(7).items() for t, d in b.items()}
+    assert not after.root.fs.find(f"{after.root.path}/_history/countries"), "A left no data file"
 
 
 @pytest.mark.usefixtures("prefect_harness")
@@ -294,10 +339,24 @@ def test_a_bucket_that_cannot_be_written_exits_3(s3, capsys):
 @pytest.mark.parametrize(("warehouse", "problem"), [
     ("nosuchscheme://bucket/x", "unsupported warehouse URL"),
     ("s3://key:secret@bucket/x", "carries credentials"),
+    ("s3://", "names no bucket"),
+    ("s3:", "is not of the form scheme://bucket/prefix"),
+    ("s3:name", "is not of the form scheme://bucket/prefix"),
+    ("s3:///x", "names no bucket"),
+    ("s3://bucket/x?secret=1", "has a query string or fragment"),
+    ("s3://bucket/x#secret", "has a query string or fragment"),
+    ("s3://bucket/a/../x", "'..' segment"),
+    ("s3://bucket//x", "empty, '.' or '..' segment"),
+    ("s3://bucket/x*", "glob character"),
+    ("s3://bucket:9000/x", "port"),
+    ("file://otherhost/x", "names host"),
 ])
-def test_unusable_warehouse_urls_exit_2(warehouse, problem, capsys):
+@pytest.mark.parametrize("command", ["run", "status"])
+def test_unusable_warehouse_urls_exit_2_and_write_nothing(warehouse, problem, command, capsys, tmp_path, monkeypatch):
     from flows.cli import main
 
-    assert main(["run", "--warehouse", warehouse]) == 2
+    monkeypatch.chdir(tmp_path)
+    assert main([command, "--warehouse", warehouse]) == 2
     err = capsys.readouterr().err
-    assert problem in err and "secret" not in err
+    assert problem in err and "secret" not in err and len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == [], "no local folder such as ./s3: was written"

@@ -11,10 +11,12 @@ import importlib
 import json
 import os
 import re
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -193,6 +195,18 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _server_of(pid: int) -> int | None:
+    """The temporary Prefect server the CLI `pid` started (once its child has become it: fork, then exec)."""
+    for child in _children(pid):
+        try:
+            if (Path("/proc") / str(child) / "cmdline").read_text().split("\0")[1:4] == ["-m", "flows.server",
+                                                                                       "serve"]:
+                return child
+        except OSError:
+            pass
+    return None
+
+
 def _wait(condition, what: str):
     deadline = time.monotonic() + DEADLINE
     while not condition():
@@ -212,9 +226,8 @@ def test_the_temporary_server_never_outlives_a_killed_cli(fresh_env, tmp_path):
     proc = subprocess.Popen([str(ARMSWATCH), "run", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh")],
                             cwd=PROJECT, env=fresh_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait(lambda: _children(proc.pid), "the CLI started its server")
-        server = _children(proc.pid)[0]
-        assert (Path("/proc") / str(server) / "cmdline").read_text().split("\0")[1:4] == ["-m", "flows.server", "serve"]
+        _wait(lambda: _server_of(proc.pid), "the CLI started its server")
+        server = _server_of(proc.pid)
         proc.kill()
         proc.wait()
         _wait(lambda: not _alive(server), "the orphaned server stopped")
@@ -239,22 +252,108 @@ def test_the_temporary_server_migrates_only_a_database_not_at_the_newest_migrati
                 assert get_current_settings().server.database.migrate_on_start is not ready, database.name
 
 
-def test_sigterm_still_prints_the_summary_and_exits_4(fresh_env, tmp_path):
+# Seconds from a termination signal to the CLI's exit: issue 20 asks 15 on an idle machine; a signal that lands inside
+# an import is raised once the import is done (tasks/run.py outside_imports), and importing Great Expectations took
+# 17 s on the 2-core machine shared by 7 test runs, so the bound here only catches a run that does not stop.
+STOP_WITHIN = 60
+
+
+@pytest.fixture(scope="module")
+def published(fresh_env, tmp_path_factory) -> Path:
+    """A warehouse after one full offline run: the last good tables that a stopped run must leave intact."""
+    wh = tmp_path_factory.mktemp("published") / "wh"
+    assert cli(fresh_env, "run", "--mirror", str(SHARED), "--warehouse", str(wh)).returncode == 1
+    return wh
+
+
+def _files(folder: Path, pattern: str) -> set[Path]:
+    return set(folder.glob(pattern))
+
+
+def _latest_flow_run_is_auditing(env: dict) -> bool:
+    """The run's audit task (validation, then the publish) is running, as the Prefect server recorded it."""
+    with closing(sqlite3.connect(f"file:{Path(env['PREFECT_HOME']) / 'prefect.db'}?mode=ro", uri=True)) as db:
+        return db.execute("select count(*) from task_run where flow_run_id = (select id from flow_run order by "
+                          "created desc limit 1) and name like 'audit and publish%' and state_type = 'RUNNING'"
+                          ).fetchone()[0] > 0
+
+
+def _published_files(wh: Path) -> dict[tuple[str, str], str]:
+    """(table, batch) -> the file the manifest names; each one must exist and be readable Parquet."""
+    import pyarrow.parquet as pq
+
+    manifest = json.loads((wh / "_manifest.json").read_text())
+    files = {(table, batch): entry["file"] for table, batches in manifest["tables"].items()
+             for batch, entry in batches.items()}
+    for file in files.values():
+        assert pq.read_metadata(wh / file).num_rows >= 0
+    return files
+
+
+POINTS = {  # what shows that a `--force` run over a published warehouse is at that point
+    "fetch": lambda env, wh, before: _files(wh, "_raw/responses/*/*.json") - before["responses"],
+    "validate": lambda env, wh, before: _latest_flow_run_is_auditing(env),
+    "publish": lambda env, wh, before: _files(wh, "_history/*/*/*.parquet") - before["history"],
+}
+
+
+@pytest.mark.parametrize("point, signum, again", [("fetch", signal.SIGINT, False),
+                                                  ("validate", signal.SIGTERM, False),
+                                                  ("publish", signal.SIGINT, False),
+                                                  ("publish", signal.SIGINT, True)])
+def test_a_signal_to_the_process_group_stops_the_run_within_seconds(fresh_env, published, tmp_path, point, signum,
+                                                                    again):
+    """Ctrl-C in a terminal, or SIGTERM from systemd or `timeout`, reaches the whole process group: the run stops,
+    prints what it published and exits 4, the Prefect server (its own session) still records the end and is
+    stopped last. A second Ctrl-C ends the process at once; what was published stays whole either way."""
     wh = tmp_path / "wh"
-    proc = subprocess.Popen([str(ARMSWATCH), "run", "--mirror", str(SHARED), "--warehouse", str(wh)], cwd=PROJECT,
-                            env=fresh_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    shutil.copytree(published, wh)
+    good = _published_files(wh)
+    before = {"responses": _files(wh, "_raw/responses/*/*.json"), "history": _files(wh, "_history/*/*/*.parquet")}
+    proc = subprocess.Popen([str(ARMSWATCH), "run", "--force", "--mirror", str(SHARED), "--warehouse", str(wh)],
+                            cwd=PROJECT, env=fresh_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
     try:
-        _wait(lambda: any((wh / "_raw" / "responses").glob("*/*.json")), "the run fetches")
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=DEADLINE)
+        _wait(lambda: _server_of(proc.pid), "the CLI started its server")
+        server = _server_of(proc.pid)
+        _wait(lambda: POINTS[point](fresh_env, wh, before) or proc.poll() is not None, f"the run is at {point}")
+        assert proc.poll() is None, f"the run ended before {point}"
+        os.killpg(proc.pid, signum)
+        if again:
+            time.sleep(0.2)
+            os.killpg(proc.pid, signum)
+        out, err = proc.communicate(timeout=STOP_WITHIN)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 4, err[-3000:]
-    assert "the run ended early: " in out and out.startswith("flow"), out + err[-3000:]
-    log = json.loads(next((wh / "_runs").glob("*.json")).read_text())
-    assert "SIGTERM" in log["crash"] and not log["ok"]
-    assert not (wh / ".lock.owner").exists(), "the lock was released"
+            proc.communicate()
+    if again:
+        assert proc.returncode == -signum, "a second Ctrl-C ends the process at once"
+        _wait(lambda: not _alive(server), "the kernel stopped the orphaned server")
+    else:
+        assert proc.returncode == 4, err[-3000:]
+        assert not _alive(server), "the CLI stopped its server before it exited"
+        assert out.startswith("flow") and "total: " in out, out + err[-3000:]
+        assert f"the run ended early: terminated by {signum.name}" in out, out
+        assert "Event(" not in err and "Traceback" not in err, err[-3000:]
+        log = json.loads(max((wh / "_runs").glob("*.json")).read_text())  # run ids begin with their start time
+        assert signum.name in log["crash"] and not log["ok"], "the run log records the stop"
+        assert not (wh / ".lock.owner").exists(), "the lock was released"
+    assert _published_files(wh).keys() >= good.keys(), "every batch published before stays published"
+    assert cli(fresh_env, "status", "--warehouse", str(wh)).returncode == 1, "status reads it (a quarantine open)"
+
+
+def test_a_stopped_runs_last_steps_are_waited_for_a_few_seconds_only():
+    """A stopped run's artifacts and notices get a bounded wait (flows/steps.py finish), so a notification
+    destination that never answers cannot hold the stop."""
+    from flows.steps import within
+
+    never = threading.Event()
+    with pytest.raises(TimeoutError, match="the run was stopped"):
+        within(0.1, never.wait)
+    assert within(None, str, 7) == within(5, str, 7) == "7"
+    with pytest.raises(KeyError):
+        within(5, {}.__getitem__, "missing")
 
 
 def test_a_sigterm_inside_an_import_is_raised_once_the_import_is_done(tmp_path, monkeypatch):
@@ -365,6 +464,16 @@ def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys,
     assert participation["XXVI-8"]["as_of"] == "2018-01-15" and participation["XXVI-8"]["published_at"]
     assert [q["batch"] for q in status["open_quarantines"]] == ["XVIII-12-c"]
     assert status["last_runs"][0]["counts"]["quarantined"] == 1 and not status["last_runs"][0]["ok"]
+    flow_run = status["last_runs"][0]["flow_run"]
+    assert flow_run["state"] == "Failed" and flow_run["flow"] == "armswatch-treaties" and len(flow_run["id"]) == 36
+    assert flow_run["url"].endswith(flow_run["id"]) and flow_run["name"] in text
+    assert status["treaties_without_data"] == ["XVIII-12-c"] and "treaties with no published data: XVIII-12-c" in text
+    assert participation["XXVI-8"]["as_of_meaning"] == "status as at"
+    assert all(len(line) <= 100 for line in text.splitlines() if str(wh) not in line), "fits 100 columns"
+    sha = participation["XXVI-8"]["source_sha256"][0]
+    assert sha not in text and sha[:8] in text, "sha256s shortened"
+    assert main(["status", "--warehouse", str(wh), "--wide"]) == 1
+    assert sha in capsys.readouterr().out
     assert main(["status", "--warehouse", str(tmp_path / "nothing")]) == 2
     assert main(["status", "--warehouse", str(tmp_path / "catalog.yaml")]) == 2
     assert "is a file, not a folder" in capsys.readouterr().err
@@ -372,3 +481,58 @@ def test_status_text_and_json_on_a_warehouse_with_a_quarantine(tmp_path, capsys,
         readonly.setattr(os, "access", lambda path, mode, **kw: not mode & os.W_OK)
         assert main(["status", "--warehouse", str(wh), "--json"]) == 1
     assert json.loads(capsys.readouterr().out)["open_quarantines"]
+
+
+def _damage_manifest(change):
+    def damage(wh: Path) -> None:
+        manifest = json.loads((wh / "_manifest.json").read_text())
+        change(manifest["tables"]["participation"], wh)
+        (wh / "_manifest.json").write_text(json.dumps(manifest))
+    return damage
+
+
+def _replace_with_fifo(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+DAMAGE = {  # what is damaged -> (how, the file the one line names)
+    "a FIFO named in the manifest": (_damage_manifest(lambda batches, wh: _replace_with_fifo(
+        wh / batches["XXVI-8"]["file"])), "_history/participation/"),
+    "the manifest a FIFO": (lambda wh: _replace_with_fifo(wh / "_manifest.json"), "_manifest.json"),
+    "a corrupt manifest": (lambda wh: (wh / "_manifest.json").write_text('{"tables": {"x": '), "_manifest.json"),
+    "wrong types in the manifest": (_damage_manifest(lambda batches, wh: batches["XXVI-8"].update(file=7)),
+                                    "_manifest.json"),
+    "a batch that is a list": (_damage_manifest(lambda batches, wh: batches.update({"XXVI-8": []})),
+                               "_manifest.json"),
+    "a missing `file`": (_damage_manifest(lambda batches, wh: batches["XXVI-8"].pop("file")), "_manifest.json"),
+    "a file outside the warehouse": (_damage_manifest(lambda batches, wh: batches["XXVI-8"].update(
+        file="../../../../../../etc/hostname")), "_manifest.json"),
+    "a named file that is not Parquet": (_damage_manifest(lambda batches, wh: (wh / batches["XXVI-8"]["file"])
+                                                          .write_text("PAR1 no")), "participation"),
+    "a corrupt run log": (lambda wh: next((wh / "_runs").glob("*.json")).write_text("{\"run_id\": "), "_runs/"),
+    "a run log with wrong types": (lambda wh: next((wh / "_runs").glob("*.json")).write_text('{"run_id": 1}'),
+                                   "_runs/"),
+    "a run log that is a FIFO": (lambda wh: _replace_with_fifo(wh / "_runs" / "20991231T000000Z-fifo.json"),
+                                 "20991231T000000Z-fifo.json"),
+    "a corrupt incidents file": (lambda wh: (wh / "_state" / "incidents.json").write_text("[1"), "incidents.json"),
+    "incidents of the wrong shape": (lambda wh: (wh / "_state" / "incidents.json").write_text('{"a": {"runs": "x"}}'),
+                                     "incidents.json"),
+    "an incidents file that is a FIFO": (lambda wh: _replace_with_fifo(wh / "_state" / "incidents.json"),
+                                         "incidents.json"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
+def test_status_of_a_damaged_warehouse_is_one_line_naming_the_file_and_exit_2(fresh_env, published, tmp_path,
+                                                                               damage):
+    wh = tmp_path / "wh"
+    shutil.copytree(published, wh)
+    how, named = DAMAGE[damage]
+    how(wh)
+    result = subprocess.run([str(ARMSWATCH), "status", "--warehouse", str(wh)], cwd=PROJECT, env=fresh_env,
+                            capture_output=True, text=True, timeout=10)  # a FIFO read would block forever
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert len(result.stderr.splitlines()) == 1 and result.stdout == "", result.stderr
+    assert result.stderr.startswith(f"armswatch: warehouse {wh} is damaged: ") and named in result.stderr, \
+        result.stderr

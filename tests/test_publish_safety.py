@@ -16,6 +16,7 @@ import os
 import random
 import re
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from collections import Counter
 from datetime import date, datetime, timezone
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -342,8 +344,9 @@ def test_force_republishes_everything(warehouse_v1):
         for key in wb.KEYS:
             name = f"{table.name}/{key}.parquet"
             assert after[name][0] != before[name][0], f"{name} was not rewritten"
-            assert pq.read_table(io.BytesIO(after[name][1])).equals(pq.read_table(io.BytesIO(before[name][1]))), \
-                "same data (the metadata names the new run)"
+            new, old = pq.read_table(io.BytesIO(after[name][1])), pq.read_table(io.BytesIO(before[name][1]))
+            assert new.drop_columns("run_id").equals(old.drop_columns("run_id")), "same data"
+            assert set(new["run_id"].to_pylist()) == {"run-forced"} and set(old["run_id"].to_pylist()) == {"run-v1"}
     assert history(root) - old_history == {
         f"{t.name}/snapshot_date={wb.SNAPSHOT}/{k}.run-forced.parquet" for t in wb.TABLES for k in wb.KEYS}
     assert_clean(root)
@@ -405,3 +408,90 @@ def test_a_warehouse_published_before_the_manifest_is_read_and_updated_in_place(
         assert fingerprint(warehouse.read_batch(wb.PARTICIPATION, changed)) == fingerprint(
             wb.batch(changed, 2)[wb.PARTICIPATION])
     assert copies(root) == state(root)
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o027])
+def test_the_manifest_and_data_files_are_as_readable_as_the_umask_makes_files(tmp_path, mask):
+    """Another user can follow the manifest recipe whenever they can read the data: every file a publish writes
+    gets the mode a plain new file gets (0666 less the umask), never 0600."""
+    previous = os.umask(mask)
+    try:
+        root = tmp_path / "warehouse"
+        with Warehouse(root).locked() as warehouse:
+            warehouse.publish("run-v1", wb.batches(1), wb.SNAPSHOT)
+        (tmp_path / "plain").write_bytes(b"")
+    finally:
+        os.umask(previous)
+    expected = stat.S_IMODE((tmp_path / "plain").stat().st_mode)
+    assert expected == 0o666 & ~mask
+    written = [root / "_manifest.json", *root.glob("*/*.parquet"), *(root / "_history").rglob("*.parquet")]
+    assert len(written) == 1 + 2 * 2 * len(wb.KEYS)
+    assert {p.relative_to(root).as_posix(): oct(stat.S_IMODE(p.stat().st_mode)) for p in written} == {
+        p.relative_to(root).as_posix(): oct(expected) for p in written}
+
+
+def seizures(release: date, latest: bool) -> dict:
+    from tasks.tables import FIREARMS_SEIZURES
+
+    rows = [{"release_date": release, "iso3": "MEX", "is_subnational": False, "indicator": "Arms seized",
+             "year": 2010, "value": 100 + release.year, "is_latest_release": latest}]
+    return {FIREARMS_SEIZURES: pa.Table.from_pylist(rows, schema=FIREARMS_SEIZURES.schema)}
+
+
+def test_older_releases_are_copied_beside_the_table_so_a_glob_reads_the_latest_only(tmp_path):
+    """The glob copy of a release that is no longer the latest moves to <table>_releases/, in the commit that marks
+    it so; a warehouse whose old release copy is still in <table>/ (published before) gets it moved by the next
+    publish of that batch, even with unchanged data."""
+    root = tmp_path / "warehouse"
+    old, new = date(2022, 6, 17), date(2024, 8, 26)
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish("run-1", {"2022-06-17": seizures(old, True)}, wb.SNAPSHOT)
+        assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2022-06-17.parquet"]
+        warehouse.publish("run-2", {"2022-06-17": seizures(old, False), "2024-08-26": seizures(new, True)},
+                          wb.SNAPSHOT)
+    assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2024-08-26.parquet"]
+    assert sorted(p.name for p in (root / "firearms_seizures_releases").iterdir()) == ["2022-06-17.parquet"]
+    assert pq.read_table(root / "firearms_seizures").column("release_date").to_pylist() == [new]
+    manifest = json.loads((root / "_manifest.json").read_text())["tables"]["firearms_seizures"]
+    assert manifest["2022-06-17"]["copy"] == "firearms_seizures_releases/2022-06-17.parquet"
+
+    # a warehouse from before: the old release's copy in firearms_seizures/, no "copy" in its manifest entry
+    (root / "firearms_seizures_releases" / "2022-06-17.parquet").rename(root / "firearms_seizures" / "2022-06-17.parquet")
+    legacy = json.loads((root / "_manifest.json").read_text())
+    del legacy["tables"]["firearms_seizures"]["2022-06-17"]["copy"]
+    (root / "_manifest.json").write_text(json.dumps(legacy))
+    with Warehouse(root).locked() as warehouse:
+        result = warehouse.publish("run-3", {"2022-06-17": seizures(old, False)}, wb.SNAPSHOT)
+    assert result.unchanged == ["2022-06-17"], "the data is as published: no new history file"
+    assert sorted(p.name for p in (root / "firearms_seizures").iterdir()) == ["2024-08-26.parquet"]
+    assert sorted(p.name for p in (root / "firearms_seizures_releases").iterdir()) == ["2022-06-17.parquet"]
+    assert not list((root / "_history").rglob("*.run-3.parquet"))
+
+
+def test_the_readmes_as_published_at_time_t_recipe_tells_two_runs_of_one_day_apart(tmp_path):
+    """The README's history query, run as written (its path and time replaced), gives each batch as the runs
+    started before T left it, although both runs wrote into the same snapshot_date folder."""
+    import duckdb
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    recipe = re.search(r"History: every published.*?```sql\n(.*?)```", readme, re.S).group(1)
+    root = tmp_path / "warehouse"
+    morning, evening = "20261128T090000Z-aaaaaa", "20261128T170000Z-bbbbbb"
+    with Warehouse(root).locked() as warehouse:
+        warehouse.publish(morning, wb.batches(1), wb.SNAPSHOT)
+        warehouse.publish(evening, wb.batches(2, keys=wb.KEYS[:1]), wb.SNAPSHOT)
+
+    def as_published(before: str) -> dict[str, int]:
+        sql = recipe.replace("warehouse/", f"{root}/").replace("'20260115T000000Z'", f"'{before}'")
+        relation = duckdb.sql(sql)
+        at = relation.columns.index("consent_date")
+        rows = relation.fetchall()
+        return {key: sorted({r[at] for r in rows if r[0] == key}) for key in wb.KEYS}
+
+    def expected(versions: dict[str, int]) -> dict[str, list]:
+        return {key: sorted(r["consent_date"] for r in wb.batch(key, v)[wb.PARTICIPATION].to_pylist())
+                for key, v in versions.items()}
+
+    assert as_published("20261128T120000Z") == expected({k: 1 for k in wb.KEYS})
+    assert as_published("20261129T000000Z") == expected({"XCIX-1": 2, "XCIX-2": 1, "XCIX-3": 1})
+    assert as_published("20261128T000000Z") == {k: [] for k in wb.KEYS}

@@ -53,15 +53,17 @@ def test_only_published_tables_get_views_and_the_page_names_what_is_missing(tmp_
     assert '<a href="MEX.html">Mexico</a>' in (folder / "index.html").read_text()
 
 
-def test_view_statements_read_relative_paths():
-    seizures = ["_history/firearms_seizures/snapshot_date=2026-11-29/2022-06-17.r1.parquet",
-                "_history/firearms_seizures/snapshot_date=2026-11-29/2024-08-26.r1.parquet"]
-    statements = duckdb_views.view_statements({"firearms_seizures": seizures, "treaties": ["treaties/IV-4.parquet"]})
+def test_view_statements_quote_each_absolute_path_whole():
+    seizures = ["/data/a,b 'c' [1]/_history/firearms_seizures/snapshot_date=2026-11-29/2022-06-17.r1.parquet",
+                "/data/a,b 'c' [1]/_history/firearms_seizures/snapshot_date=2026-11-29/2024-08-26.r1.parquet"]
+    statements = duckdb_views.view_statements({"firearms_seizures": seizures, "treaties": ["/w/treaties/IV-4.parquet"]})
+    quoted = [p.replace("'", "''") for p in seizures]
     assert statements[0] == ('CREATE OR REPLACE VIEW "firearms_seizures" AS SELECT * FROM '
-                             f"read_parquet(['{seizures[0]}', '{seizures[1]}'], union_by_name = true)")
+                             f"read_parquet(['{quoted[0]}', '{quoted[1]}'], union_by_name = true, "
+                             f"hive_partitioning = false)")
     assert statements[1].startswith('CREATE OR REPLACE VIEW "firearms_seizures_latest" AS SELECT * FROM '
                                     '"firearms_seizures" WHERE is_latest_release')
-    assert len(statements) == 3 and "/tmp" not in " ".join(statements)
+    assert len(statements) == 3
 
 
 def test_world_map_shapes_projected_and_the_antimeridian_drawn_on_both_sides():

@@ -219,3 +219,11 @@ def test_infinite_value_string_is_kept_for_the_suite():
     page = edited(recorded_pages(TRACE)[2], lambda doc: doc.update(totalElements=4, totalPages=1, pageNumber=1)
                   or doc["data"][0].update(value="Infinity"))
     assert sdg.observations([page], "r", FETCHED)["value"][0].as_py() == float("inf")
+
+
+def test_pages_over_the_series_byte_budget_are_not_parsed():
+    pages = recorded_pages(TRACE)
+    budget = sum(len(body) for _, body in pages) - 1
+    with pytest.raises(ParseError, match=rf"3 pages hold {budget + 1} bytes, over the {budget}-byte budget per series"):
+        sdg.observations(pages, "r", FETCHED, limits=sdg.Limits(max_series_bytes=budget))
+    assert sdg.observations(pages, "r", FETCHED, limits=sdg.Limits(max_series_bytes=budget + 1)).num_rows == 104
