@@ -183,7 +183,8 @@ def _configured(args) -> None:
 
     environment()
     catalog.load(args.treaties)
-    registry.treaty_source(args.sources)
+    if getattr(args, "only", None) in (None, "treaties"):  # the treaty source's origin and hosts, when treaties run
+        registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 
