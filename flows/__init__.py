@@ -1,6 +1,6 @@
 """Prefect flows for armswatch and the `armswatch` CLI. Analytics of Prefect and GX are off by default, and Great
 Expectations' log lines go to Prefect's logs of the run (PREFECT_LOGGING_EXTRA_LOGGERS; read when Prefect is
-imported, so deployments.yaml sets it too)."""
+imported, so prefect.yaml sets it too)."""
 
 import os
 

@@ -4,6 +4,7 @@
                 [--only treaties|indicators|<source>] [--force] [--verbose]
   armswatch status [--warehouse DIR|URL] [--json | --wide]
   armswatch record DIR [--treaties FILE] [--sources DIR]
+  armswatch automations apply [--alert-block SLUG]
   armswatch docs
 
 Exit codes:
@@ -74,6 +75,11 @@ def parser() -> argparse.ArgumentParser:
     rec.add_argument("--treaties", help=TREATIES_HELP)
     rec.add_argument("--sources", help=SOURCES_HELP)
     rec.add_argument("--mirror", help="record from another mirror instead of the live URLs (for testing)")
+    auto = sub.add_parser("automations", help="Prefect automations (automations/*.yaml) on the server of "
+                                              "PREFECT_API_URL")
+    auto.add_argument("action", choices=["apply"], help="create or replace them, notifying the alert channel")
+    auto.add_argument("--alert-block", help="notification block slug (default: ARMSWATCH_ALERT_URL or "
+                                            "ARMSWATCH_ALERT_BLOCK)")
     sub.add_parser("docs", help="print the data dictionary (Markdown) of every table")
     return p
 
@@ -129,6 +135,8 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
             return _status(args)
         if args.command == "record":
             return _record(args, api)
+        if args.command == "automations":
+            return _automations(args, api)
         from tasks.dictionary import markdown
 
         print(markdown())
@@ -175,7 +183,8 @@ def _configured(args) -> None:
 
     environment()
     catalog.load(args.treaties)
-    registry.treaty_source(args.sources)
+    if getattr(args, "only", None) in (None, "treaties"):  # the treaty source's origin and hosts, when treaties run
+        registry.treaty_source(args.sources)
     registry.load(args.sources)
 
 
@@ -195,6 +204,7 @@ def _run(args, api: PrefectAPI) -> int:
         from flows.indicators import indicators
         from flows.ratification import ratification
         from flows.refresh import refresh
+        from flows.steps import reports_of
         from tasks.alerts import summary_lines
         from tasks.run import Report, offline
 
@@ -213,10 +223,7 @@ def _run(args, api: PrefectAPI) -> int:
             state = indicators(sources=args.sources, only=args.only, **params)
         else:
             state = refresh(treaties=args.treaties, sources=args.sources, **params)
-    data = state.result(raise_on_failure=False)
-    if isinstance(data, BaseException):  # the flow ended before it had a report: lock held, warehouse unusable
-        raise data
-    reports: list[Report] = data if isinstance(data, list) else [data]
+    reports: list[Report] = reports_of(state)  # raises what ended a flow before it had a report (lock held, ...)
     unreachable = offline(reports)
     code = (EXIT_CRASH if any(r.crash for r in reports) else EXIT_INFRASTRUCTURE if unreachable
             else EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED)
@@ -241,6 +248,21 @@ def _status(args) -> int:
         return _fail(f"warehouse {root} is damaged: {exc}", EXIT_USAGE)
     print(json.dumps(report, indent=1) if args.json else text(report, wide=args.wide))
     return EXIT_QUARANTINED if report["open_quarantines"] else EXIT_OK
+
+
+def _automations(args, api: PrefectAPI) -> int:
+    """Apply the automation files to the lasting server the deployments run on (not a temporary one)."""
+    from flows.automations import AutomationsError, apply
+
+    if not api.configured:
+        return _fail("automations need the Prefect server the deployments run on: set PREFECT_API_URL", EXIT_USAGE)
+    try:
+        with api:
+            names = apply(args.alert_block)
+    except AutomationsError as exc:
+        return _fail(exc, EXIT_USAGE)
+    print(f"applied {len(names)} automation(s): {', '.join(names)}")
+    return EXIT_OK
 
 
 def _record(args, api: PrefectAPI) -> int:

@@ -18,11 +18,12 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import PrefectFuture
 
-from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, reported
+from flows.panel import outputs
+from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, opened, reported
 from tasks import registry
 from tasks.archive import Response
 from tasks.audit import Outcome
-from tasks.run import STAGES, Report, Run, use_run
+from tasks.run import STAGES, Report, Run
 from tasks.source import Batch, Client, Source
 
 
@@ -117,18 +118,32 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
                only: str | None = None, force: bool = False, notify: bool = True,
                alert_block: str | None = None, run: Run | None = None):
-    """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive. Ends Failed
-    when a batch was quarantined or failed (after publishing the others and alerting)."""
+    """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive; when something
+    was published (and the flow runs on its own), rebuild treaty status, the panel, the DuckDB file and the
+    report. Ends Failed when a batch was quarantined or failed (after publishing the others and alerting).
+
+    Args:
+        warehouse: Where the tables go: a folder (relative to the working directory) or a URL such as
+            s3://bucket/prefix.
+        mirror: A recorded mirror folder (DIR/manifest.json) served instead of the live URLs; empty for live.
+        force: Parse, validate and republish even batches whose sources did not change.
+        sources: Folder of <source>.yaml configurations; empty: the project's sources/.
+        only: One registered source by name (e.g. sdg); empty: every source.
+        alert_block: Slug of a Prefect notification block for alerts (e.g. slack-webhook/armswatch-alerts); empty:
+            ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
+        notify: Internal: False when a parent flow reports and alerts for the whole run.
+        run: Internal: the run (lock, run id) a parent flow opened.
+    """
     configured = registry.load(sources, only)
-    with (use_run(run, warehouse, mirror, force) as run,
+    with (opened(run, warehouse, mirror, force, alert_block) as run,
           reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
-                   alert_block) as report):
+                   alert_block, then=outputs) as reports):
         fetching = [fetch_source.submit(run, source) for source in configured]  # every source fetched at once
         for source, fetched in zip(configured, fetching):
             for outcome in run_source(run, source, fetched):
                 outcome.source = source.name
-                report.outcomes.append(outcome)
-    return final_state([report])
+                reports[0].outcomes.append(outcome)
+    return final_state(reports)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,8 @@ warehouse/armswatch.duckdb and warehouse/report/index.html.
 Upstream: none; everything is read from what is published in the warehouse (countries comes from the registered
 M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed:
 countries, treaty_status, treaty_status_by_year, country_year_panel.
-Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows).
+Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows); a treaties or
+indicators flow run on its own runs them too (`outputs`) when it published something.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from flows.steps import audit, final_state, reported
+from flows.steps import audit, final_state, opened, reported, reports_of
 from tasks import catalog, country_pages, datapackage, duckdb_views, panel, report, storage
 from tasks.audit import Outcome
 from tasks.publish import file_name
-from tasks.run import Report, Run, use_run
+from tasks.run import Report, Run
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
                           TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
@@ -60,12 +61,13 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
     not rebuilt when their inputs (the published files they read and the catalog) are those they were last built
     from. Fetches nothing. Ends Failed when a batch failed (after publishing the others and alerting)."""
     entries = catalog.load(treaties)
-    with (use_run(run, warehouse, None, force) as run,
-          reported(Report("panel", run.id, sources=[SOURCE]), run, notify, alert_block) as report):
+    with (opened(run, warehouse, None, force, alert_block) as run,
+          reported(Report("panel", run.id, sources=[SOURCE]), run, notify, alert_block) as reports):
+        report = reports[0]
         if not run.warehouse.batches(COUNTRIES):
             reason = "the countries table (UNSD M49) is not published: run the m49 source first (armswatch run)"
             report.outcomes = audit(run, (), {}, {TREATY_STATUS.name: reason, panel.PANEL.name: reason})
-            return final_state([report])
+            return final_state(reports)
         catalog_text = ",".join(f"{e.id}={e.short_name or ''}" for e in entries)
         published = run.warehouse.batches(TREATIES)  # from the manifest: no data is read unless something is built
         for tables, keys, inputs, build in (
@@ -83,7 +85,7 @@ def country_year_panel(warehouse: str = "warehouse", treaties: str | None = None
             except Exception as exc:  # a table that cannot be derived is a failed batch, reported and alerted
                 staged, errors = {}, {tables[0].name: exc}
             report.outcomes += audit(run, tables, staged, errors)
-    return final_state([report])
+    return final_state(reports)
 
 
 def failing(reports: list[Report]) -> str:
@@ -96,9 +98,9 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     built_for = root / BUILT_FOR
-    outputs = (root / duckdb_views.DATABASE, root / "report" / "index.html",
-               root / "report" / report.COUNTRY_INDEX, built_for)
-    return published or not all(p.exists() for p in outputs) or built_for.read_text() != failing(reports)
+    built = (root / duckdb_views.DATABASE, root / "report" / "index.html", root / "report" / report.COUNTRY_INDEX,
+             built_for)
+    return published or not all(p.exists() for p in built) or built_for.read_text() != failing(reports)
 
 
 @task(cache_policy=NO_CACHE)
@@ -151,3 +153,17 @@ def output_failed(reports: list[Report], reason: str) -> None:
     """An analyst output that could not be written: a failed outcome of the run's last report."""
     get_run_logger().error(reason)
     reports[-1].outcomes.append(Outcome(OUTPUTS, "failed", reason=reason))
+
+
+def outputs(run: Run, reports: list[Report], treaties: str | None = None) -> list[Report]:
+    """What follows a flow that published something (treaties, a source): treaty status and the panel from what
+    is published now, then the DuckDB file and the report; nothing when nothing was published, or while the
+    countries table (the m49 source) is not. So the analyst never reads yesterday's outputs after a daily run."""
+    if not any(o.status == "published" for r in reports for o in r.outcomes):
+        return []
+    if not run.warehouse.batches(COUNTRIES):
+        get_run_logger().info("countries (UNSD M49) not published yet: treaty status and the panel wait for it")
+        return []
+    part = reports_of(country_year_panel.fn(run=run, notify=False, treaties=treaties))
+    analyst_outputs(run, reports + part)
+    return part

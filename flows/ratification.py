@@ -8,12 +8,15 @@ Run: `python -m flows.ratification [--mirror DIR] [--warehouse DIR]` or `armswat
 
 from __future__ import annotations
 
+from functools import partial
+
 from prefect import flow, get_run_logger
 
-from flows.steps import audit, batch_failed, fetch, final_state, reported
+from flows.panel import outputs
+from flows.steps import audit, batch_failed, fetch, final_state, opened, reported
 from tasks import alerts, catalog, hosts, registry, tables, untc
 from tasks.archive import Response, date_of
-from tasks.run import STAGES, Report, Run, use_run
+from tasks.run import STAGES, Report, Run
 
 
 def parse_treaty(treaty: catalog.Treaty, response: Response):
@@ -37,13 +40,32 @@ def counts(batch) -> str:
 def ratification(warehouse: str = "warehouse", mirror: str | None = None, treaties: str | None = None,
                  sources: str | None = None, force: bool = False, notify: bool = True,
                  alert_block: str | None = None, news_block: str | None = None, run: Run | None = None):
-    """Fetch, parse, validate and publish every treaty of the catalog; alert on failures, announce new parties.
-    Ends Failed when a batch was quarantined or failed (after publishing the others and alerting)."""
+    """Fetch, parse, validate and publish every treaty of the catalog; when something was published (and the flow
+    runs on its own), rebuild treaty status, the panel, the DuckDB file and the report; alert on failures,
+    announce new parties. Ends Failed when a batch was quarantined or failed (after publishing the others and
+    alerting).
+
+    Args:
+        warehouse: Where the tables go: a folder (relative to the working directory) or a URL such as
+            s3://bucket/prefix.
+        mirror: A recorded mirror folder (DIR/manifest.json) served instead of the live URLs; empty for live.
+        treaties: Treaty catalog file; empty: the project's treaties.yaml.
+        sources: Folder of <source>.yaml configurations (sources/untc.yaml names the hosts treaties come from);
+            empty: the project's sources/.
+        force: Parse, validate and republish even batches whose sources did not change.
+        alert_block: Slug of a Prefect notification block for alerts (e.g. slack-webhook/armswatch-alerts); empty:
+            ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
+        news_block: Slug of a notification block for the opt-in new-ratifications notice.
+        notify: Internal: False when a parent flow reports and alerts for the whole run.
+        run: Internal: the run (lock, run id) a parent flow opened.
+    """
     logger = get_run_logger()
     entries = catalog.load(treaties)
     allowed = hosts.origins(registry.treaty_source(sources).hosts)  # sources/untc.yaml: nothing else is asked
-    with (use_run(run, warehouse, mirror, force) as run,
-          reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block) as report):
+    with (opened(run, warehouse, mirror, force, alert_block) as run,
+          reported(Report("treaties", run.id, sources=[untc.SOURCE]), run, notify, alert_block, news_block,
+                   then=partial(outputs, treaties=treaties)) as reports):
+        report = reports[0]
         fetched = fetch(run, untc.SOURCE, [t.url for t in entries], "xml", allowed)
         STAGES.start("parse", sum(not isinstance(r, Exception) for r in fetched))  # what was fetched is parsed
         staged, errors, details, skipped = {}, {}, {}, []
@@ -70,7 +92,7 @@ def ratification(warehouse: str = "warehouse", mirror: str | None = None, treati
         report.outcomes.sort(key=lambda o: order.index(o.key))
         if before is not None:
             report.new_parties = alerts.new_parties(before, run.warehouse.read(tables.PARTICIPATION))
-    return final_state([report])
+    return final_state(reports)
 
 
 if __name__ == "__main__":

@@ -14,9 +14,9 @@ from prefect.exceptions import TerminationSignal
 from flows.indicators import indicators
 from flows.panel import analyst_outputs, country_year_panel
 from flows.ratification import ratification
-from flows.steps import crash_reason, final_state, finish
+from flows.steps import crash_reason, final_state, finish, opened, reports_of
 from tasks.publish import LeaseLost
-from tasks.run import Report, Run, open_run
+from tasks.run import Report, Run
 
 
 def _part(name: str, body, run: Run, **options) -> Report:
@@ -25,7 +25,7 @@ def _part(name: str, body, run: Run, **options) -> Report:
     SQLite server often refuses (503, "database is locked") while it records the previous part's task runs, and
     the client then waits 2 s before asking again (benchmarks/pipeline.py)."""
     try:
-        return body.fn(run=run, notify=False, **options).result(raise_on_failure=False)
+        return reports_of(body.fn(run=run, notify=False, **options))[0]
     except LeaseLost:  # another run owns the warehouse now: nothing more of this run may publish
         raise
     except Exception as exc:
@@ -38,10 +38,22 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
             news_block: str | None = None):
     """Everything: treaties, the sources, then the analyst tables, the DuckDB file and the report, under one lock
     and one run id, in one flow run; one alert for the whole run. Fails when a part failed; stops early (still
-    reporting and alerting) when one crashed."""
+    reporting and alerting) when one crashed.
+
+    Args:
+        warehouse: Where the tables go: a folder (relative to the working directory) or a URL such as
+            s3://bucket/prefix.
+        mirror: A recorded mirror folder (DIR/manifest.json) served instead of the live URLs; empty for live.
+        force: Parse, validate and republish even batches whose sources did not change.
+        treaties: Treaty catalog file; empty: the project's treaties.yaml.
+        sources: Folder of <source>.yaml configurations; empty: the project's sources/.
+        alert_block: Slug of a Prefect notification block for alerts (e.g. slack-webhook/armswatch-alerts); empty:
+            ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
+        news_block: Slug of a notification block for the opt-in new-ratifications notice.
+    """
     reports: list[Report] = []
     try:
-        with open_run(warehouse, mirror, force) as run:
+        with opened(None, warehouse, mirror, force, alert_block) as run:
             try:
                 for name, body, options in (("treaties", ratification, {"treaties": treaties, "sources": sources}),
                                             ("indicators", indicators, {"sources": sources}),

@@ -1,10 +1,12 @@
-"""The Prefect tasks and helpers every flow composes: fetch (tasks/http.py's one retry policy, logged),
-audit-and-publish (batches whose sources are unchanged were skipped before, tasks/run.py Run.skip), and finish
-(artifacts, de-duplicated alerts, run log, retention); `reported` keeps a run's report and alert even when the run
-ends early (re-raising LeaseLost, which ends the run with exit 3), and `final_state` turns a report into the flow run's state (Failed when any batch was quarantined or
-failed). No parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py,
-tasks/alerts.py and tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py
-outside_imports). Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
+"""The Prefect tasks and helpers every flow composes: `opened` (the run and its lock; a run the lock refuses
+alerts), fetch (tasks/http.py's one retry policy, logged), audit-and-publish (batches whose sources are unchanged
+were skipped before, tasks/run.py Run.skip), and finish (alerts delivered or retried, artifacts, run log,
+retention); `reported` keeps a run's report and alert even when the run ends early (re-raising LeaseLost, which
+ends the run with exit 3), and `final_state` turns the reports into the flow run's state (Failed with its
+message, the reports in a RunFailed, when any batch was quarantined or failed; `reports_of` reads them back). No
+parsing, publishing or message logic lives here; these wrap tasks/http.py, tasks/audit.py, tasks/alerts.py and
+tasks/incidents.py. Importing it defers Prefect's SIGTERM handler outside imports (tasks/run.py outside_imports).
+Upstream: whatever URL a flow passes. Tables fed: those of the batches audited.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime, timezone
 
 from prefect import get_run_logger, task
@@ -24,18 +26,19 @@ from prefect.exceptions import TerminationSignal
 from prefect.runtime import flow_run
 from prefect.states import Completed, Failed
 from prefect.utilities import engine
+from prefect.utilities.urls import url_for
 
 from flows.server import TEMPORARY_SERVER
 from tasks import status
 from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
-                          recovery_notice, summary_markdown)
+                          recovery_notice, refused_alert, summary_markdown)
 from tasks.archive import Response
 from tasks.audit import Outcome, audit_and_publish, describe
 from tasks.environment import environment
 from tasks.errors import FetchError, Unreachable
-from tasks.incidents import label, prune
-from tasks.publish import LeaseLost
-from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals
+from tasks.incidents import mark_source, prune
+from tasks.publish import LeaseLost, WarehouseBusy
+from tasks.run import SIGNALS, STAGES, Report, Run, outside_imports, terminated_by, totals, use_run
 
 # Prefect's SIGTERM handler (installed while a flow runs, in deployments and in the CLI alike) raises
 # TerminationSignal: deferred while the main thread is inside the import system (tasks/run.py outside_imports).
@@ -121,11 +124,15 @@ def validate_and_publish(run: Run, tables, staged, errors) -> list[Outcome]:
 
 
 @contextmanager
-def reported(report: Report, run: Run, notify: bool, alert_block: str | None = None, news_block: str | None = None):
-    """Run a flow's body; whatever ends it (an exception, SIGTERM), the report records it and, if `notify`, the
-    artifacts, the alert and the run log still go out before the lock is released; the flow then ends Failed."""
+def reported(report: Report, run: Run, notify: bool, alert_block: str | None = None, news_block: str | None = None,
+             then=None):
+    """Run a flow's body and yield the run's reports (`report` first). Whatever ends it (an exception, SIGTERM),
+    the report records it; if `notify`, what follows the flow's own work (`then(run, reports)`, e.g. the analyst
+    outputs, flows/panel.py) runs unless it crashed, and the artifacts, the alert and the run log still go out
+    before the lock is released; the flow then ends Failed."""
+    reports = [report]
     try:
-        yield report
+        yield reports
     except LeaseLost as exc:  # another run owns the warehouse now: reported, then the run ends with exit 3
         report.crash = str(exc)
         get_run_logger().error("run ended early: %s", report.crash)
@@ -141,8 +148,19 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
         report.reached, report.unreachable = run.network()
         for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
             outcome.source = outcome.source or report.sources[0]
+        lost = None
         if notify:
-            finish(run, [report], alert_block, news_block, report.new_parties)
+            if then is not None and not report.crash:
+                try:
+                    reports += then(run, list(reports))
+                except LeaseLost as exc:
+                    lost = exc
+                    reports.append(Report("outputs", run.id, crash=str(exc)))
+                except (Exception, TerminationSignal) as exc:
+                    reports.append(Report("outputs", run.id, crash=crash_reason(exc)))
+            finish(run, reports, alert_block, news_block, report.new_parties)
+        if lost is not None:
+            raise lost
 
 
 def crash_reason(exc: BaseException) -> str:
@@ -155,9 +173,33 @@ def crash_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+class RunFailed(Exception):
+    """A red flow run's result: its message, and its reports (what was published, quarantined, failed). Prefect
+    resolves a Failed state's result into an exception; any other data ended the engine with a TypeError."""
+
+    def __init__(self, message: str, reports: list[Report]):
+        super().__init__(message, reports)
+        self.reports = reports
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+class ReportedFailure(logging.Filter):
+    """Prefect's engine raises a Failed flow run's result once the run ended and logs it as "Engine execution
+    exited with unexpected exception", with a traceback. A RunFailed is the run's outcome, already in its state,
+    summary, artifacts and alert, not an engine error: that record is dropped; any other exception is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], RunFailed))
+
+
+logging.getLogger("prefect.flow_runs").addFilter(ReportedFailure())
+
+
 def final_state(reports: list[Report]):
-    """The flow run's state: Completed, or Failed (with the reports as data) when a batch did not pass or the run
-    ended early."""
+    """The flow run's state: Completed (the reports as its result), or Failed with its message (the reports in a
+    RunFailed) when a batch did not pass or the run ended early."""
     data = reports if len(reports) > 1 else reports[0]
     bad = [r for r in reports if not r.ok]
     if not bad:
@@ -166,7 +208,37 @@ def final_state(reports: list[Report]):
     crash = next((r.crash for r in reports if r.crash), "")
     message = (f"{counts['quarantined']} batch(es) quarantined, {counts['failed']} failed"
                + (f"; run ended early: {crash}" if crash else ""))
-    return Failed(message=message, data=data)
+    return Failed(message=message, data=RunFailed(message, reports))
+
+
+def reports_of(state) -> list[Report]:
+    """The reports of a finished flow run's state (final_state); what ended it if it ended before it had one
+    (the lock held by another run, an unusable warehouse) is raised."""
+    data = state.result(raise_on_failure=False)
+    if isinstance(data, RunFailed):
+        return data.reports
+    if isinstance(data, BaseException):
+        raise data
+    return data if isinstance(data, list) else [data]
+
+
+@contextmanager
+def opened(run: Run | None, warehouse: str, mirror: str | None, force: bool, alert_block: str | None):
+    """The run a parent flow opened, or a new one (tasks/run.py use_run); a run that the warehouse lock refuses
+    (another run holds it) sends an alert before it fails, so it is never silent."""
+    with ExitStack() as stack:
+        try:
+            current = stack.enter_context(use_run(run, warehouse, mirror, force))
+        except WarehouseBusy as exc:
+            deliver(channel(alert_block), refused_alert(run_name(), flow_run.flow_name, str(exc),
+                                                    flow_run_link()), "refused-run alert")
+            raise
+        yield current
+
+
+def run_name() -> str:
+    """The flow run as people read it: its name and its flow's."""
+    return f"'{flow_run.name}' ({flow_run.flow_name})"
 
 
 def within(seconds: float | None, step, *args):
@@ -200,7 +272,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
     retention. Never raises: the run's own outcome comes first. In a run stopped by a signal, each of these steps
     is given STOPPING_STEP_TIMEOUT seconds."""
     logger = get_run_logger()
-    name = f"'{flow_run.name}' ({flow_run.flow_name})"
+    name = run_name()
     now = datetime.now(timezone.utc)
     delivery = notify(run, reports, name, now, alert_block)
     for report in reports:
@@ -228,7 +300,7 @@ def finish(run: Run, reports: list[Report], alert_block: str | None, news_block:
         for report in reports:
             for outcome in report.outcomes:
                 if outcome.quarantine is not None and outcome.quarantine.parent.name == run.id:
-                    label(outcome.quarantine, outcome.source)
+                    mark_source(outcome.quarantine, outcome.source)
         prune(run.warehouse.root)
     except OSError as exc:
         logger.error("retention could not prune %s: %s", run.warehouse.root, exc)
@@ -280,9 +352,6 @@ def deliver(target, message, what: str) -> str | None:
 
 def flow_run_link() -> str | None:
     """The flow run in the Prefect UI, when it runs on a lasting server (not the CLI's temporary one)."""
-    if os.environ.get(TEMPORARY_SERVER):
+    if os.environ.get(TEMPORARY_SERVER) or flow_run.id is None:
         return None
-    try:
-        return flow_run.ui_url
-    except Exception:
-        return None
+    return url_for("flow-run", obj_id=flow_run.id)

@@ -11,6 +11,7 @@ errors are named redacted. Tables read: participation (for new parties). Tables 
 
 from __future__ import annotations
 
+import logging
 import re
 import textwrap
 from contextlib import nullcontext
@@ -111,11 +112,16 @@ class Channel:
     def _apprise(self, message: Message) -> None:
         import apprise
 
-        client = apprise.Apprise()
-        if not client.add(self.target):
-            raise AlertNotDelivered(f"{self.name}: not a URL Apprise can send to")
-        if not client.notify(body=message.body, title=message.subject):
-            raise AlertNotDelivered(f"{self.name}: Apprise reported the notification as not sent")
+        quiet = logging.getLogger("apprise")  # its lines name hosts and paths, which may be the secret (tgram://TOKEN)
+        was, quiet.disabled = quiet.disabled, True
+        try:
+            client = apprise.Apprise()
+            if not client.add(self.target):
+                raise AlertNotDelivered(f"{self.name}: not a URL Apprise can send to")
+            if not client.notify(body=message.body, title=message.subject):
+                raise AlertNotDelivered(f"{self.name}: Apprise reported the notification as not sent")
+        finally:
+            quiet.disabled = was
 
     def _block(self, message: Message) -> None:
         from prefect.blocks.core import Block
@@ -200,6 +206,19 @@ def failure_alert(flow_run: str, reports: list[Report], selected: list | None = 
         lines.append(f"- and {len(failed) - MAX_BATCHES} more batch(es)")
     lines += ["", "Next step: `armswatch status` on the warehouse lists every open quarantine and why."]
     return Message(subject, "\n".join(lines), batches, link)
+
+
+def refused_alert(flow_run: str, flow: str, why: str, link: str | None = None) -> Message:
+    """The alert of a run that the warehouse lock refused (another run holds it): nothing ran."""
+    lines = [f"armswatch flow run {flow_run} did not run: {scrub(why)}", ""]
+    if link:
+        lines += [f"Flow run: {link}", ""]
+    lines += ["Nothing was fetched or published; the next scheduled run tries again. Runs of one deployment wait for "
+              "each other (concurrency limit 1); give the work pool a concurrency limit of 1 to make runs of "
+              "different deployments wait too.", "",
+              "Next step: `armswatch status` on the warehouse shows the last runs."]
+    return Message(f"armswatch: {flow} refused: the warehouse is in use by another run"[:MAX_SUBJECT],
+                   "\n".join(lines), [], link)
 
 
 def recovery_notice(flow_run: str, recovered: list[tuple[str, str]]) -> Message | None:

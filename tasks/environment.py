@@ -46,6 +46,8 @@ class Environment(BaseModel):
     keep: int = Field(default=10, ge=1, description="quarantine folders kept per batch")
     server_startup_timeout: float = Field(default=300.0, gt=0, description="seconds the temporary server may take")
     temporary_server: StrictStr | None = Field(default=None, description="set by the CLI for its own flows")
+    home: StrictStr | None = Field(default=None, description="the project folder deployment runs start in "
+                                                             "(prefect.yaml's pull step)")
 
     @field_validator("remind_days", "server_startup_timeout")
     @classmethod

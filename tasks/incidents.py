@@ -129,7 +129,7 @@ def explain(outcome) -> list[str]:
     return [line for f in outcome.failures for line in describe(f)] or outcome.reason.splitlines()
 
 
-def label(folder: Path, source: str) -> None:
+def mark_source(folder: Path, source: str) -> None:
     """Record which source a quarantine folder belongs to (`<folder>/source`), for the per-source retention."""
     marker = storage.location(folder) / "source"
     if source and not marker.exists():

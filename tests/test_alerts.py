@@ -322,18 +322,35 @@ def test_incidents_close_only_when_their_source_ran(tmp_path):
 
 
 def test_retention_is_bounded_per_source_when_batch_names_change_every_run(tmp_path):
-    from tasks.incidents import PER_SOURCE, label, prune
+    from tasks.incidents import PER_SOURCE, mark_source, prune
 
     for run in range(40):
         for link in range(3):  # links rotated on every run: every batch name is new
             folder = tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / f"release-{run}-{link}"
             folder.mkdir(parents=True)
-            label(folder, "iafq")
+            mark_source(folder, "iafq")
         (tmp_path / "_quarantine" / f"202601{run:02d}T000000Z-abc" / "XVIII-12").mkdir()
     prune(tmp_path, keep_last=2)
     kept = sorted((tmp_path / "_quarantine").glob("*/release-*"))
     assert len(kept) == 2 * PER_SOURCE and kept[-1].name == "release-39-2"
     assert len(list((tmp_path / "_quarantine").glob("*/XVIII-12"))) == 2
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_refused_by_the_warehouse_lock_alerts(tmp_path, monkeypatch, capsys):
+    from tasks.publish import Warehouse
+
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text("- {id: XXVI-8, short_name: ATT}\n")
+    with Receiver() as receiver:
+        monkeypatch.setenv("ARMSWATCH_ALERT_URL", receiver.url)
+        with Warehouse(tmp_path / "wh").locked():
+            code = main(["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(tmp_path / "wh"),
+                         "--treaties", str(catalog)])
+    assert code == 3 and "is in use by another run" in capsys.readouterr().err
+    assert [b["subject"] for b in receiver.bodies] == [
+        "armswatch: armswatch-treaties refused: the warehouse is in use by another run"]
+    assert "Nothing was fetched or published" in receiver.bodies[0]["summary"]
 
 
 def test_the_summary_fits_100_columns_with_one_row_per_batch_and_rows_per_table_where_ambiguous():

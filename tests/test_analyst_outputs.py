@@ -15,7 +15,7 @@ import pytest
 from PIL import Image, ImageStat
 
 import browser
-from conftest import REPORT_PAGE, make_mirror, report_page
+from conftest import REPORT_PAGE, SHARED, make_mirror, report_page
 from flows.cli import main
 from tasks import duckdb_views, registry, report
 from tasks.panel import PUBLISHED_TABLES
@@ -240,6 +240,30 @@ def test_readme_queries_answer(warehouse):
 def test_report_is_rebuilt_only_when_something_changed(warehouse):
     wh, first = warehouse
     assert {p: p.stat().st_mtime_ns for p in first} == first, "the second, unchanged run rewrote nothing"
+
+
+def test_a_treaties_run_that_published_refreshes_status_views_and_report_and_one_that_did_not_leaves_them(
+        warehouse, tmp_path, capsys):
+    """The daily treaties run alone (not the refresh): what it published reaches treaty_status, the DuckDB views
+    and the report in the same run; a rerun that published nothing rebuilds none of them."""
+    wh, _ = warehouse
+    copy = tmp_path / "wh"
+    shutil.copytree(wh, copy)
+    catalog = tmp_path / "treaties.yaml"
+    catalog.write_text("- {id: XVIII-12-c, short_name: Firearms Protocol}\n- {id: XXVI-8, short_name: Arms Trade "
+                       "Treaty}\n- {id: XXVI-2, short_name: CCW}\n")
+    args = ["run", "--only", "treaties", "--mirror", str(SHARED), "--warehouse", str(copy), "--treaties", str(catalog)]
+    outputs = (copy / duckdb_views.DATABASE, copy / "report" / "index.html")
+    before = [p.stat().st_mtime_ns for p in outputs]
+    assert main(args) == 0
+    assert re.search(r"panel +XXVI-2 +published", capsys.readouterr().out)
+    with duckdb_views.connect(copy) as con:
+        assert con.execute("select count(*) from treaty_status where mtdsg_no = 'XXVI-2'").fetchall() == [(195,)]
+    rebuilt = [p.stat().st_mtime_ns for p in outputs]
+    assert all(new != old for new, old in zip(rebuilt, before)) and "CCW" in outputs[1].read_text()
+    assert main(args) == 0
+    assert "panel" not in capsys.readouterr().out
+    assert [p.stat().st_mtime_ns for p in outputs] == rebuilt, "nothing published: nothing rebuilt"
 
 
 def test_a_rerun_with_the_same_failures_rebuilds_nothing_and_a_new_failure_rebuilds(tmp_path):

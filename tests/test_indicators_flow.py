@@ -227,11 +227,18 @@ def test_an_infinite_rate_and_a_new_dimension_are_quarantined(tmp_path, capsys):
     (("sdg", "base: https://unstats.un.org/sdgapi/v1/sdg", "base: ''"), "key base: Input should be a valid URL"),
     (("iafq", "  producer: United Nations Office on Drugs and Crime (UNODC)\n", ""),
      "origin, key producer: Field required"),
-    (("untc", "hosts:\n  - https://treaties.un.org\n", ""), "key hosts: Field required"),
 ])
 def test_a_bad_sources_configuration_is_a_usage_error_naming_file_entry_and_key(tmp_path, capsys, edit, problem):
     folder = sources_folder(tmp_path, edit)
     assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 2
     err = capsys.readouterr().err
     assert f"{folder / edit[0]}.yaml" in err and problem in err, err
+    assert not (tmp_path / "wh").exists()
+
+
+def test_a_bad_treaty_source_configuration_is_a_usage_error_when_treaties_run(tmp_path, capsys):
+    folder = sources_folder(tmp_path, ("untc", "hosts:\n  - https://treaties.un.org\n", ""))
+    assert main(["run", "--only", "treaties", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 2
+    err = capsys.readouterr().err
+    assert f"{folder / 'untc'}.yaml" in err and "key hosts: Field required" in err, err
     assert not (tmp_path / "wh").exists()

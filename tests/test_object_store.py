@@ -96,11 +96,12 @@ def test_full_offline_run_on_s3_reads_back_everywhere_and_an_unchanged_rerun_wri
 
     from flows.cli import main
     from flows.refresh import refresh
+    from flows.steps import reports_of
     from tasks.alerts import batch_rows, failure_alert, summary_lines, summary_markdown
     from tasks.tables import PARTICIPATION, TREATIES
 
     root = url("full")
-    reports = refresh(warehouse=root, mirror=str(SHARED), return_state=True).result(raise_on_failure=False)
+    reports = reports_of(refresh(warehouse=root, mirror=str(SHARED), return_state=True))
     statuses = {o.key: o.status for r in reports for o in r.outcomes}
     assert statuses["XVIII-12"] == "quarantined" and statuses["XXVI-8"] == "published", statuses
     quarantined = next(o for r in reports for o in r.outcomes if o.key == "XVIII-12")

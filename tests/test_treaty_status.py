@@ -117,3 +117,17 @@ def test_recorded_firearms_protocol_matches_untc_counts():
     assert status_of(status, "MEX")["consent_date"] == date(2003, 4, 10)
     last = by_year.filter(pc.equal(by_year["year"], 2018))
     assert pc.sum(last["party"].cast(pa.int32())).as_py() == counts["party"]
+
+
+def test_the_suite_holds_parties_in_force_to_their_consents(tables):
+    from tasks.validate import Validator
+
+    _, by_year = tables
+    params = {"today": "2026-11-29", "current_year": 2026}
+    validator = Validator()
+    assert not validator.validate(TREATY_STATUS_BY_YEAR, by_year, params).failures
+    rows = by_year.to_pylist()
+    broken = next(r for r in rows if r["party"])
+    broken["consent_deposited"] = False
+    result = validator.validate(TREATY_STATUS_BY_YEAR, pa.Table.from_pylist(rows, schema=by_year.schema), params)
+    assert any("consent_deposited" in str(f) for f in result.failures["T-1"])
