@@ -355,9 +355,9 @@ def summary_lines(reports: list[Report], published: set[str] | None = None) -> l
         kept = ("" if published is None else ": its last good data stays published" if file_name(o.key) in published
                 else ": no published data yet" if o.status == "quarantined" else "")
         out.append(f"{flow} / {display_key(o.key)} {o.status}{kept}")
-        reasons = ([text for f in o.failures for text in describe(f)] if o.failures
-                   else [text[:len(text) - len(text.lstrip())] + _short(text, 400) for text in o.reason.splitlines()])
-        for text in reasons:
+        if not o.failures:  # an error names its URL: kept on one line, to be read and searched whole
+            out += [f"    {text[:len(text) - len(text.lstrip())]}{_short(text, 400)}" for text in o.reason.splitlines()]
+        for text in (text for f in o.failures for text in describe(f)):
             indent = "    " + text[:len(text) - len(text.lstrip())]
             out += textwrap.wrap(text.strip(), WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",
                                  break_long_words=False, break_on_hyphens=False)
