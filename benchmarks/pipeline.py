@@ -13,8 +13,8 @@ catalog against a Prefect server that is already running (as deployed), which re
 - marginal cost of one more treaty: (full run of all documents - full run of one document) / (documents - 1),
   beside a bare lxml parse of the same files (per document, best of 3).
 Peak RSS is that of each run's largest process (os.wait4: the CLI, its temporary server, its validation
-process or a chart renderer), and, beside it, the peak of the whole process tree's RSS summed (sampled every 50 ms;
-pages shared between the processes, such as libraries, counted once per process).
+process or a chart renderer), and, beside it, the peak of the whole process tree's memory: the sum of its processes'
+proportional set sizes (PSS, pages shared between them counted once), sampled every 50 ms.
 Targets (issue 9): unchanged rerun of the default catalog <= 1/3 of its full run; marginal cost <= 20 ms.
 (issue 20): peak RSS of the default full run <= 450 MiB; time to first fetch <= 3 s.
 """
@@ -36,15 +36,16 @@ CLI = PROJECT / ".venv" / "bin" / "armswatch"
 ENV = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
 
 
-def tree_rss(pid: int) -> int:
-    """The RSS (KiB) of `pid` and all its descendants now."""
+def tree_pss(pid: int) -> int:
+    """The proportional set size (KiB) of `pid` and all its descendants now: each page shared by several of them
+    (a library's code) counted once in all."""
     total = 0
     try:
-        total += int(Path(f"/proc/{pid}/status").read_text().split("VmRSS:")[1].split()[0])
+        total += int(Path(f"/proc/{pid}/smaps_rollup").read_text().split("Pss:")[1].split()[0])
         children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
     except (OSError, IndexError):  # ended, or a zombie
         return total
-    return total + sum(tree_rss(int(child)) for child in children)
+    return total + sum(tree_pss(int(child)) for child in children)
 
 
 def run_cli(*args: str, first_fetch: Path | None = None, env: dict | None = None) -> dict:
@@ -58,7 +59,7 @@ def run_cli(*args: str, first_fetch: Path | None = None, env: dict | None = None
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)  # this run's own peak, not every child's so far
         if pid:
             break
-        tree = max(tree, tree_rss(proc.pid))
+        tree = max(tree, tree_pss(proc.pid))
         if first is None and first_fetch is not None and any(first_fetch.glob("*/*.json")):
             first = time.perf_counter() - start
         time.sleep(0.05)
@@ -133,7 +134,7 @@ def main() -> None:
             print(f"time to first fetch: {full['first']:.1f} s; full run {full['wall']:.1f} s (exit {full['code']}), "
                   f"unchanged rerun {again['wall']:.1f} s, rerun/full {again['wall'] / full['wall']:.2f}; peak RSS: "
                   f"full run {full['rss']:.0f} MiB, unchanged rerun {again['rss']:.0f} MiB (largest process); "
-                  f"full run {full['tree']:.0f} MiB, unchanged rerun {again['tree']:.0f} MiB (process tree); "
+                  f"full run {full['tree']:.0f} MiB, unchanged rerun {again['tree']:.0f} MiB (process tree, PSS); "
                   f"medians of {RUNS}")
             return
 
@@ -164,7 +165,7 @@ def main() -> None:
     print(f"{'marginal cost of one more':<34} {marginal * 1000:>6.1f} ms {lxml_all / len(bodies) * 1000:>13.2f} ms"
           f"   (({full_all['wall']:.1f} s - {full_one['wall']:.1f} s) / {n - 1}; lxml over {len(bodies)} files)")
     print()
-    for what, figure in (("the run's largest process", "rss"), ("the run's process tree", "tree")):
+    for what, figure in (("the run's largest process", "rss"), ("the run's process tree, PSS", "tree")):
         print(f"peak RSS (median of {RUNS}, {what}): default catalog full run {full[figure]:.0f} MiB, "
               f"unchanged rerun {again[figure]:.0f} MiB; all documents {full_all[figure]:.0f} MiB")
 

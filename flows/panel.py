@@ -108,8 +108,12 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     """warehouse/armswatch.duckdb, csv/ with datapackage.json, and report/ (index.html, country pages), under
     the run's lock; [] when not due. On an object store only armswatch.duckdb (its views name the files by URL),
     when the run published or it is missing. An output that cannot be written is a failed outcome (OUTPUTS) of
-    the last report, so the run's state, exit code and alert say so."""
+    the last report, so the run's state, exit code and alert say so. Before them, the validations' Data Docs."""
     logger = get_run_logger()
+    try:  # Data Docs first: the validation process then ends, not to run beside the report's chart renderer
+        run.build_docs()
+    except Exception as exc:
+        logger.error("could not write the Data Docs: %s: %s", type(exc).__name__, exc)
     root = run.warehouse.root
     if not storage.is_local(root):
         return object_store_outputs(run, reports)

@@ -203,7 +203,9 @@ class Run:
         return sorted(self.fetcher.hosts.answered), dict(self.fetcher.hosts.unreachable)
 
     def build_docs(self) -> None:
-        """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
+        """The validations' Data Docs, if anything was validated (tasks/validate.py); the validation process then
+        ends. Called before the analyst outputs are built and when the run finishes (for a run stopped before
+        them); a second call finds nothing left to build."""
         if "validator" in self.__dict__:  # built on first use only
             self.validator.build_docs()
 

@@ -188,9 +188,9 @@ class IsolatedValidator:
         return _WORKER.call("validate", self.key, self.docs, table, data, parameters)
 
     def build_docs(self) -> None:
-        """Data Docs of this validator's validations; its GX context is then released. Nothing when the process
-        that held them is gone (it is not started again for that)."""
-        _WORKER.call("docs", self.key, start=False)
+        """Data Docs of this validator's validations; its GX context is then released, and the process stops when
+        it holds no other. Nothing when the process that held them is gone (it is not started again for that)."""
+        _WORKER.release(self.key)
 
 
 class _Worker:
@@ -207,22 +207,29 @@ class _Worker:
         with self.lock:
             self._start()
 
-    def call(self, *request, start: bool = True):
+    def release(self, key: str) -> None:
+        """Build the Data Docs of validator `key` and drop its context; stop the process if it was the last."""
         with self.lock:
-            if start:
-                self._start()
-            elif not self._running():
-                return None
-            try:
-                self.conn.send(request)
-                status, value, records = self.conn.recv()
-            except EOFError:
-                code = self.process.wait()
+            if self._running() and not self._call("docs", key):
                 self._stop()
-                raise RuntimeError(f"the validation process ended unexpectedly (exit code {code})") from None
-            except BaseException:
-                self._stop()
-                raise
+
+    def call(self, *request):
+        with self.lock:
+            self._start()
+            return self._call(*request)
+
+    def _call(self, *request):
+        """Send `request` and return the answer (the lock held)."""
+        try:
+            self.conn.send(request)
+            status, value, records = self.conn.recv()
+        except (EOFError, ConnectionError):  # the process ended (killed: out of memory?) before it answered
+            code = self.process.wait()
+            self._stop()
+            raise RuntimeError(f"the validation process ended unexpectedly (exit code {code})") from None
+        except BaseException:
+            self._stop()
+            raise
         for record in records:  # GX's log lines, in this run's log (Prefect's extra loggers) as if logged here
             logging.getLogger(record.name).handle(record)
         if status == "error":  # the exception's type and message, and the validation process's traceback
@@ -289,10 +296,10 @@ def serve(fd: int, parent: int, level: int) -> None:
                 if key not in validators:
                     validators[key] = Validator(docs)
                 answer = ("ok", validators[key].validate(*call))
-            else:
+            else:  # "docs": answers how many contexts remain
                 if key in validators:
                     validators.pop(key).build_docs()
-                answer = ("ok", None)
+                answer = ("ok", len(validators))
         except Exception as exc:  # as text: not every exception can be rebuilt from a pickle
             answer = ("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         logged = []
