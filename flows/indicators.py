@@ -22,7 +22,7 @@ from flows.panel import outputs
 from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, opened, reported
 from tasks import registry
 from tasks.archive import Response
-from tasks.audit import Outcome
+from tasks.audit import Outcome, once
 from tasks.run import STAGES, Report, Run
 from tasks.source import Batch, Client, Source
 
@@ -71,12 +71,21 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
 
     A batch whose raw bytes are those its published batch was built from is not parsed or validated again
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
-    tables are computed again only when a batch of the source was published this run."""
+    tables are computed again only when a batch of the source was published this run.
+
+    One outcome per batch (tasks/audit.py `once`): a batch that failed before its key was known (a download, a
+    parse) is keyed by the published batch its URLs last served (Run.last_published), so an IAFQ release whose
+    download failed is one row, failed, under its release date, not also `unchanged` under it."""
+    return once(_outcomes(run, source, fetched_source))
+
+
+def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[Outcome]:
     logger = get_run_logger()
     fetched, errors = fetched_source.result()
     STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
-    staged, skipped = {}, []
+    staged, skipped, unkeyed = {}, [], []
     for batch, responses in fetched:
+        key = None
         try:
             if isinstance(responses, Exception):
                 raise responses
@@ -89,7 +98,10 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
                 skipped.append(outcome)
                 continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
-            errors[batch.name] = exc
+            if key is None:
+                unkeyed.append((batch, exc))
+            else:
+                errors[key] = exc
             batch_failed(f"{source.name} {batch.name}", exc)
             continue
         finally:
@@ -98,6 +110,9 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables
         logger.info("%s %s: %s", source.name, key, ", ".join(f"{t.name} {d.num_rows} rows" for t, d in tables.items()))
+    for batch, exc in unkeyed:  # a key another batch staged this run stays that batch's
+        known = run.last_published(source.tables, batch.urls)
+        errors[known if known is not None and known not in staged else batch.name] = exc
     staged, notes = source.relate(staged, run.warehouse)
     before = {key: {t: run.warehouse.read_batch(t, key) for t in source.tables} for key in staged}
     outcomes = audit(run, source.tables, staged, errors, skipped)

@@ -306,22 +306,12 @@ def _rows_cell(o: Outcome) -> tuple[str, str]:
     return "", "rows: " + ", ".join(f"{table} {n}" for table, n in o.rows.items()) if o.rows else ""
 
 
-def _once(outcomes: list[Outcome]) -> list[Outcome]:
-    """One outcome per batch key: a batch reported twice in a flow (e.g. skipped, then failed while deriving)
-    keeps the one that did not pass, which explains it."""
-    chosen: dict[str, Outcome] = {}
-    for o in outcomes:
-        if o.key not in chosen or (chosen[o.key].ok and not o.ok):
-            chosen[o.key] = o
-    return list(chosen.values())
-
-
 def summary_lines(reports: list[Report], published: set[str] | None = None) -> list[str]:
     """The run summary, WIDTH columns wide: one aligned row per batch (its key shortened, its detail wrapped under
     itself), totals, then why each batch did not pass, in plain words first (each failing expectation's meaning,
     what was observed and expected, then its name), with whether the batch still has published data (`published`:
     the batch keys the warehouse holds; None when not known)."""
-    outcomes = [(r.flow, o) for r in reports for o in _once(r.outcomes)]
+    outcomes = [(r.flow, o) for r in reports for o in r.outcomes]
     rows = []
     for flow, o in outcomes:
         count, per_table = _rows_cell(o)

@@ -257,6 +257,21 @@ class Run:
                 return stem
         return None
 
+    def last_published(self, tables, urls) -> str | None:
+        """The key of the published batch of `tables` built from what `urls` last served (the newest archived 200
+        response of each; whatever suites and code validated it), for a batch that failed before parsing gave its
+        key (an IAFQ release whose download failed is the release its URL last served); None if none."""
+        served = set()
+        for url in urls:
+            latest = self.fetcher.archive.latest(url)
+            if latest is None:
+                return None
+            served.add(latest.sha256)
+        for stem in self.warehouse.batches(tables[0]) if served else ():
+            if served <= set((self.warehouse.built_from(tables[0], stem) or "").split(",")):
+                return stem
+        return None
+
     def inputs(self, *tables, extra: str = "") -> list[str]:
         """What a derived batch is built from: the content fingerprints of every published file of `tables` (and
         the sha256 of `extra`, e.g. the catalog ids), used like raw sha256s by `built_from`."""
