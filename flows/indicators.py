@@ -59,6 +59,12 @@ def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Respo
     return [(batch, future.result()) for batch, future in zip(batches, futures)], errors
 
 
+def fetching(run: Run, configured: list[Source]) -> dict[str, PrefectFuture]:
+    """Every source's fetching (fetch_source) submitted at once, by source name: each runs in the background until
+    run_source wants its batches (the refresh starts it before the treaties, flows/refresh.py)."""
+    return {source.name: fetch_source.submit(run, source) for source in configured}
+
+
 @task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
 def parse_batch(source: Source, batch: Batch, responses: list[Response]):
     """(batch key, {table: rows}) from the raw responses."""
@@ -132,7 +138,8 @@ def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[O
 @flow(name="armswatch-indicators")
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
                only: str | None = None, force: bool = False, notify: bool = True,
-               alert_block: str | None = None, run: Run | None = None):
+               alert_block: str | None = None, run: Run | None = None,
+               started: dict[str, PrefectFuture] | None = None):
     """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive; when something
     was published (and the flow runs on its own), rebuild treaty status, the panel, the DuckDB file and the
     report. Ends Failed when a batch was quarantined or failed (after publishing the others and alerting).
@@ -148,14 +155,15 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
             ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
         notify: Internal: False when a parent flow reports and alerts for the whole run.
         run: Internal: the run (lock, run id) a parent flow opened.
+        started: Internal: the sources' fetching (`fetching`) the parent flow already started.
     """
     configured = registry.load(sources, only)
     with (opened(run, warehouse, mirror, force, alert_block) as run,
           reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
                    alert_block, then=outputs) as reports):
-        fetching = [fetch_source.submit(run, source) for source in configured]  # every source fetched at once
-        for source, fetched in zip(configured, fetching):
-            for outcome in run_source(run, source, fetched):
+        started = started or fetching(run, configured)  # every source fetched at once
+        for source in configured:
+            for outcome in run_source(run, source, started[source.name]):
                 outcome.source = source.name
                 reports[0].outcomes.append(outcome)
     return final_state(reports)

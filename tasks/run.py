@@ -176,6 +176,9 @@ class Run:
     #: fingerprints), the digest of the suites that validate it and that of the code that parses it (`with_rules`)
     sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     suites: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
+    #: set when the run stops early (a signal, a crash): fetches still running in the background (flows/steps.py
+    #: fetch_urls) make no further attempt, and URLs not yet started are not requested
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @cached_property
     def fetcher(self):
