@@ -5,9 +5,10 @@ https://data.unodc.org, UNSD M49 https://unstats.un.org/unsd/methodology/m49/) g
 one retry policy: timeouts, 5xx, 429, a broken connection and an HTML maintenance page are tried again with
 exponential backoff and jitter (Retry-After honoured, capped); a host whose name does not resolve or that refuses
 connections is not: it is unreachable for the rest of the run and every other URL of it fails at once. One
-deadline bounds each request whatever the server does (connect, headers, redirects, every byte of the body: a
-watchdog shuts the sockets down when it passes). At most `per_host` requests are in flight per host, one until it
-first answered. Also: a User-Agent naming the project; conditional requests from the last archived
+deadline bounds each request whatever the server or the resolver does (name lookup, connect, headers, redirects,
+every byte of the body: lookups are awaited until the deadline at most, and a watchdog shuts the sockets down when
+it passes; a lookup that timed out is transient). At most `per_host` requests are in flight per host, one until
+it first answered. Also: a User-Agent naming the project; conditional requests from the last archived
 ETag/Last-Modified; a cap on decoded bytes for every body (redirect bodies and mirror files included); and every
 response archived in the raw archive (tasks/archive.py) before anyone parses it. With a mirror directory the same
 Session serves requests from a verified `DIR/manifest.json` through `MirrorAdapter`, a transport adapter, so the
@@ -29,6 +30,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -40,8 +42,9 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set
 from urllib3 import HTTPConnectionPool, HTTPResponse, HTTPSConnectionPool, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import (DecodeError, MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError,
-                                ReadTimeoutError, SSLError)
+from urllib3.exceptions import (ConnectTimeoutError, DecodeError, MaxRetryError, NameResolutionError,
+                                NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
+from urllib3.util.connection import allowed_gai_family
 
 from tasks import hosts
 from tasks.archive import RawArchive, Response
@@ -75,10 +78,11 @@ KINDS = {
 @dataclass(frozen=True)
 class Settings:
     """Fetch limits (defaults documented in README "Reliability"). The deadline runs from the start of each
-    attempt and covers everything of it: connect, status line and headers, redirects and every body. Attempt n
-    (from 1) that failed transiently is followed by a wait of `backoff_factor * 2**(n-1)` s, at most `backoff_max`,
-    lengthened by up to BACKOFF_JITTER of itself, or the server's Retry-After (capped at `retry_after_max`) if
-    longer. No body, redirect bodies and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
+    attempt and covers everything of it: name lookup, connect, status line and headers, redirects and every body.
+    Attempt n (from 1) that failed transiently is followed by a wait of `backoff_factor * 2**(n-1)` s, at most
+    `backoff_max`, lengthened by up to BACKOFF_JITTER of itself, or the server's Retry-After (capped at
+    `retry_after_max`) if longer. No body, redirect bodies and mirror files included, is ever held beyond
+    `max_bytes` decoded bytes."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -220,9 +224,10 @@ def _content_type(file: str) -> str:
 
 
 class Deadline:
-    """One attempt's total deadline. Every socket the attempt opens (in this thread: `_Watched`) is shut down by a
-    watchdog timer when the deadline passes, which ends any read in progress; so no server, not even one dripping
-    its headers a byte at a time, keeps a fetch alive beyond it."""
+    """One attempt's total deadline. Its name lookups are awaited until the deadline at most (`Lookups`), and every
+    socket the attempt opens (in this thread: `_Watched`) is shut down by a watchdog timer when the deadline passes,
+    which ends any read in progress; so no server, not even one dripping its headers a byte at a time, and no
+    resolver that never answers keeps a fetch alive beyond it."""
 
     _current = threading.local()
 
@@ -270,14 +275,80 @@ def _shut(sock: socket.socket) -> None:
         pass
 
 
+class LookupTimeout(ConnectTimeoutError):
+    """The resolver had not answered the name lookup of `host` when the attempt's deadline passed."""
+
+    def __init__(self, host: str):
+        super().__init__(f"name lookup of {host} timed out")
+        self.host = host
+
+
+class Lookups:
+    """Name lookups (socket.getaddrinfo, which no socket timeout bounds), each in a daemon thread of its own and
+    awaited until the attempt's deadline at most. An attempt whose name is still being looked up (a resolver that
+    hangs) waits for that lookup instead of starting another, so a resolver that never answers holds one thread per
+    name, not one per attempt. Nothing is cached: a lookup that ended is done again by the next connection."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int, int], Future] = {}
+
+    def resolve(self, host: str, port: int, timeout: float) -> list[tuple]:
+        """getaddrinfo's answer for a TCP connection to host:port (the address families urllib3 allows); what it
+        raised (socket.gaierror: the name does not resolve); TimeoutError when it did not answer within `timeout`."""
+        key = (host, port, allowed_gai_family())
+        with self._lock:
+            if (pending := self._pending.get(key)) is None:
+                pending = self._pending[key] = Future()
+                threading.Thread(target=self._lookup, args=(key, pending), daemon=True, name=f"lookup {host}").start()
+        return pending.result(max(timeout, 0))
+
+    def _lookup(self, key: tuple[str, int, int], pending: Future) -> None:
+        try:
+            answer, error = socket.getaddrinfo(*key, socket.SOCK_STREAM), None
+        except Exception as exc:  # handed to every attempt waiting for it
+            answer, error = None, exc
+        with self._lock:
+            del self._pending[key]
+        if error is not None:
+            pending.set_exception(error)
+        else:
+            pending.set_result(answer)
+
+
+LOOKUPS = Lookups()
+
+
 class _Watched:
-    """A urllib3 connection whose new socket is watched by the deadline of the attempt opening it (Deadline)."""
+    """A urllib3 connection bound by the deadline of the attempt opening it (Deadline): its name is looked up within
+    the deadline (Lookups), then urllib3 connects to each address found in turn, and the new socket is watched."""
 
     def _new_conn(self):
-        sock = super()._new_conn()
-        if (deadline := Deadline.current()) is not None:
+        deadline = Deadline.current()
+        if deadline is None:
+            return super()._new_conn()
+        name = self._dns_host
+        try:
+            answer = LOOKUPS.resolve(name.strip("[]"), self.port, deadline.remaining())
+        except TimeoutError:
+            raise LookupTimeout(self.host) from None
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        error = None
+        for address in dict.fromkeys(sockaddr[0] for *_, sockaddr in answer):  # each once, in the resolver's order
+            self._dns_host = address  # numeric: urllib3 connects without looking it up again
+            try:
+                sock = super()._new_conn()
+            except ConnectTimeoutError as exc:  # refused, unreachable or too slow (NewConnectionError): the next one
+                error = exc
+                continue
+            finally:
+                self._dns_host = name
             deadline.watch(sock)
-        return sock
+            return sock
+        raise error or NewConnectionError(self, f"{self.host} resolved to no address")
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -365,10 +436,16 @@ class Hosts:
             return first
 
 
+def _reason(exc: requests.ConnectionError) -> Exception | None:
+    """urllib3's reason for a failed connection."""
+    return exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+
+
 def unreachable_reason(exc: requests.ConnectionError) -> str | None:
     """Why a failed connection means its host cannot be reached at all this run (its name does not resolve, it
-    refused the connection, no route to it); None for failures that may pass (timeouts, resets)."""
-    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+    refused the connection, no route to it); None for failures that may pass (timeouts, resets, a name lookup
+    that did not answer within the deadline)."""
+    reason = _reason(exc)
     cause = getattr(reason, "__cause__", None)
     if isinstance(reason, NameResolutionError):
         return f"its name does not resolve ({cause or reason})"
@@ -520,7 +597,10 @@ class Fetcher:
                 requests.exceptions.MissingSchema) as exc:  # e.g. a redirect to file:// or ftp://
             problem, transient = f"cannot fetch {target}: {exc}", False
         except requests.ConnectionError as exc:
-            if deadline.expired:
+            if isinstance(lookup := _reason(exc), LookupTimeout):  # a slow resolver, not a no: transient
+                problem, transient = (f"name lookup of {lookup.host} timed out: the {deadline.seconds:g} s deadline "
+                                      f"passed before the resolver answered"), True
+            elif deadline.expired:
                 problem, transient = self._late("before the response headers"), True
             elif (why := unreachable_reason(exc)) is not None:
                 where = hosts.origin(target)

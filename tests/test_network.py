@@ -153,6 +153,40 @@ def test_headers_dripped_a_byte_at_a_time_fail_at_the_deadline(tmp_path):
     assert len(dripper.sent) == 2 and all(n < len(Dripper.HEAD) for n in dripper.sent), dripper.sent
 
 
+HUNG_RESOLVER = Path(__file__).parent / "hung_resolver"
+LOOKUP = """
+import json, sys
+from tasks.archive import RawArchive
+from tasks.errors import FetchError
+from tasks.http import Fetcher, Settings
+settings = Settings(connect_timeout=0.5, read_timeout=2, deadline=1.0, retries=1, backoff_factor=0)
+try:
+    Fetcher(RawArchive(sys.argv[1]), settings).get("untc", sys.argv[2], "xml")
+except FetchError as exc:
+    print(json.dumps({"error": str(exc), "transient": exc.transient}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_name_lookup_that_never_answers_fails_at_the_deadline_and_is_retried_once_looked_up(tmp_path):
+    """A resolver patched at the socket level (tests/hung_resolver/sitecustomize.py) never answers: each attempt
+    fails at the 1 s deadline with one line naming the source, the URL and the lookup, as a timeout (transient, so
+    tried again); the second attempt waits for the lookup still in flight rather than starting another."""
+    import json
+    import os
+    import subprocess
+
+    url = "http://treaties.invalid/XXVI-8.en.xml"
+    done = subprocess.run([sys.executable, "-c", LOOKUP, str(tmp_path), url], capture_output=True, text=True,
+                          timeout=110, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "PYTHONPATH": str(HUNG_RESOLVER)})
+    assert json.loads(done.stdout) == {"error": f"untc: {url}: name lookup of treaties.invalid timed out: the 1 s "
+                                                "deadline passed before the resolver answered", "transient": True}
+    assert [line for line in done.stderr.splitlines() if line.startswith("lookup:")] == ["lookup: treaties.invalid"]
+    assert [(r["status"], r["error"]) for r in records(tmp_path)] == [(0, json.loads(done.stdout)["error"]
+                                                                       .split(": ", 2)[2])] * 2
+
+
 # --- 20.1 polite per host ------------------------------------------------------------------------------------------
 
 class Tracker(ThreadingHTTPServer):
