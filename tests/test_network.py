@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -189,26 +188,16 @@ def test_a_name_lookup_that_never_answers_fails_at_the_deadline_and_is_retried_o
 
 # --- 20.1 polite per host ------------------------------------------------------------------------------------------
 
-class Tracker(ThreadingHTTPServer):
+class Tracker(faults.LoopbackServer):
     """Serves DOC after a short pause and logs when each request started and ended."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Tracked)
+        super().__init__(_Tracked)
         self.events: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
-
-class _Tracked(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Tracked(faults.QuietHandler):
     def do_GET(self):
         with self.server.lock:
             self.server.events.append(("start", self.path))
@@ -223,20 +212,8 @@ class _Tracked(BaseHTTPRequestHandler):
         self.wfile.write(DOC)
 
 
-@contextmanager
-def tracker():
-    server = Tracker()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_one_request_per_host_until_it_answered_then_at_most_per_host(tmp_path):
-    with tracker() as server:
+    with faults.running(Tracker()) as server:
         urls = [server.url(f"/doc-{n}.xml") for n in range(6)]
         fetcher = Fetcher(RawArchive(tmp_path), SETTINGS)
         with ThreadPoolExecutor(6) as pool:
@@ -390,27 +367,16 @@ def test_a_source_declares_its_hosts_as_origins(hosts, problem):
 
 # --- 20.1 sources fetched concurrently -------------------------------------------------------------------------------
 
-class Meeting(ThreadingHTTPServer):
+class Meeting(faults.LoopbackServer):
     """A host whose first request waits (bounded) until the other host got one, then answers 404: it notes whether
     the other host was asked while this one was still answering."""
 
-    daemon_threads = True
-
     def __init__(self, arrived: threading.Event, other: threading.Event):
-        super().__init__(("127.0.0.1", 0), _Meeting)
+        super().__init__(_Meeting)
         self.arrived, self.other, self.met = arrived, other, []
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Meeting(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Meeting(faults.QuietHandler):
     def do_GET(self):
         self.server.arrived.set()
         self.server.met.append(self.server.other.wait(10))
@@ -433,24 +399,18 @@ def test_the_sources_are_fetched_at_once(tmp_path):
     from tasks import registry
 
     sdg_asked, unodc_asked = threading.Event(), threading.Event()
-    servers = [Meeting(sdg_asked, unodc_asked), Meeting(unodc_asked, sdg_asked)]
-    for server in servers:
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    sdg, unodc = servers
-    folder = tmp_path / "sources"
-    shutil.copytree(registry.FOLDER, folder)
-    edits = {"sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
-             "iafq": {"report_pages": [unodc.base + "/datareport"], "releases": [], "hosts": [unodc.base]},
-             "m49": {"url": unodc.base + "/m49/", "hosts": [unodc.base]}}
-    for name, edit in edits.items():
-        data = yaml.safe_load((folder / f"{name}.yaml").read_text())
-        (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
-    try:
-        assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
+    with (faults.running(Meeting(sdg_asked, unodc_asked)) as sdg,
+          faults.running(Meeting(unodc_asked, sdg_asked)) as unodc):
+        folder = tmp_path / "sources"
+        shutil.copytree(registry.FOLDER, folder)
+        edits = {"sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
+                 "iafq": {"report_pages": [unodc.base + "/datareport"], "releases": [], "hosts": [unodc.base]},
+                 "m49": {"url": unodc.base + "/m49/", "hosts": [unodc.base]}}
+        for name, edit in edits.items():
+            data = yaml.safe_load((folder / f"{name}.yaml").read_text())
+            (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
+        assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse",
+                     str(tmp_path / "wh")]) == 1
     assert sdg.met[0] is True and unodc.met[0] is True
 
 
