@@ -23,11 +23,9 @@ import hashlib
 import io
 import json
 import mimetypes
-import os
 import random
 import re
 import socket
-import stat
 import threading
 import time
 from collections import Counter
@@ -51,6 +49,7 @@ from urllib3.util.connection import allowed_gai_family
 from tasks import hosts
 from tasks.archive import RawArchive, Response
 from tasks.errors import FetchError, Unreachable, excerpt
+from tasks.storage import StorageError, open_regular
 
 USER_AGENT = "armswatch/0.1 (+https://github.com/armswatch/armswatch; UN arms-control treaty and indicator monitor)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -147,18 +146,16 @@ class MirrorAdapter(BaseAdapter):
         if not path.is_relative_to(self.root):
             raise MirrorRefused(f"{where} resolves to {path}, outside the mirror folder {self.root}")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with open_regular(path) as (fh, info):
+                if info.st_size > self.max_bytes:
+                    raise MirrorRefused(f"{where} is {info.st_size} bytes, above the {self.max_bytes}-byte cap")
+                if info.st_size != entry.bytes:
+                    raise MirrorRefused(f"{where} is {info.st_size} bytes; the manifest says {entry.bytes}")
+                body = fh.read(self.max_bytes + 1)
+        except StorageError:
+            raise MirrorRefused(f"{where} is not a regular file (a FIFO, device or folder)") from None
         except OSError as exc:
             raise MirrorRefused(f"{where} cannot be read: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise MirrorRefused(f"{where} is not a regular file (a FIFO, device or folder)")
-            if info.st_size > self.max_bytes:
-                raise MirrorRefused(f"{where} is {info.st_size} bytes, above the {self.max_bytes}-byte cap")
-            if info.st_size != entry.bytes:
-                raise MirrorRefused(f"{where} is {info.st_size} bytes; the manifest says {entry.bytes}")
-            body = fh.read(self.max_bytes + 1)
         digest = hashlib.sha256(body).hexdigest()
         if len(body) != entry.bytes or digest != entry.sha256:
             raise MirrorRefused(f"{where} has sha256 {digest} ({len(body)} bytes); the manifest says "

@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -189,26 +188,16 @@ def test_a_name_lookup_that_never_answers_fails_at_the_deadline_and_is_retried_o
 
 # --- 20.1 polite per host ------------------------------------------------------------------------------------------
 
-class Tracker(ThreadingHTTPServer):
+class Tracker(faults.LoopbackServer):
     """Serves DOC after a short pause and logs when each request started and ended."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Tracked)
+        super().__init__(_Tracked)
         self.events: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
-
-class _Tracked(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Tracked(faults.QuietHandler):
     def do_GET(self):
         with self.server.lock:
             self.server.events.append(("start", self.path))
@@ -223,20 +212,8 @@ class _Tracked(BaseHTTPRequestHandler):
         self.wfile.write(DOC)
 
 
-@contextmanager
-def tracker():
-    server = Tracker()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_one_request_per_host_until_it_answered_then_at_most_per_host(tmp_path):
-    with tracker() as server:
+    with faults.running(Tracker()) as server:
         urls = [server.url(f"/doc-{n}.xml") for n in range(6)]
         fetcher = Fetcher(RawArchive(tmp_path), SETTINGS)
         with ThreadPoolExecutor(6) as pool:
@@ -390,27 +367,16 @@ def test_a_source_declares_its_hosts_as_origins(hosts, problem):
 
 # --- 20.1 sources fetched concurrently -------------------------------------------------------------------------------
 
-class Meeting(ThreadingHTTPServer):
+class Meeting(faults.LoopbackServer):
     """A host whose first request waits (bounded) until each other host got one, then answers 404: it notes whether
     the other hosts were asked while this one was still answering."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Meeting)
+        super().__init__(_Meeting)
         self.arrived, self.others, self.met = threading.Event(), [], []
 
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
 
-
-class _Meeting(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Meeting(faults.QuietHandler):
     def do_GET(self):
         self.server.arrived.set()
         self.server.met.append(all([other.wait(10) for other in self.server.others]))
@@ -436,7 +402,6 @@ def test_the_treaties_and_the_sources_are_fetched_at_once(tmp_path):
     servers = untc, sdg, unodc = Meeting(), Meeting(), Meeting()
     for server in servers:
         server.others = [other.arrived for other in servers if other is not server]
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     folder = tmp_path / "sources"
     shutil.copytree(registry.FOLDER, folder)
     edits = {"untc": {"hosts": [untc.base]},
@@ -448,12 +413,8 @@ def test_the_treaties_and_the_sources_are_fetched_at_once(tmp_path):
         (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
     cat = tmp_path / "catalog.yaml"
     cat.write_text(f"- {{id: XXVI-8, short_name: ATT, url: '{untc.base}/XXVI-8.en.xml'}}\n")
-    try:
+    with faults.running(untc), faults.running(sdg), faults.running(unodc):
         assert main(["run", "--treaties", str(cat), "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
     assert [server.met[0] for server in servers] == [True, True, True]
     assert len(untc.met) == 1 and len(unodc.met) == 2, "the treaty, the report page and the M49 table, once each"
 
