@@ -499,15 +499,23 @@ class Fetcher:
         if cancel is not None:
             stop |= stop_when_event_set(cancel)
 
+        failed: list[FetchError] = []  # the failure waited after
+
         def told(state: RetryCallState) -> None:
+            failed[:] = [state.outcome.exception()]
             if on_retry is not None:
-                on_retry(state.outcome.exception(), state.attempt_number, state.upcoming_sleep)
+                on_retry(failed[0], state.attempt_number, state.upcoming_sleep)
+
+        def attempt() -> Response:
+            if failed and cancel is not None and cancel.is_set():  # cancelled while waiting: no further attempt
+                raise failed[0]
+            return self._attempt(source, url, kind, allowed, cap)
 
         retrying = Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, FetchError) and exc.transient),
                             stop=stop, wait=self._wait, sleep=cancel.wait if cancel is not None else time.sleep,
                             before_sleep=told, reraise=True)
         cap = min(max_bytes or self.settings.max_bytes, self.settings.max_bytes)
-        return retrying(self._attempt, source, url, kind, allowed, cap)
+        return retrying(attempt)
 
     def _wait(self, state: RetryCallState) -> float:
         s = self.settings
