@@ -39,24 +39,32 @@ def client(run: Run, source: Source) -> Client:
     return Client(lambda url, kind, max_bytes=None: get_all([url], kind, max_bytes)[0], get_all)
 
 
+#: A batch as fetched: the batch, the key of the published batch its URLs last served before this fetch (None if
+#: none; Run.last_published), and its raw responses or the exception that kept them.
+Fetched = tuple[Batch, str | None, list[Response] | Exception]
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source.name}")
-def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Response] | Exception]], dict[str, str]]:
-    """The source's batches, each with its raw responses fetched and archived (their sha256s tell whether anything
-    changed) or the exception that kept them; and the discovery steps that failed (e.g. an unreachable release
-    page). One task run for the whole source (see flows/steps.py `fetch`); its batches are fetched concurrently
-    (FETCH_CONCURRENCY at once, each host at most Settings.per_host at a time)."""
+def fetch_source(run: Run, source: Source) -> tuple[list[Fetched], dict[str, str]]:
+    """The source's batches, each with the key its URLs were last published under and its raw responses fetched
+    and archived (their sha256s tell whether anything changed) or the exception that kept them; and the discovery
+    steps that failed (e.g. an unreachable release page). One task run for the whole source (see flows/steps.py
+    `fetch`); its batches are fetched concurrently (FETCH_CONCURRENCY at once, each host at most Settings.per_host
+    at a time)."""
     get = client(run, source)
     batches, errors = source.batches(get)
 
-    def one(batch: Batch) -> list[Response] | Exception:
+    def one(batch: Batch) -> Fetched:
+        known = None
         try:
-            return source.fetch(batch, get)
+            known = run.last_published(source.tables, batch.urls)  # before this fetch archives what they serve now
+            return batch, known, source.fetch(batch, get)
         except Exception as exc:  # that batch's outcome; the others are still fetched
-            return exc
+            return batch, known, exc
 
     with ThreadPoolExecutor(FETCH_CONCURRENCY, thread_name_prefix=f"batches-{source.name}") as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, batch) for batch in batches]  # the task's context
-    return [(batch, future.result()) for batch, future in zip(batches, futures)], errors
+    return [future.result() for future in futures], errors
 
 
 def fetching(run: Run, configured: list[Source]) -> dict[str, PrefectFuture]:
@@ -79,18 +87,18 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
     tables are computed again only when a batch of the source was published this run.
 
-    One outcome per batch (tasks/audit.py `once`): a batch that failed before its key was known (a download, a
-    parse) is keyed by the published batch its URLs last served (Run.last_published), so an IAFQ release whose
-    download failed is one row, failed, under its release date, not also `unchanged` under it."""
+    One outcome per batch (tasks/audit.py `once`): a batch that failed before its key was known (its download or
+    its parse) is keyed by the published batch its URLs served last before this run (Run.last_published), so an
+    IAFQ release whose download failed is one row, failed, under its release date, not also `unchanged` under it."""
     return once(_outcomes(run, source, fetched_source))
 
 
 def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[Outcome]:
     logger = get_run_logger()
     fetched, errors = fetched_source.result()
-    STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
+    STAGES.start("parse", sum(not isinstance(r, Exception) for _, _, r in fetched))  # what was fetched is parsed
     staged, skipped, unkeyed = {}, [], []
-    for batch, responses in fetched:
+    for batch, last, responses in fetched:
         key = None
         try:
             if isinstance(responses, Exception):
@@ -105,7 +113,7 @@ def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[O
                 continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
             if key is None:
-                unkeyed.append((batch, exc))
+                unkeyed.append((batch, last, exc))
             else:
                 errors[key] = exc
             batch_failed(f"{source.name} {batch.name}", exc)
@@ -116,9 +124,8 @@ def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[O
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables
         logger.info("%s %s: %s", source.name, key, ", ".join(f"{t.name} {d.num_rows} rows" for t, d in tables.items()))
-    for batch, exc in unkeyed:  # a key another batch staged this run stays that batch's
-        known = run.last_published(source.tables, batch.urls)
-        errors[known if known is not None and known not in staged else batch.name] = exc
+    for batch, last, exc in unkeyed:  # a key another batch staged this run stays that batch's
+        errors[last if last is not None and last not in staged else batch.name] = exc
     staged, notes = source.relate(staged, run.warehouse)
     before = {key: {t: run.warehouse.read_batch(t, key) for t in source.tables} for key in staged}
     outcomes = audit(run, source.tables, staged, errors, skipped)

@@ -262,8 +262,9 @@ class Run:
 
     def last_published(self, tables, urls) -> str | None:
         """The key of the published batch of `tables` built from what `urls` last served (the newest archived 200
-        response of each; whatever suites and code validated it), for a batch that failed before parsing gave its
-        key (an IAFQ release whose download failed is the release its URL last served); None if none."""
+        response of each; whatever suites and code validated it); None if none. Asked before a batch is fetched,
+        it keys the batch if it then fails before parsing gives its key (an IAFQ release whose download or parse
+        failed is the release its URL served before)."""
         served = set()
         for url in urls:
             latest = self.fetcher.archive.latest(url)
