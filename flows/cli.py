@@ -13,7 +13,7 @@ Exit codes:
   2  usage or configuration error: bad argument, invalid catalog file, unreadable mirror, unsupported warehouse URL
      (a scheme no installed fsspec backend opens, or credentials inside the URL); status: a damaged warehouse
   3  infrastructure failure: Prefect API unreachable, warehouse not writable or a file, warehouse locked by
-     another run, no upstream host reachable at all (no network)
+     another run, no upstream host reachable at all (no network; `record` then writes nothing)
   4  the run crashed or was stopped (unexpected exception, Ctrl-C, SIGINT, SIGTERM), after still printing the
      summary of what was published and sending the alert; a second Ctrl-C ends it at once
 """
@@ -206,7 +206,7 @@ def _run(args, api: PrefectAPI) -> int:
         from flows.refresh import refresh
         from flows.steps import reports_of
         from tasks.alerts import summary_lines
-        from tasks.run import Report, offline
+        from tasks.run import Report
 
     if not args.verbose:
         quiet_logging()
@@ -224,14 +224,28 @@ def _run(args, api: PrefectAPI) -> int:
         else:
             state = refresh(treaties=args.treaties, sources=args.sources, **params)
     reports: list[Report] = reports_of(state)  # raises what ended a flow before it had a report (lock held, ...)
-    unreachable = offline(reports)
-    code = (EXIT_CRASH if any(r.crash for r in reports) else EXIT_INFRASTRUCTURE if unreachable
-            else EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED)
+    code = _exit_code(reports)
     print("\n".join(summary_lines(reports, published_keys(args.warehouse)) + closing_lines(args.warehouse, code)))
     if code == EXIT_INFRASTRUCTURE:
-        return _fail(f"no upstream host could be reached ({', '.join(unreachable)}): nothing new was fetched, the "
-                     f"published tables are as they were", EXIT_INFRASTRUCTURE)
+        return _unreachable(reports, "nothing new was fetched, the published tables are as they were")
     return code
+
+
+def _exit_code(reports) -> int:
+    """A run's exit code from its flows' reports: 4 if it crashed or was stopped, 3 if it reached no upstream host
+    at all (tasks/run.py offline), 1 if a batch was quarantined or failed, else 0."""
+    from tasks.run import offline
+
+    return (EXIT_CRASH if any(r.crash for r in reports) else EXIT_INFRASTRUCTURE if offline(reports)
+            else EXIT_OK if all(r.ok for r in reports) else EXIT_QUARANTINED)
+
+
+def _unreachable(reports, consequence: str) -> int:
+    """Exit 3 for a run that reached no upstream host at all, naming the hosts it tried and what that means."""
+    from tasks.run import offline
+
+    return _fail(f"no upstream host could be reached ({', '.join(offline(reports))}): {consequence}",
+                 EXIT_INFRASTRUCTURE)
 
 
 def _status(args) -> int:
@@ -266,20 +280,24 @@ def _automations(args, api: PrefectAPI) -> int:
 
 
 def _record(args, api: PrefectAPI) -> int:
-    """A full run into a scratch warehouse, then its raw archive exported as a mirror: the same fetch code."""
+    """A full run into a scratch warehouse, then its raw archive exported as a mirror: the same fetch code. A run
+    that reached no upstream host at all records nothing (exit 3, as `run`)."""
     import tempfile
     from pathlib import Path
 
     from flows.console import quiet_logging
     from flows.refresh import refresh
+    from flows.steps import reports_of
     from tasks.archive import RawArchive
     from tasks.mirror import export
 
     _configured(args)
     quiet_logging()
     with tempfile.TemporaryDirectory(prefix="armswatch-record-") as scratch, api:
-        refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources,
-                return_state=True)
+        state = refresh(warehouse=scratch, mirror=args.mirror, treaties=args.treaties, sources=args.sources,
+                        return_state=True)
+        if _exit_code(reports := reports_of(state)) == EXIT_INFRASTRUCTURE:
+            return _unreachable(reports, f"nothing was recorded into {args.dir}")
         entries = export(RawArchive(Path(scratch) / "_raw"), Path(args.dir), "recorded by armswatch record")
     print(f"recorded {len(entries)} URLs into {args.dir}/manifest.json")
     return EXIT_OK

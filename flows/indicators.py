@@ -22,7 +22,7 @@ from flows.panel import outputs
 from flows.steps import FETCH_CONCURRENCY, audit, batch_failed, fetch_urls, final_state, opened, reported
 from tasks import registry
 from tasks.archive import Response
-from tasks.audit import Outcome
+from tasks.audit import Outcome, once
 from tasks.run import STAGES, Report, Run
 from tasks.source import Batch, Client, Source
 
@@ -39,24 +39,38 @@ def client(run: Run, source: Source) -> Client:
     return Client(lambda url, kind, max_bytes=None: get_all([url], kind, max_bytes)[0], get_all)
 
 
+#: A batch as fetched: the batch, the key of the published batch its URLs last served before this fetch (None if
+#: none; Run.last_published), and its raw responses or the exception that kept them.
+Fetched = tuple[Batch, str | None, list[Response] | Exception]
+
+
 @task(cache_policy=NO_CACHE, task_run_name="fetch {source.name}")
-def fetch_source(run: Run, source: Source) -> tuple[list[tuple[Batch, list[Response] | Exception]], dict[str, str]]:
-    """The source's batches, each with its raw responses fetched and archived (their sha256s tell whether anything
-    changed) or the exception that kept them; and the discovery steps that failed (e.g. an unreachable release
-    page). One task run for the whole source (see flows/steps.py `fetch`); its batches are fetched concurrently
-    (FETCH_CONCURRENCY at once, each host at most Settings.per_host at a time)."""
+def fetch_source(run: Run, source: Source) -> tuple[list[Fetched], dict[str, str]]:
+    """The source's batches, each with the key its URLs were last published under and its raw responses fetched
+    and archived (their sha256s tell whether anything changed) or the exception that kept them; and the discovery
+    steps that failed (e.g. an unreachable release page). One task run for the whole source (see flows/steps.py
+    `fetch`); its batches are fetched concurrently (FETCH_CONCURRENCY at once, each host at most Settings.per_host
+    at a time)."""
     get = client(run, source)
     batches, errors = source.batches(get)
 
-    def one(batch: Batch) -> list[Response] | Exception:
+    def one(batch: Batch) -> Fetched:
+        known = None
         try:
-            return source.fetch(batch, get)
+            known = run.last_published(source.tables, batch.urls)  # before this fetch archives what they serve now
+            return batch, known, source.fetch(batch, get)
         except Exception as exc:  # that batch's outcome; the others are still fetched
-            return exc
+            return batch, known, exc
 
     with ThreadPoolExecutor(FETCH_CONCURRENCY, thread_name_prefix=f"batches-{source.name}") as pool:
         futures = [pool.submit(contextvars.copy_context().run, one, batch) for batch in batches]  # the task's context
-    return [(batch, future.result()) for batch, future in zip(batches, futures)], errors
+    return [future.result() for future in futures], errors
+
+
+def fetching(run: Run, configured: list[Source]) -> dict[str, PrefectFuture]:
+    """Every source's fetching (fetch_source) submitted at once, by source name: each runs in the background until
+    run_source wants its batches (the refresh starts it before the treaties, flows/refresh.py)."""
+    return {source.name: fetch_source.submit(run, source) for source in configured}
 
 
 @task(cache_policy=NO_CACHE, task_run_name="parse {source.name} {batch.name}")
@@ -71,12 +85,21 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
 
     A batch whose raw bytes are those its published batch was built from is not parsed or validated again
     (Run.published_from); nor is one whose bytes and key are those of an open quarantine (Run.skip). Derived
-    tables are computed again only when a batch of the source was published this run."""
+    tables are computed again only when a batch of the source was published this run.
+
+    One outcome per batch (tasks/audit.py `once`): a batch that failed before its key was known (its download or
+    its parse) is keyed by the published batch its URLs served last before this run (Run.last_published), so an
+    IAFQ release whose download failed is one row, failed, under its release date, not also `unchanged` under it."""
+    return once(_outcomes(run, source, fetched_source))
+
+
+def _outcomes(run: Run, source: Source, fetched_source: PrefectFuture) -> list[Outcome]:
     logger = get_run_logger()
     fetched, errors = fetched_source.result()
-    STAGES.start("parse", sum(not isinstance(r, Exception) for _, r in fetched))  # what was fetched is parsed
-    staged, skipped = {}, []
-    for batch, responses in fetched:
+    STAGES.start("parse", sum(not isinstance(r, Exception) for _, _, r in fetched))  # what was fetched is parsed
+    staged, skipped, unkeyed = {}, [], []
+    for batch, last, responses in fetched:
+        key = None
         try:
             if isinstance(responses, Exception):
                 raise responses
@@ -89,7 +112,10 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
                 skipped.append(outcome)
                 continue
         except Exception as exc:  # any failure of one batch is its outcome (tasks/audit.py), not a crash
-            errors[batch.name] = exc
+            if key is None:
+                unkeyed.append((batch, last, exc))
+            else:
+                errors[key] = exc
             batch_failed(f"{source.name} {batch.name}", exc)
             continue
         finally:
@@ -98,6 +124,8 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
             logger.warning("%s %s: same batch %s as an earlier one, which it replaces", source.name, batch.name, key)
         staged[key] = tables
         logger.info("%s %s: %s", source.name, key, ", ".join(f"{t.name} {d.num_rows} rows" for t, d in tables.items()))
+    for batch, last, exc in unkeyed:  # a key another batch staged this run stays that batch's
+        errors[last if last is not None and last not in staged else batch.name] = exc
     staged, notes = source.relate(staged, run.warehouse)
     before = {key: {t: run.warehouse.read_batch(t, key) for t in source.tables} for key in staged}
     outcomes = audit(run, source.tables, staged, errors, skipped)
@@ -117,7 +145,8 @@ def run_source(run: Run, source: Source, fetched_source: PrefectFuture) -> list[
 @flow(name="armswatch-indicators")
 def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources: str | None = None,
                only: str | None = None, force: bool = False, notify: bool = True,
-               alert_block: str | None = None, run: Run | None = None):
+               alert_block: str | None = None, run: Run | None = None,
+               started: dict[str, PrefectFuture] | None = None):
     """Every registered source (or `only` that one): fetch, parse, validate and publish, then derive; when something
     was published (and the flow runs on its own), rebuild treaty status, the panel, the DuckDB file and the
     report. Ends Failed when a batch was quarantined or failed (after publishing the others and alerting).
@@ -133,14 +162,15 @@ def indicators(warehouse: str = "warehouse", mirror: str | None = None, sources:
             ARMSWATCH_ALERT_URL or ARMSWATCH_ALERT_BLOCK of the worker's environment.
         notify: Internal: False when a parent flow reports and alerts for the whole run.
         run: Internal: the run (lock, run id) a parent flow opened.
+        started: Internal: the sources' fetching (`fetching`) the parent flow already started.
     """
     configured = registry.load(sources, only)
     with (opened(run, warehouse, mirror, force, alert_block) as run,
           reported(Report("indicators", run.id, sources=[s.name for s in configured]), run, notify,
                    alert_block, then=outputs) as reports):
-        fetching = [fetch_source.submit(run, source) for source in configured]  # every source fetched at once
-        for source, fetched in zip(configured, fetching):
-            for outcome in run_source(run, source, fetched):
+        started = started or fetching(run, configured)  # every source fetched at once
+        for source in configured:
+            for outcome in run_source(run, source, started[source.name]):
                 outcome.source = source.name
                 reports[0].outcomes.append(outcome)
     return final_state(reports)

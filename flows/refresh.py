@@ -1,5 +1,8 @@
 """The full refresh: treaties, then every registered source (indicators, UN M49 countries), then the analyst
 tables (treaty status, the country × year panel; flows/panel.py), then warehouse/armswatch.duckdb and the report.
+The sources' fetching starts first and runs in the background while the treaties are fetched, parsed and
+published, so the whole run's fetching overlaps (each host still asked politely, tasks/http.py); parsing,
+validating and publishing stay one part after the other.
 
 The analyst tables are built from what is published in the warehouse, so a source that failed this run
 contributes its last good data. One lock and one run id for the whole refresh. Tables fed: all.
@@ -11,10 +14,12 @@ from __future__ import annotations
 from prefect import flow
 from prefect.exceptions import TerminationSignal
 
-from flows.indicators import indicators
+from flows.indicators import fetching, indicators
 from flows.panel import analyst_outputs, country_year_panel
 from flows.ratification import ratification
 from flows.steps import crash_reason, final_state, finish, opened, reports_of
+from tasks import registry
+from tasks.catalog import CatalogError
 from tasks.publish import LeaseLost
 from tasks.run import Report, Run
 
@@ -30,6 +35,16 @@ def _part(name: str, body, run: Run, **options) -> Report:
         raise
     except Exception as exc:
         return Report(name, run.id, crash=crash_reason(exc))
+
+
+def _sources_fetching(run: Run, sources: str | None) -> dict:
+    """The sources' fetching, started before the treaties part (flows/indicators.py `fetching`); none when their
+    configuration does not load: the indicators part then reports why, and the treaties still run."""
+    try:
+        configured = registry.load(sources)
+    except CatalogError:
+        return {}
+    return fetching(run, configured)
 
 
 @flow(name="armswatch-refresh")
@@ -55,8 +70,9 @@ def refresh(warehouse: str = "warehouse", mirror: str | None = None, treaties: s
     try:
         with opened(None, warehouse, mirror, force, alert_block) as run:
             try:
+                started = _sources_fetching(run, sources)
                 for name, body, options in (("treaties", ratification, {"treaties": treaties, "sources": sources}),
-                                            ("indicators", indicators, {"sources": sources}),
+                                            ("indicators", indicators, {"sources": sources, "started": started}),
                                             ("panel", country_year_panel, {"treaties": treaties})):
                     reports.append(_part(name, body, run, **options))
                     if reports[-1].crash:

@@ -53,16 +53,19 @@ FETCH_CONCURRENCY = 6
 
 
 def fetch_url(run: Run, source: str, url: str, kind: str, allowed: frozenset[str] | None,
-              cancel: threading.Event, max_bytes: int | None = None) -> Response:
+              max_bytes: int | None = None) -> Response:
     """One URL through the fetcher's one retry policy (tasks/http.py Fetcher.get), every attempt archived; each
     wait before another attempt is a warning in the run's log, and the first URL that finds its host unreachable
-    says so in one line (the host's other URLs then fail at once). Setting `cancel` ends the waiting."""
+    says so in one line (the host's other URLs then fail at once). Once the run is stopping (Run.stopping) the
+    waiting ends, and a URL not yet started is not requested."""
     def waiting(failure: FetchError, attempt: int, wait: float) -> None:
         get_run_logger().warning("%s %s: attempt %d failed (%s); trying again in %.0f s", source, failure.url,
                                  attempt, failure.problem, wait)
 
     try:
-        response = run.fetcher.get(source, url, kind, allowed, cancel, waiting, max_bytes)
+        if run.stopping.is_set():
+            raise FetchError(source, url, "not requested: the run was stopped")
+        response = run.fetcher.get(source, url, kind, allowed, run.stopping, waiting, max_bytes)
     except Unreachable as exc:
         if exc.first:
             get_run_logger().error("%s", exc.problem)
@@ -78,17 +81,17 @@ def fetch_urls(run: Run, source: str, urls: list[str], kind: str, allowed: froze
                max_bytes: int | None = None) -> list[Response | Exception]:
     """Every URL, FETCH_CONCURRENCY at once (fetch_url): per URL, in order, its response or the exception that ended
     its attempts. `allowed`: the origins the source may fetch; `max_bytes`: a lower cap on each body. Whatever stops
-    the caller (SIGTERM) also stops the waiting."""
+    the caller (SIGTERM) stops the run's fetching (Run.stopping), here and in the background."""
     STAGES.start("fetch", len(urls))
-    cancel = threading.Event()
     pool = ThreadPoolExecutor(max_workers=FETCH_CONCURRENCY, thread_name_prefix=f"fetch-{source}")
     try:
-        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, allowed, cancel,
-                               max_bytes)
+        futures = [pool.submit(contextvars.copy_context().run, fetch_url, run, source, url, kind, allowed, max_bytes)
                    for url in urls]  # each worker in the run's context (Prefect's logger)
         return [future.exception() or future.result() for future in futures]
+    except BaseException:
+        run.stopping.set()
+        raise
     finally:
-        cancel.set()
         pool.shutdown(wait=False, cancel_futures=True)
 
 
@@ -145,6 +148,8 @@ def reported(report: Report, run: Run, notify: bool, alert_block: str | None = N
             report.crash = signalled
             get_run_logger().error("run ended early: %s", report.crash)
     finally:
+        if report.crash:  # what the run still fetches in the background (the refresh's sources) is not wanted
+            run.stopping.set()
         report.reached, report.unreachable = run.network()
         for outcome in report.outcomes if len(report.sources) == 1 else ():  # a one-source flow's batches
             outcome.source = outcome.source or report.sources[0]

@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 import pyarrow as pa
 
 from tasks.environment import environment
+from tasks.errors import excerpt
 from tasks.publish import file_name
 from tasks.run import STATUSES, Report, totals
 from tasks.tables import PARTICIPATION, TREATY_STATUS
@@ -248,11 +249,15 @@ def describe(failure) -> list[str]:
         expected.append(f"{name} {_plain(value)}")
     name = f"{failure.table}{'.' + column if column else ''}: {failure.expectation}"
     lines = [failure.note or name,
-             f"  observed {_short(failure.observed)}",
-             f"  expected {_short('; '.join(expected)) or '(see the validation report)'}"]
+             f"  observed {excerpt(_plain(failure.observed), VALUE_CHARS, quoted=False)}",
+             "  expected " + (excerpt("; ".join(expected), VALUE_CHARS, quoted=False) or "(see the validation report)")]
     if failure.note:
         lines.append(f"  expectation {name}")
     return lines
+
+
+#: Characters of a failing expectation's observed or expected value in the summary (tasks/errors.py excerpt).
+VALUE_CHARS = 160
 
 
 def _plain(value) -> str:
@@ -261,11 +266,6 @@ def _plain(value) -> str:
     if isinstance(value, (list, tuple, set)):
         return ", ".join(_plain(v) for v in value)
     return str(value)
-
-
-def _short(value, limit: int = 160) -> str:
-    text = " ".join(_plain(value).split())
-    return text if len(text) <= limit else text[:limit - 1] + "…"
 
 
 WIDTH = 100  # columns of the run summary on a terminal
@@ -306,22 +306,12 @@ def _rows_cell(o: Outcome) -> tuple[str, str]:
     return "", "rows: " + ", ".join(f"{table} {n}" for table, n in o.rows.items()) if o.rows else ""
 
 
-def _once(outcomes: list[Outcome]) -> list[Outcome]:
-    """One outcome per batch key: a batch reported twice in a flow (e.g. skipped, then failed while deriving)
-    keeps the one that did not pass, which explains it."""
-    chosen: dict[str, Outcome] = {}
-    for o in outcomes:
-        if o.key not in chosen or (chosen[o.key].ok and not o.ok):
-            chosen[o.key] = o
-    return list(chosen.values())
-
-
 def summary_lines(reports: list[Report], published: set[str] | None = None) -> list[str]:
     """The run summary, WIDTH columns wide: one aligned row per batch (its key shortened, its detail wrapped under
     itself), totals, then why each batch did not pass, in plain words first (each failing expectation's meaning,
     what was observed and expected, then its name), with whether the batch still has published data (`published`:
     the batch keys the warehouse holds; None when not known)."""
-    outcomes = [(r.flow, o) for r in reports for o in _once(r.outcomes)]
+    outcomes = [(r.flow, o) for r in reports for o in r.outcomes]
     rows = []
     for flow, o in outcomes:
         count, per_table = _rows_cell(o)
@@ -356,7 +346,8 @@ def summary_lines(reports: list[Report], published: set[str] | None = None) -> l
                 else ": no published data yet" if o.status == "quarantined" else "")
         out.append(f"{flow} / {display_key(o.key)} {o.status}{kept}")
         if not o.failures:  # an error names its URL: kept on one line, to be read and searched whole
-            out += [f"    {text[:len(text) - len(text.lstrip())]}{_short(text, 400)}" for text in o.reason.splitlines()]
+            out += [f"    {text[:len(text) - len(text.lstrip())]}{excerpt(text, 400, quoted=False)}"
+                    for text in o.reason.splitlines()]
         for text in (text for f in o.failures for text in describe(f)):
             indent = "    " + text[:len(text) - len(text.lstrip())]
             out += textwrap.wrap(text.strip(), WIDTH, initial_indent=indent, subsequent_indent=indent + "  ",

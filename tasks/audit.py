@@ -43,6 +43,17 @@ class Outcome:
         return self.status in ("published", "unchanged")
 
 
+def once(outcomes: list[Outcome]) -> list[Outcome]:
+    """One outcome per batch key, in the order first seen: a batch reported twice (failed before its key was
+    known and noted unchanged under it; skipped, then failed while deriving) keeps the first that did not pass,
+    which explains it, else the first."""
+    chosen: dict[str, Outcome] = {}
+    for o in outcomes:
+        if o.key not in chosen or (chosen[o.key].ok and not o.ok):
+            chosen[o.key] = o
+    return list(chosen.values())
+
+
 def audit_and_publish(warehouse: Warehouse, validator: Validator, run_id: str, tables: tuple[Table, ...],
                       staged: dict[str, dict[Table, pa.Table]], errors: dict[str, str | Exception], today: date,
                       force: bool = False, sources: dict[tuple[str, str], list[str]] | None = None) -> list[Outcome]:

@@ -12,11 +12,32 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
+import pyarrow as pa
+
 from tasks import report
 from tasks.panel import IAFQ_COLUMNS, PANEL, SDG_COLUMNS
 from tasks.storage import atomic_write
+from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS
 
 INDICATORS = [*SDG_COLUMNS, *IAFQ_COLUMNS]
+#: Decimals of every rate or percentage shown (a float column); counts (integer columns) are shown whole.
+RATE_DECIMALS = 2
+
+
+def decimals(type_: pa.DataType) -> int | None:
+    """The decimals report.number shows for a column of `type_`: RATE_DECIMALS for rates and percentages, none for
+    counts."""
+    return RATE_DECIMALS if pa.types.is_floating(type_) else None
+
+
+DECIMALS = {c: decimals(PANEL.schema.field(c).type) for c in INDICATORS}
+
+
+def revised_decimals(dataset: str) -> int | None:
+    """The decimals of a revised value of `dataset`, as its table's `value` is typed: the IAFQ file's (dataset
+    firearms_seizures) are counts, an SDG series' (dataset: its code) rates or percentages."""
+    table = FIREARMS_SEIZURES if dataset == FIREARMS_SEIZURES.name else INDICATOR_OBSERVATIONS
+    return decimals(table.schema.field("value").type)
 
 
 def _date(date, kind) -> str:
@@ -36,16 +57,19 @@ def treaties(rows: list[dict]) -> str:
 
 
 def indicators(rows: list[dict]) -> str:
-    """Every year with a value, one column per indicator; a footnote marker [n] after a value, the texts below."""
-    rows = [r for r in rows if any(r[c] is not None for c in INDICATORS)]
+    """Every year with a value, one column per indicator the state has a value of (the others are named below as
+    not published for it); rates and percentages with RATE_DECIMALS decimals, counts thousands separated
+    (report.number); a footnote marker [n] after a value, the texts below."""
+    shown = [c for c in INDICATORS if any(r[c] is not None for r in rows)]
+    rows = [r for r in rows if any(r[c] is not None for c in shown)]
     if not rows:
         return '<p class="note">No indicator value published for this state.</p>'
     notes: list[str] = []
     cells = []
     for r in rows:
         cell = {"year": str(r["year"])}
-        for column in INDICATORS:
-            text = html.escape(report.number(r[column]))
+        for column in shown:
+            text = html.escape(report.number(r[column], DECIMALS[column]))
             for note in r.get(f"{column}_footnotes") or []:
                 if note not in notes:
                     notes.append(note)
@@ -53,11 +77,13 @@ def indicators(rows: list[dict]) -> str:
             cell[column] = text
         cells.append(cell)
     docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in PANEL.schema}
-    legend = "".join(f"<li><code>{c}</code>: {html.escape(docs[c])}</li>" for c in INDICATORS)
+    legend = "".join(f"<li><code>{c}</code>: {html.escape(docs[c])}</li>" for c in shown)
     listed = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(notes, 1))
     labels = {c: c.replace("_pct", " (%)").replace("_", " ") for c in INDICATORS}
-    return (report.table(cells, ["year", *INDICATORS], labels=labels, raw=tuple(INDICATORS))
-            + (f"<p>Footnotes:</p><ul>{listed}</ul>" if notes else "") + f'<ul class="note">{legend}</ul>')
+    absent = "; ".join(f"{labels[c]} ({html.escape(docs[c])})" for c in INDICATORS if c not in shown)
+    return (report.table(cells, ["year", *shown], labels=labels, raw=tuple(shown))
+            + (f"<p>Footnotes:</p><ul>{listed}</ul>" if notes else "") + f'<ul class="note">{legend}</ul>'
+            + (f'<p class="note">No value published for this state: {absent}.</p>' if absent else ""))
 
 
 def revisions(rows: list[dict]) -> str:
@@ -69,9 +95,12 @@ def revisions(rows: list[dict]) -> str:
         changes[r["change"]] = changes.get(r["change"], 0) + 1
     summary = "; ".join(f"{k}: " + ", ".join(f"{n:,} {c.replace('_', ' ')}" for c, n in v.items())
                         for k, v in counts.items())
+    values = ("old_value", "new_value")
+    cells = [{**r, **{v: html.escape(report.number(r[v], revised_decimals(r["dataset"]))) for v in values}}
+             for r in rows]
     return (f"<p>{html.escape(summary)}</p><details><summary>{len(rows):,} revised observations</summary>"
-            + report.table(rows, ["dataset", "change", "year", "observation", "old_value", "new_value"],
-                           labels={"old_value": "old value", "new_value": "new value"}) + "</details>")
+            + report.table(cells, ["dataset", "change", "year", "observation", *values],
+                           labels={"old_value": "old value", "new_value": "new value"}, raw=values) + "</details>")
 
 
 def country_page(state: dict, status: list[dict], panel: list[dict], revised: list[dict], as_at: str) -> str:

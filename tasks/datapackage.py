@@ -35,10 +35,11 @@ FOLDER = "csv"
 def origins(folder=None) -> dict[str, list[Origin]]:
     """Table name -> the origins of its data (where it comes from, its licence, how to cite it): UNTC's for the
     treaty tables, each registered source's for its tables, and for an analyst table those of its inputs."""
-    found = {t.name: [registry.treaty_source(folder).origin] for t in TREATY_TABLES}
-    for source in registry.load(folder):
+    treaties, *others = registry.origins(folder)  # in run order: the treaties, then registry.SOURCES
+    found = {t.name: [treaties] for t in TREATY_TABLES}
+    for source, origin in zip(registry.SOURCES, others, strict=True):
         for table in (*source.tables, *source.derived_tables):  # a derived table may come from several sources
-            found.setdefault(table.name, []).append(source.origin)
+            found.setdefault(table.name, []).append(origin)
     for name, inputs in INPUTS.items():
         found[name] = [o for t in inputs for o in found[t.name]]
     return {name: list({o.title: o for o in every}.values()) for name, every in found.items()}

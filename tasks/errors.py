@@ -50,14 +50,22 @@ _QUOTE.maxtuple = _QUOTE.maxlist = _QUOTE.maxarray = _QUOTE.maxdict = _QUOTE.max
 _QUOTE.maxdeque = 20
 
 
-def excerpt(value, limit: int = EXCERPT_CHARS) -> str:
+def excerpt(value, limit: int = EXCERPT_CHARS, quoted: bool = True) -> str:
     """A short, printable excerpt for a message, built from a bounded prefix (never the whole value): a response
-    body (bytes) as text, whitespace runs as one space; any other value quoted as repr quotes it (a str in quotes,
-    a list or mapping by its first items, two levels deep: an alias bomb is never expanded). Characters that are
-    not printable are escaped (`\\x1b`, `\\u202e`); at most `limit` characters (`...` marks a cut)."""
+    body (bytes), or a str that is not to be `quoted` (text already written for people, such as a failing
+    expectation's observed value), as text, whitespace runs as one space; any other value quoted as repr quotes it
+    (a str in quotes, a list or mapping by its first items, two levels deep: an alias bomb is never expanded).
+    Characters that are not printable are escaped (`\\x1b`, `\\u202e`); at most `limit` characters (`...` marks a
+    cut)."""
     if isinstance(value, (bytes, bytearray, memoryview)):
-        text = " ".join(bytes(value[: limit * 4]).decode("utf-8", "replace").split())
-        text = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text) or "(empty body)"
+        text = _printable(bytes(value[: limit * 4]).decode("utf-8", "replace")) or "(empty body)"
+    elif isinstance(value, str) and not quoted:
+        text = _printable(value[: limit * 4])
     else:
         text = repr(value[: limit + 1]) if isinstance(value, str) else _QUOTE.repr(value)
     return text[: limit - 3] + "..." if len(text) > limit else text
+
+
+def _printable(text: str) -> str:
+    """`text` with whitespace runs as one space and characters that are not printable escaped."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in " ".join(text.split()))

@@ -5,9 +5,10 @@ https://data.unodc.org, UNSD M49 https://unstats.un.org/unsd/methodology/m49/) g
 one retry policy: timeouts, 5xx, 429, a broken connection and an HTML maintenance page are tried again with
 exponential backoff and jitter (Retry-After honoured, capped); a host whose name does not resolve or that refuses
 connections is not: it is unreachable for the rest of the run and every other URL of it fails at once. One
-deadline bounds each request whatever the server does (connect, headers, redirects, every byte of the body: a
-watchdog shuts the sockets down when it passes). At most `per_host` requests are in flight per host, one until it
-first answered. Also: a User-Agent naming the project; conditional requests from the last archived
+deadline bounds each request whatever the server or the resolver does (name lookup, connect, headers, redirects,
+every byte of the body: lookups are awaited until the deadline at most, and a watchdog shuts the sockets down when
+it passes; a lookup that timed out is transient). At most `per_host` requests are in flight per host, one until
+it first answered. Also: a User-Agent naming the project; conditional requests from the last archived
 ETag/Last-Modified; a cap on decoded bytes for every body (redirect bodies and mirror files included); and every
 response archived in the raw archive (tasks/archive.py) before anyone parses it. With a mirror directory the same
 Session serves requests from a verified `DIR/manifest.json` through `MirrorAdapter`, a transport adapter, so the
@@ -22,15 +23,14 @@ import hashlib
 import io
 import json
 import mimetypes
-import os
 import random
 import re
 import socket
-import stat
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
@@ -42,12 +42,14 @@ from requests.adapters import BaseAdapter, HTTPAdapter
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_when_event_set
 from urllib3 import HTTPConnectionPool, HTTPResponse, HTTPSConnectionPool, ProxyManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.exceptions import (DecodeError, MaxRetryError, NameResolutionError, NewConnectionError, ProtocolError,
-                                ReadTimeoutError, SSLError)
+from urllib3.exceptions import (ConnectTimeoutError, DecodeError, MaxRetryError, NameResolutionError,
+                                NewConnectionError, ProtocolError, ReadTimeoutError, SSLError)
+from urllib3.util.connection import allowed_gai_family
 
 from tasks import hosts
 from tasks.archive import RawArchive, Response
 from tasks.errors import FetchError, Unreachable, excerpt
+from tasks.storage import StorageError, open_regular
 
 USER_AGENT = "armswatch/0.1 (+https://github.com/armswatch/armswatch; UN arms-control treaty and indicator monitor)"
 RETRY_STATUSES = (429, 500, 502, 503, 504)
@@ -76,10 +78,11 @@ KINDS = {
 @dataclass(frozen=True)
 class Settings:
     """Fetch limits (defaults documented in README "Reliability"). The deadline runs from the start of each
-    attempt and covers everything of it: connect, status line and headers, redirects and every body. Attempt n
-    (from 1) that failed transiently is followed by a wait of `backoff_factor * 2**(n-1)` s, at most `backoff_max`,
-    lengthened by up to BACKOFF_JITTER of itself, or the server's Retry-After (capped at `retry_after_max`) if
-    longer. No body, redirect bodies and mirror files included, is ever held beyond `max_bytes` decoded bytes."""
+    attempt and covers everything of it: name lookup, connect, status line and headers, redirects and every body.
+    Attempt n (from 1) that failed transiently is followed by a wait of `backoff_factor * 2**(n-1)` s, at most
+    `backoff_max`, lengthened by up to BACKOFF_JITTER of itself, or the server's Retry-After (capped at
+    `retry_after_max`) if longer. No body, redirect bodies and mirror files included, is ever held beyond
+    `max_bytes` decoded bytes."""
 
     connect_timeout: float = 10.0
     read_timeout: float = 60.0
@@ -143,18 +146,16 @@ class MirrorAdapter(BaseAdapter):
         if not path.is_relative_to(self.root):
             raise MirrorRefused(f"{where} resolves to {path}, outside the mirror folder {self.root}")
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with open_regular(path) as (fh, info):
+                if info.st_size > self.max_bytes:
+                    raise MirrorRefused(f"{where} is {info.st_size} bytes, above the {self.max_bytes}-byte cap")
+                if info.st_size != entry.bytes:
+                    raise MirrorRefused(f"{where} is {info.st_size} bytes; the manifest says {entry.bytes}")
+                body = fh.read(self.max_bytes + 1)
+        except StorageError:
+            raise MirrorRefused(f"{where} is not a regular file (a FIFO, device or folder)") from None
         except OSError as exc:
             raise MirrorRefused(f"{where} cannot be read: {exc.strerror}") from None
-        with os.fdopen(fd, "rb") as fh:
-            info = os.fstat(fd)
-            if not stat.S_ISREG(info.st_mode):
-                raise MirrorRefused(f"{where} is not a regular file (a FIFO, device or folder)")
-            if info.st_size > self.max_bytes:
-                raise MirrorRefused(f"{where} is {info.st_size} bytes, above the {self.max_bytes}-byte cap")
-            if info.st_size != entry.bytes:
-                raise MirrorRefused(f"{where} is {info.st_size} bytes; the manifest says {entry.bytes}")
-            body = fh.read(self.max_bytes + 1)
         digest = hashlib.sha256(body).hexdigest()
         if len(body) != entry.bytes or digest != entry.sha256:
             raise MirrorRefused(f"{where} has sha256 {digest} ({len(body)} bytes); the manifest says "
@@ -223,9 +224,10 @@ def _content_type(file: str) -> str:
 
 
 class Deadline:
-    """One attempt's total deadline. Every socket the attempt opens (in this thread: `_Watched`) is shut down by a
-    watchdog timer when the deadline passes, which ends any read in progress; so no server, not even one dripping
-    its headers a byte at a time, keeps a fetch alive beyond it."""
+    """One attempt's total deadline. Its name lookups are awaited until the deadline at most (`Lookups`), and every
+    socket the attempt opens (in this thread: `_Watched`) is shut down by a watchdog timer when the deadline passes,
+    which ends any read in progress; so no server, not even one dripping its headers a byte at a time, and no
+    resolver that never answers keeps a fetch alive beyond it."""
 
     _current = threading.local()
 
@@ -273,14 +275,80 @@ def _shut(sock: socket.socket) -> None:
         pass
 
 
+class LookupTimeout(ConnectTimeoutError):
+    """The resolver had not answered the name lookup of `host` when the attempt's deadline passed."""
+
+    def __init__(self, host: str):
+        super().__init__(f"name lookup of {host} timed out")
+        self.host = host
+
+
+class Lookups:
+    """Name lookups (socket.getaddrinfo, which no socket timeout bounds), each in a daemon thread of its own and
+    awaited until the attempt's deadline at most. An attempt whose name is still being looked up (a resolver that
+    hangs) waits for that lookup instead of starting another, so a resolver that never answers holds one thread per
+    name, not one per attempt. Nothing is cached: a lookup that ended is done again by the next connection."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[tuple[str, int, int], Future] = {}
+
+    def resolve(self, host: str, port: int, timeout: float) -> list[tuple]:
+        """getaddrinfo's answer for a TCP connection to host:port (the address families urllib3 allows); what it
+        raised (socket.gaierror: the name does not resolve); TimeoutError when it did not answer within `timeout`."""
+        key = (host, port, allowed_gai_family())
+        with self._lock:
+            if (pending := self._pending.get(key)) is None:
+                pending = self._pending[key] = Future()
+                threading.Thread(target=self._lookup, args=(key, pending), daemon=True, name=f"lookup {host}").start()
+        return pending.result(max(timeout, 0))
+
+    def _lookup(self, key: tuple[str, int, int], pending: Future) -> None:
+        try:
+            answer, error = socket.getaddrinfo(*key, socket.SOCK_STREAM), None
+        except Exception as exc:  # handed to every attempt waiting for it
+            answer, error = None, exc
+        with self._lock:
+            del self._pending[key]
+        if error is not None:
+            pending.set_exception(error)
+        else:
+            pending.set_result(answer)
+
+
+LOOKUPS = Lookups()
+
+
 class _Watched:
-    """A urllib3 connection whose new socket is watched by the deadline of the attempt opening it (Deadline)."""
+    """A urllib3 connection bound by the deadline of the attempt opening it (Deadline): its name is looked up within
+    the deadline (Lookups), then urllib3 connects to each address found in turn, and the new socket is watched."""
 
     def _new_conn(self):
-        sock = super()._new_conn()
-        if (deadline := Deadline.current()) is not None:
+        deadline = Deadline.current()
+        if deadline is None:
+            return super()._new_conn()
+        name = self._dns_host
+        try:
+            answer = LOOKUPS.resolve(name.strip("[]"), self.port, deadline.remaining())
+        except TimeoutError:
+            raise LookupTimeout(self.host) from None
+        except socket.gaierror as exc:
+            raise NameResolutionError(self.host, self, exc) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection: {exc}") from exc
+        error = None
+        for address in dict.fromkeys(sockaddr[0] for *_, sockaddr in answer):  # each once, in the resolver's order
+            self._dns_host = address  # numeric: urllib3 connects without looking it up again
+            try:
+                sock = super()._new_conn()
+            except ConnectTimeoutError as exc:  # refused, unreachable or too slow (NewConnectionError): the next one
+                error = exc
+                continue
+            finally:
+                self._dns_host = name
             deadline.watch(sock)
-        return sock
+            return sock
+        raise error or NewConnectionError(self, f"{self.host} resolved to no address")
 
 
 class _HTTPPool(HTTPConnectionPool):
@@ -368,10 +436,16 @@ class Hosts:
             return first
 
 
+def _reason(exc: requests.ConnectionError) -> Exception | None:
+    """urllib3's reason for a failed connection."""
+    return exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+
+
 def unreachable_reason(exc: requests.ConnectionError) -> str | None:
     """Why a failed connection means its host cannot be reached at all this run (its name does not resolve, it
-    refused the connection, no route to it); None for failures that may pass (timeouts, resets)."""
-    reason = exc.args[0].reason if exc.args and isinstance(exc.args[0], MaxRetryError) else None
+    refused the connection, no route to it); None for failures that may pass (timeouts, resets, a name lookup
+    that did not answer within the deadline)."""
+    reason = _reason(exc)
     cause = getattr(reason, "__cause__", None)
     if isinstance(reason, NameResolutionError):
         return f"its name does not resolve ({cause or reason})"
@@ -425,15 +499,23 @@ class Fetcher:
         if cancel is not None:
             stop |= stop_when_event_set(cancel)
 
+        failed: list[FetchError] = []  # the failure waited after
+
         def told(state: RetryCallState) -> None:
+            failed[:] = [state.outcome.exception()]
             if on_retry is not None:
-                on_retry(state.outcome.exception(), state.attempt_number, state.upcoming_sleep)
+                on_retry(failed[0], state.attempt_number, state.upcoming_sleep)
+
+        def attempt() -> Response:
+            if failed and cancel is not None and cancel.is_set():  # cancelled while waiting: no further attempt
+                raise failed[0]
+            return self._attempt(source, url, kind, allowed, cap)
 
         retrying = Retrying(retry=retry_if_exception(lambda exc: isinstance(exc, FetchError) and exc.transient),
                             stop=stop, wait=self._wait, sleep=cancel.wait if cancel is not None else time.sleep,
                             before_sleep=told, reraise=True)
         cap = min(max_bytes or self.settings.max_bytes, self.settings.max_bytes)
-        return retrying(self._attempt, source, url, kind, allowed, cap)
+        return retrying(attempt)
 
     def _wait(self, state: RetryCallState) -> float:
         s = self.settings
@@ -523,7 +605,10 @@ class Fetcher:
                 requests.exceptions.MissingSchema) as exc:  # e.g. a redirect to file:// or ftp://
             problem, transient = f"cannot fetch {target}: {exc}", False
         except requests.ConnectionError as exc:
-            if deadline.expired:
+            if isinstance(lookup := _reason(exc), LookupTimeout):  # a slow resolver, not a no: transient
+                problem, transient = (f"name lookup of {lookup.host} timed out: the {deadline.seconds:g} s deadline "
+                                      f"passed before the resolver answered"), True
+            elif deadline.expired:
                 problem, transient = self._late("before the response headers"), True
             elif (why := unreachable_reason(exc)) is not None:
                 where = hosts.origin(target)

@@ -165,6 +165,10 @@ class Warehouse:
         self._lock = None
         self._manifest: dict | None = None
         self._version: str | None = None  # the ETag of the manifest read last (object stores)
+        # Held while the manifest is read and kept, and while a commit replaces it: a run's fetching reads the
+        # manifest in the background (flows/indicators.py) while the run publishes, and must not keep what it read
+        # just before a commit once the commit is done.
+        self._kept = threading.RLock()
 
     def current(self, table: Table, key: str) -> UPath:
         """The glob copy of a batch's current file (`<table>/<batch>.parquet`)."""
@@ -176,12 +180,13 @@ class Warehouse:
         existed is read from its `<table>/` files (its "tables" only). While this Warehouse holds the lock no other
         run can commit, so the manifest is read once and then kept by its own commits (a run asks it for every batch
         it may skip)."""
-        if self._manifest is not None:
-            return self._manifest
-        manifest = self._read_manifest()
-        if self._lock is not None:
-            self._manifest = manifest
-        return manifest
+        with self._kept:
+            if self._manifest is not None:
+                return self._manifest
+            manifest = self._read_manifest()
+            if self._lock is not None:
+                self._manifest = manifest
+            return manifest
 
     def _read_manifest(self) -> dict:
         """The manifest, every path in it checked (`table_file`); on an object store also the version read
@@ -361,11 +366,12 @@ class Warehouse:
             for w in writes:
                 atomic_write(self.root / w.history, w.data)
             self._check_lock()
-            self._manifest = None  # read again if the write below fails part-way
-            self._write_manifest(json.dumps(new, indent=1, sort_keys=True).encode())
-            committed = True
-            if self._lock is not None:
-                self._manifest = new
+            with self._kept:
+                self._manifest = None  # read again if the write below fails part-way
+                self._write_manifest(json.dumps(new, indent=1, sort_keys=True).encode())
+                committed = True
+                if self._lock is not None:
+                    self._manifest = new
             for w in copies:
                 self._copy(w.history, w.current, w.data)
             _delete(journal)

@@ -94,10 +94,13 @@ def published_views(con: duckdb.DuckDBPyConnection) -> set[str]:
     return {name for (name,) in con.execute("SELECT view_name FROM duckdb_views() WHERE NOT internal").fetchall()}
 
 
-def number(value) -> str:
-    """A cell as people read it: counts without '.0', thousands separated, fractions as published."""
+def number(value, decimals: int | None = None) -> str:
+    """A cell as people read it: counts without '.0', thousands separated, fractions as published; with
+    `decimals` (a column of rates or percentages), every value with that many decimals, thousands separated."""
     if value is None:
         return ""
+    if decimals is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return f"{value:,.{decimals}f}"
     if isinstance(value, float) and math.isfinite(value) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):

@@ -177,6 +177,9 @@ class Run:
     #: fingerprints), the digest of the suites that validate it and that of the code that parses it (`with_rules`)
     sources: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     suites: dict[tuple[str, ...], str] = field(default_factory=dict, repr=False)
+    #: set when the run stops early (a signal, a crash): fetches still running in the background (flows/steps.py
+    #: fetch_urls) make no further attempt, and URLs not yet started are not requested
+    stopping: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @cached_property
     def fetcher(self):
@@ -257,6 +260,22 @@ class Run:
         wanted = ",".join(self.with_rules(tables, shas))
         for stem in self.warehouse.batches(tables[0]) if not self.force else ():
             if self.warehouse.built_from(tables[0], stem) == wanted:
+                return stem
+        return None
+
+    def last_published(self, tables, urls) -> str | None:
+        """The key of the published batch of `tables` built from what `urls` last served (the newest archived 200
+        response of each; whatever suites and code validated it); None if none. Asked before a batch is fetched,
+        it keys the batch if it then fails before parsing gives its key (an IAFQ release whose download or parse
+        failed is the release its URL served before)."""
+        served = set()
+        for url in urls:
+            latest = self.fetcher.archive.latest(url)
+            if latest is None:
+                return None
+            served.add(latest.sha256)
+        for stem in self.warehouse.batches(tables[0]) if served else ():
+            if served <= set((self.warehouse.built_from(tables[0], stem) or "").split(",")):
                 return stem
         return None
 

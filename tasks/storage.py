@@ -18,6 +18,7 @@ import re
 import shutil
 import stat
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import SplitResult, urlsplit
 
@@ -111,14 +112,24 @@ def read_regular(path: UPath, limit: int) -> bytes:
         raise StorageError(f"{path} is larger than {limit} bytes")
     if not is_local(path):
         return path.read_bytes()
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
-    with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise StorageError(f"{path} is not a regular file")
+    with open_regular(path) as (file, _):
         data = file.read(limit + 1)
     if len(data) > limit:
         raise StorageError(f"{path} is larger than {limit} bytes")
     return data
+
+
+@contextmanager
+def open_regular(path: Path):
+    """A local file opened for reading, with its `os.stat_result`, if what was opened is a regular file: opened
+    without blocking on a FIFO or taking a terminal, then checked on the open file (a FIFO or device swapped in
+    after a check by name is never read); StorageError naming it otherwise, OSError if it cannot be opened."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    with os.fdopen(fd, "rb") as file:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise StorageError(f"{path} is not a regular file")
+        yield file, info
 
 
 def atomic_write(path: UPath | Path, data: bytes, durable: bool = True) -> None:

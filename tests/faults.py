@@ -117,17 +117,14 @@ def fault(kind: str, body: bytes = b"", delay: float = 0.0, content_type: str = 
     return Step(200, {"Content-Type": content_type}, body, kind, delay)
 
 
-class FaultServer(ThreadingHTTPServer):
-    """ThreadingHTTPServer with per-path scripts, a request log and a stop event that ends every wait."""
+class LoopbackServer(ThreadingHTTPServer):
+    """A ThreadingHTTPServer on a free loopback port (its request threads daemons) answering with `handler`; serve
+    it with `running`."""
 
     daemon_threads = True
 
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.scripts: dict[str, list[Step]] = {}
-        self.log: list[Request] = []
-        self.stopping = threading.Event()
-        self._lock = threading.Lock()
+    def __init__(self, handler: type[BaseHTTPRequestHandler]):
+        super().__init__(("127.0.0.1", 0), handler)
 
     @property
     def base(self) -> str:
@@ -135,6 +132,44 @@ class FaultServer(ThreadingHTTPServer):
 
     def url(self, path: str) -> str:
         return self.base + path
+
+
+class QuietHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1, no access log on stderr."""
+
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args):
+        pass
+
+
+@contextmanager
+def running(server: ThreadingHTTPServer):
+    """`server` serving in a daemon thread while the block runs; then shut down and closed."""
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+class FaultServer(LoopbackServer):
+    """A loopback server with per-path scripts, a request log and a stop event that ends every wait (set as it is
+    shut down)."""
+
+    def __init__(self):
+        super().__init__(_Handler)
+        self.scripts: dict[str, list[Step]] = {}
+        self.log: list[Request] = []
+        self.stopping = threading.Event()
+        self._lock = threading.Lock()
+
+    def shutdown(self) -> None:
+        self.stopping.set()
+        super().shutdown()
 
     def script(self, path: str, *steps: Step) -> str:
         """Serve `steps` in order at `path` (the last one repeats); returns the full URL."""
@@ -164,13 +199,9 @@ class FaultServer(ThreadingHTTPServer):
         """Clients hanging up mid-answer is what these tests provoke; stay quiet about it."""
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     timeout = 5
     server: FaultServer
-
-    def log_message(self, format, *args):
-        pass
 
     def do_GET(self):
         path = urlsplit(self.path).path
@@ -237,19 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.connection.close()
 
 
-@contextmanager
 def serve():
     """A running FaultServer on a free loopback port, stopped when the block ends."""
-    server = FaultServer()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.stopping.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    return running(FaultServer())
 
 
 @contextmanager

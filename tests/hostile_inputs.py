@@ -15,12 +15,11 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import zipfile
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import faults
 from tasks.unodc import EXPECTED_COLUMNS
 from workbooks import NS, PARTS, xlsx
 
@@ -135,10 +134,7 @@ def serve(answers: dict[str, bytes], content_type: str = "application/json"):
     """A loopback HTTP server answering each path and query of `answers` with its body (404 otherwise); yields
     its base URL."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format, *args):
-            pass
-
+    class Handler(faults.QuietHandler):
         def do_GET(self):
             body = answers.get(self.path)
             self.send_response(200 if body is not None else 404)
@@ -147,14 +143,8 @@ def serve(answers: dict[str, bytes], content_type: str = "application/json"):
             self.end_headers()
             self.wfile.write(body or b"")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with faults.running(faults.LoopbackServer(Handler)) as server:
+        yield server.base
 
 
 def fetch_and_parse_series(base: str, archive: Path) -> str:

@@ -343,6 +343,20 @@ def test_state_pages_for_every_un_state_linked_from_the_map(warehouse):
     indicators = section(mexico, "indicators")
     assert "99.5" in indicators and "2021-2022 average based on available data" in indicators
     assert "20,637" in indicators, "IAFQ arms seized"
+    # The recorded VC_IHR_PSRC extract has FEMALE and MALE rows only: no both-sexes column, said so below the table.
+    assert "<th>homicide rate female</th><th>homicide rate male</th>" in indicators
+    assert "<th>homicide rate</th>" not in indicators
+    assert "No value published for this state: homicide rate (VC_IHR_PSRC (16.1.1), both sexes" in indicators
+    rate, count = re.compile(r"\d{1,3}(,\d{3})*\.\d\d"), re.compile(r"\d{1,3}(,\d{3})*")
+    for state in folder.glob("[A-Z][A-Z][A-Z].html"):  # every page: each column shown has a value, one format each
+        shown = section(state.read_text(), "indicators")
+        columns = re.findall(r"<th>(.*?)</th>", shown)[1:]
+        rows = [re.findall(r'<td class="n">(.*?)</td>', r) for r in re.findall(r"<tr><td>\d{4}</td>(.*?)</tr>", shown)]
+        for i, column in enumerate(columns):
+            values = [re.sub(r" <sup>\[\d+\]</sup>", "", r[i]) for r in rows if r[i]]
+            assert values, (state.name, column, "a column without a value is not shown")
+            form = rate if "rate" in column or "(%)" in column else count
+            assert all(form.fullmatch(v) for v in values), (state.name, column, values)
     page = (wh / "report" / "index.html").read_text()
     assert 'href="country/MEX.html"' in section(page, "map") and 'href="country/index.html"' in page
 

@@ -134,6 +134,29 @@ def test_a_new_release_is_found_on_the_report_page_and_supersedes_the_latest(tmp
                           "'{wh}/firearms_seizures*/*.parquet' group by 1 order by 1") == [
         ("2022-06-17", False), ("2024-08-26", True)]
 
+    # On a rerun the 2024-08 download fails, then its URL serves a workbook that does not parse: each time that
+    # release is one batch, failed (the failure wins over "unchanged"), under its release date as published, in the
+    # summary, the run log and `status`; its data stays published.
+    gone = IAFQ_URL.format("2024-08")
+    broken = with_renamed_header(recorded("2024-08-26"), "VALUE", "Value")
+    for replace, drop, problem in (({}, {gone}, "HTTP 404"), ({gone: ("broken.xlsx", broken)}, set(), "Value")):
+        capsys.readouterr()
+        mirror = make_mirror(tmp_path, {REPORT_PAGE: ("report.html", report_page("2024-08")), **replace}, drop=drop)
+        assert main([*run, "--mirror", str(mirror)]) == 1
+        out = capsys.readouterr().out
+        assert sorted(re.findall(r"^indicators +([^/\s]\S*) +(\w+)", out, re.M)) == [
+            ("2022-06-17", "unchanged"), ("2024-08-26", "failed")], out
+        assert "total: 0 published, 1 unchanged, 0 quarantined, 1 failed" in out
+        assert re.search(rf"^indicators / 2024-08-26 failed: its last good data stays published\n +\w+: {gone}: "
+                         rf".*{problem}", out, re.M), out
+        (log,) = [json.loads(p.read_text()) for p in sorted((warehouse / "_runs").glob("*.json"))[-1:]]
+        assert sorted((b["batch"], b["status"]) for b in log["batches"]) == [("2022-06-17", "unchanged"),
+                                                                            ("2024-08-26", "failed")]
+        capsys.readouterr()
+        assert main(["status", "--warehouse", str(warehouse), "--json"]) == 1
+        assert [(q["batch"], q["status"]) for q in json.loads(capsys.readouterr().out)["open_quarantines"]] == [
+            ("2024-08-26", "failed")]
+
     # UNODC uploads a new release in November 2025, then re-uploads it the same month as _0; the page links both.
     page = report_page("2024-08", "2025-11").replace(b"</ul>", (
         f'<li><a href="{NEW_URL}">Firearms trafficking data (revised)</a></li></ul>').encode())

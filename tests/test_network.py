@@ -15,7 +15,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -153,28 +152,52 @@ def test_headers_dripped_a_byte_at_a_time_fail_at_the_deadline(tmp_path):
     assert len(dripper.sent) == 2 and all(n < len(Dripper.HEAD) for n in dripper.sent), dripper.sent
 
 
+HUNG_RESOLVER = Path(__file__).parent / "hung_resolver"
+LOOKUP = """
+import json, sys
+from tasks.archive import RawArchive
+from tasks.errors import FetchError
+from tasks.http import Fetcher, Settings
+settings = Settings(connect_timeout=0.5, read_timeout=2, deadline=1.0, retries=1, backoff_factor=0)
+try:
+    Fetcher(RawArchive(sys.argv[1]), settings).get("untc", sys.argv[2], "xml")
+except FetchError as exc:
+    print(json.dumps({"error": str(exc), "transient": exc.transient}))
+"""
+
+
+@pytest.mark.timeout(120)
+def test_a_name_lookup_that_never_answers_fails_at_the_deadline_and_is_retried_once_looked_up(tmp_path):
+    """A resolver patched at the socket level (tests/hung_resolver/sitecustomize.py) never answers: each attempt
+    fails at the 1 s deadline with one line naming the source, the URL and the lookup, as a timeout (transient, so
+    tried again); the second attempt waits for the lookup still in flight rather than starting another."""
+    import json
+    import os
+    import subprocess
+
+    url = "http://treaties.invalid/XXVI-8.en.xml"
+    done = subprocess.run([sys.executable, "-c", LOOKUP, str(tmp_path), url], capture_output=True, text=True,
+                          timeout=110, cwd=Path(__file__).parents[1],
+                          env={**os.environ, "PYTHONPATH": str(HUNG_RESOLVER)})
+    assert json.loads(done.stdout) == {"error": f"untc: {url}: name lookup of treaties.invalid timed out: the 1 s "
+                                                "deadline passed before the resolver answered", "transient": True}
+    assert [line for line in done.stderr.splitlines() if line.startswith("lookup:")] == ["lookup: treaties.invalid"]
+    assert [(r["status"], r["error"]) for r in records(tmp_path)] == [(0, json.loads(done.stdout)["error"]
+                                                                       .split(": ", 2)[2])] * 2
+
+
 # --- 20.1 polite per host ------------------------------------------------------------------------------------------
 
-class Tracker(ThreadingHTTPServer):
+class Tracker(faults.LoopbackServer):
     """Serves DOC after a short pause and logs when each request started and ended."""
 
-    daemon_threads = True
-
     def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Tracked)
+        super().__init__(_Tracked)
         self.events: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}{path}"
 
-
-class _Tracked(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Tracked(faults.QuietHandler):
     def do_GET(self):
         with self.server.lock:
             self.server.events.append(("start", self.path))
@@ -189,20 +212,8 @@ class _Tracked(BaseHTTPRequestHandler):
         self.wfile.write(DOC)
 
 
-@contextmanager
-def tracker():
-    server = Tracker()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 def test_one_request_per_host_until_it_answered_then_at_most_per_host(tmp_path):
-    with tracker() as server:
+    with faults.running(Tracker()) as server:
         urls = [server.url(f"/doc-{n}.xml") for n in range(6)]
         fetcher = Fetcher(RawArchive(tmp_path), SETTINGS)
         with ThreadPoolExecutor(6) as pool:
@@ -356,30 +367,19 @@ def test_a_source_declares_its_hosts_as_origins(hosts, problem):
 
 # --- 20.1 sources fetched concurrently -------------------------------------------------------------------------------
 
-class Meeting(ThreadingHTTPServer):
-    """A host whose first request waits (bounded) until the other host got one, then answers 404: it notes whether
-    the other host was asked while this one was still answering."""
+class Meeting(faults.LoopbackServer):
+    """A host whose first request waits (bounded) until each other host got one, then answers 404: it notes whether
+    the other hosts were asked while this one was still answering."""
 
-    daemon_threads = True
-
-    def __init__(self, arrived: threading.Event, other: threading.Event):
-        super().__init__(("127.0.0.1", 0), _Meeting)
-        self.arrived, self.other, self.met = arrived, other, []
-
-    @property
-    def base(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+    def __init__(self):
+        super().__init__(_Meeting)
+        self.arrived, self.others, self.met = threading.Event(), [], []
 
 
-class _Meeting(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
+class _Meeting(faults.QuietHandler):
     def do_GET(self):
         self.server.arrived.set()
-        self.server.met.append(self.server.other.wait(10))
+        self.server.met.append(all([other.wait(10) for other in self.server.others]))
         self.send_response(404)
         self.send_header("Content-Length", "0")
         self.send_header("Connection", "close")
@@ -388,9 +388,10 @@ class _Meeting(BaseHTTPRequestHandler):
 
 @pytest.mark.timeout(300)
 @pytest.mark.usefixtures("prefect_harness")
-def test_the_sources_are_fetched_at_once(tmp_path):
-    """The SDG API and the UNODC report page on two hosts, each holding its first request until the other host
-    was asked: fetched one source after the other, the first would wait in vain."""
+def test_the_treaties_and_the_sources_are_fetched_at_once(tmp_path):
+    """A full run with UNTC, the SDG API and the UNODC report page on three hosts, each holding its first request
+    until the other two were asked: fetched one part or one source after the other, the first would wait in
+    vain. Each URL is still requested once."""
     import shutil
 
     import yaml
@@ -398,26 +399,57 @@ def test_the_sources_are_fetched_at_once(tmp_path):
     from flows.cli import main
     from tasks import registry
 
-    sdg_asked, unodc_asked = threading.Event(), threading.Event()
-    servers = [Meeting(sdg_asked, unodc_asked), Meeting(unodc_asked, sdg_asked)]
+    servers = untc, sdg, unodc = Meeting(), Meeting(), Meeting()
     for server in servers:
-        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
-    sdg, unodc = servers
+        server.others = [other.arrived for other in servers if other is not server]
     folder = tmp_path / "sources"
     shutil.copytree(registry.FOLDER, folder)
-    edits = {"sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
+    edits = {"untc": {"hosts": [untc.base]},
+             "sdg": {"base": sdg.base + "/sdgapi/v1/sdg", "hosts": [sdg.base]},
              "iafq": {"report_pages": [unodc.base + "/datareport"], "releases": [], "hosts": [unodc.base]},
              "m49": {"url": unodc.base + "/m49/", "hosts": [unodc.base]}}
     for name, edit in edits.items():
         data = yaml.safe_load((folder / f"{name}.yaml").read_text())
         (folder / f"{name}.yaml").write_text(yaml.safe_dump({**data, **edit}))
-    try:
-        assert main(["run", "--only", "indicators", "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1
-    finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
-    assert sdg.met[0] is True and unodc.met[0] is True
+    cat = tmp_path / "catalog.yaml"
+    cat.write_text(f"- {{id: XXVI-8, short_name: ATT, url: '{untc.base}/XXVI-8.en.xml'}}\n")
+    with faults.running(untc), faults.running(sdg), faults.running(unodc):
+        assert main(["run", "--treaties", str(cat), "--sources", str(folder), "--warehouse", str(tmp_path / "wh")]) == 1
+    assert [server.met[0] for server in servers] == [True, True, True]
+    assert len(untc.met) == 1 and len(unodc.met) == 2, "the treaty, the report page and the M49 table, once each"
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.usefixtures("prefect_harness")
+def test_a_run_that_stops_ends_its_fetches_waiting_and_requests_nothing_more(tmp_path, monkeypatch):
+    """A fetch waiting a minute before its next attempt (503) ends once its run is stopping (Run.stopping: what a
+    refresh's sources still fetch in the background after the treaties part crashed), without another request;
+    a URL asked after that is not requested at all."""
+    from prefect import flow
+
+    from flows.steps import fetch_urls
+    from tasks import http
+    from tasks.run import open_run
+
+    monkeypatch.setattr(http, "SETTINGS", replace(SETTINGS, backoff_factor=60, backoff_max=60))
+    with faults.serve() as server, open_run(str(tmp_path / "wh"), None) as run:
+        busy, other = server.script("/busy.xml", faults.status(503)), server.script("/other.xml", faults.ok(DOC))
+
+        @flow
+        def fetching(url: str):
+            return fetch_urls(run, "untc", [url], "xml", None)
+
+        thread = threading.Thread(target=fetching, args=(busy,), daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 60
+        while server.count("/busy.xml") == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run.stopping.set()
+        thread.join(60)
+        assert not thread.is_alive(), "still waiting for its next attempt"
+        [stopped] = fetching(other)
+    assert server.count("/busy.xml") == 1 and server.count("/other.xml") == 0
+    assert isinstance(stopped, FetchError) and stopped.problem == "not requested: the run was stopped"
 
 
 @pytest.mark.timeout(300)

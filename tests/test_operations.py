@@ -150,6 +150,14 @@ def test_an_unchanged_rerun_neither_parses_nor_reads_data_nor_starts_great_expec
                                   "https://unstats.un.org", "https://data.unodc.org")), result.stderr[-3000:]
     assert result.stderr.rstrip().endswith("the published tables are as they were")
     assert {p: p.stat().st_mtime_ns for p in wh.glob("*/*.parquet")} == published
+    recorded = tmp_path / "recorded"  # `record` too: exit 3, the same line, no mirror written
+    result = subprocess.run([str(ARMSWATCH), "record", str(recorded)], cwd=PROJECT, capture_output=True, text=True,
+                            timeout=DEADLINE, env={**fresh_env, "PYTHONPATH": str(OFFLINE)})
+    assert result.returncode == 3, result.stderr[-3000:]
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        "armswatch: no upstream host could be reached (https://data.unodc.org, https://treaties.un.org, "
+        f"https://unstats.un.org): nothing was recorded into {recorded}")
+    assert not recorded.exists()
 
 
 

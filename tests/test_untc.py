@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 import pytest
+import yaml
 
 from conftest import MTDSG
 from tasks import untc
 from tasks.errors import ParseError
+
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def parse(mtdsg_no: str) -> untc.Document:
@@ -109,25 +113,10 @@ def test_the_treaty_enters_into_force_for_a_later_party_after_the_stated_delay()
     assert rows["Serbia"]["in_force_date"] == date(2006, 1, 19)
 
 
-@pytest.mark.parametrize("text, after", [
-    ("1 August 1988, in accordance with article 44 which reads: \"2. For each State ratifying after the deposit of "
-     "the tenth instrument, this Convention shall enter into force on the first day of the month following the "
-     "expiration of six months after the date of the deposit of its instrument.\"", date(2001, 8, 1)),
-    ("For each State which becomes a Contracting State after the fifth instrument, this Convention enters into force "
-     "on the first day of the month following the expiration of one year after the deposit", date(2002, 2, 1)),
-    ("For each State acceding after the second instrument, this Protocol shall enter into force on the first day of "
-     "the sixth month following the deposit of its instrument", date(2001, 7, 1)),
-    ("the Convention shall enter into force on the thirteith day after deposit. For each State ratifying the "
-     "Convention after the fifteenth instrument, the Convention shall enter into force on the thirteith day after "
-     "deposit by such State", date(2001, 2, 14)),
-    ("90 days after the fiftieth instrument. For each State that deposits later, it shall enter into force ninety "
-     "(90) days after the date of deposit", date(2001, 4, 15)),
-    ("(d) For each prospective member which deposits after this Agreement shall have entered into force, this "
-     "Agreement shall enter into force on the date of such deposit", date(2001, 1, 15)),
-])
-def test_entry_into_force_delays_read_from_the_text(text, after):
-    delay = untc.entry_into_force_delay(text)
-    assert delay is not None and delay.after(date(2001, 1, 15)) == after
+@pytest.mark.parametrize("case", yaml.safe_load((FIXTURES / "entry_into_force.yaml").read_text()))
+def test_entry_into_force_delays_read_from_the_text(case):
+    delay = untc.entry_into_force_delay(case["text"])
+    assert delay is not None and delay.after(date(2001, 1, 15)) == case["after"]
 
 
 @pytest.mark.parametrize("text", ["24 December 2014, in accordance with article 22.",

@@ -4,15 +4,18 @@ territorial applications, non-state participants, today's names, the document's 
 from __future__ import annotations
 
 from datetime import date, datetime, timezone
+from pathlib import Path
 from xml.sax.saxutils import escape
 
 import pytest
+import yaml
 
 from tasks import tables, untc
 from tasks.archive import date_of
 from tasks.errors import ParseError
 
 URL = untc.mtdsg_url("XXVII-9-b")
+FIXTURES = Path(__file__).parent / "fixtures"
 
 
 def document(headers: list[str], rows: list[list[str]], notes: dict[int, str] | None = None, *,
@@ -172,26 +175,10 @@ def test_provisional_columns_are_never_consent_and_definitive_ones_are():
     }
 
 
-@pytest.mark.parametrize("label, named", [
-    ("Provisional acceptance", ("provisional_application", "provisional_application")),
-    ("Provisional approval/accession", ("provisional_application", "provisional_application")),
-    ("Interim application of the Agreement", ("provisional_application", "provisional_application")),
-    ("Definitive ratification", ("ratification", "consent")),
-    ("Final acceptance of the Agreement", ("acceptance", "consent")),
-    ("Definitive acceptance/definitive approval", ("unspecified", "consent")),
-    ("Ratifcation", ("ratification", "consent")),
-    ("Acession", ("accession", "consent")),
-    ("Participation in the Agreement under resolution A/RES/54/4", ("participation", "consent")),
-    ("Declaration of provisional application", ("provisional_application", "provisional_application")),
-    ("Territorial application", ("territorial_application", "notification")),
-    ("Entry into force", ("entry_into_force", "notification")),
-    ("Termination", ("termination", "withdrawal")),
-    ("Signature/ratification", None),
-    ("Provisional signature", None),
-    ("Adherence", None),
-])
-def test_header_items_are_read_by_a_grammar_of_qualifiers_and_heads(label, named):
-    assert untc.classify(label) == named
+@pytest.mark.parametrize("case", yaml.safe_load((FIXTURES / "untc_header_items.yaml").read_text()))
+def test_header_items_are_read_by_a_grammar_of_qualifiers_and_heads(case):
+    named = tuple(case["named"]) if case["named"] else None
+    assert {label: untc.classify(label) for label in case["labels"]} == dict.fromkeys(case["labels"], named)
 
 
 @pytest.mark.parametrize("header, problem", [
