@@ -105,13 +105,14 @@ def test_verbose_shows_prefects_and_great_expectations_lines(fresh_env, tmp_path
 UNCHANGED_RERUN = """
 import json, sys
 from tasks import publish, untc, validate
-calls, reads = [], []
-real, read = untc.parse_document, publish._read_parquet
+calls, reads, started = [], [], []
+real, read, start = untc.parse_document, publish._read_parquet, validate._Worker._start
+validate._Worker._start = lambda self: start(self) or started.append(self.process.pid)
 untc.parse_document = lambda *a, **k: calls.append(a[1]) or real(*a, **k)
 publish._read_parquet = lambda path, table: reads.append(table.name) or read(path, table)
 from flows.cli import main
 code = main(sys.argv[1:])
-gx = {"here": "great_expectations" in sys.modules, "process": validate._WORKER.process is not None}
+gx = {"here": "great_expectations" in sys.modules, "process": bool(started)}
 print(json.dumps({"code": code, "parsed": calls, "read": sorted(set(reads)), "gx": gx}))
 """
 
