@@ -297,12 +297,6 @@ def suffix_code(item: str) -> tuple[str, str | None]:
     return before, code
 
 
-def kind_of(label: str) -> str | None:
-    """The kind an item names ('Acceptance ipso facto ...' → acceptance); None if none (`classify`)."""
-    named = classify(label)
-    return named[0] if named else None
-
-
 def classify(label: str) -> tuple[str, str] | None:
     """(kind, role) an item's label names, by a small grammar: `[qualifier] head [/ [qualifier] head ...] text`.
 
