@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 import pyarrow as pa
 
+from tasks.audit import Outcome
 from tasks.environment import environment
 from tasks.errors import excerpt
 from tasks.publish import file_name
