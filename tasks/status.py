@@ -88,7 +88,7 @@ def _footer(root: UPath, file: str):
     except storage.StorageError as exc:
         raise WarehouseDamaged(f"{exc} (named by {MANIFEST})") from None
     if storage.is_local(path):
-        _require(path.resolve().is_relative_to(root.resolve()), path, f"resolves outside the warehouse")
+        _require(path.resolve().is_relative_to(root.resolve()), path, "resolves outside the warehouse")
     footer = parquet_metadata(path)
     _require(footer is not None, path, f"not a Parquet file (named by {MANIFEST})")
     return footer
