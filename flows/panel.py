@@ -22,7 +22,7 @@ from flows.steps import audit, final_state, opened, reported, reports_of
 from tasks import catalog, datapackage, panel, storage
 from tasks.audit import Outcome
 from tasks.publish import file_name
-from tasks.run import Report, Run
+from tasks.run import Report, Run, totals
 from tasks.tables import (COUNTRIES, FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, PARTICIPATION, TREATIES,
                           TREATY_STATUS, TREATY_STATUS_BY_YEAR)
 from tasks.treaty_status import status_tables
@@ -99,7 +99,7 @@ def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
     from tasks import duckdb_views, report
 
-    published = any(o.status == "published" for r in reports for o in r.outcomes)
+    published = totals(reports)["published"] > 0
     built_for = root / BUILT_FOR
     built = (root / duckdb_views.DATABASE, root / "report" / "index.html", root / "report" / report.COUNTRY_INDEX,
              built_for)
@@ -148,7 +148,7 @@ def object_store_outputs(run: Run, reports: list[Report]) -> list[str]:
     from tasks import duckdb_views
 
     root, logger = run.warehouse.root, get_run_logger()
-    published = any(o.status == "published" for r in reports for o in r.outcomes)
+    published = totals(reports)["published"] > 0
     if not published and (root / duckdb_views.DATABASE).exists():
         return []
     try:
@@ -170,7 +170,7 @@ def outputs(run: Run, reports: list[Report], treaties: str | None = None) -> lis
     """What follows a flow that published something (treaties, a source): treaty status and the panel from what
     is published now, then the DuckDB file and the report; nothing when nothing was published, or while the
     countries table (the m49 source) is not. So the analyst never reads yesterday's outputs after a daily run."""
-    if not any(o.status == "published" for r in reports for o in r.outcomes):
+    if not totals(reports)["published"]:
         return []
     if not run.warehouse.batches(COUNTRIES):
         get_run_logger().info("countries (UNSD M49) not published yet: treaty status and the panel wait for it")
