@@ -153,6 +153,10 @@ def copy_folder(table: str, data: pa.Table) -> str:
     return table
 
 
+def copy_of(table: str, stem: str, entry: dict) -> str:
+    """The glob copy a manifest entry names (`copy`; an entry written before it was recorded: `<table>/<stem>`)."""
+    return entry.get("copy", f"{table}/{stem}.parquet")
+
 
 def file_name(key: str) -> str:
     """A batch key as a file-name stem; anything but letters, digits, '.', '_' and '-' becomes '_'."""
@@ -171,8 +175,10 @@ class Warehouse:
         self._kept = threading.RLock()
 
     def current(self, table: Table, key: str) -> UPath:
-        """The glob copy of a batch's current file (`<table>/<batch>.parquet`)."""
-        return self.root / table.name / f"{file_name(key)}.parquet"
+        """The glob copy of a batch's current file (`<table>/<batch>.parquet`, `<table>_releases/` for an older
+        release: `copy_folder`), as the manifest names it."""
+        stem = file_name(key)
+        return self.root / copy_of(table.name, stem, self.entries(table)[stem])
 
     def manifest(self) -> dict:
         """The published state: {"commit", "run_id", "published_at", "tables": {table: {batch: {"file",
@@ -332,7 +338,7 @@ class Warehouse:
             published = manifest["tables"].get(table.name, {}).get(stem)
             copy = f"{copy_folder(table.name, data)}/{stem}.parquet"
             if not force and published and published.get("fingerprint") == digest:
-                moved = copy != published.get("copy", f"{table.name}/{stem}.parquet")
+                moved = copy != copy_of(table.name, stem, published)
                 if moved or (built and built != entry_sources(self.root, published)):
                     writes.append(_Write(table.name, stem, history=published["file"], current=copy if moved else "",
                                          data=None, digest=digest, sources=built or entry_sources(self.root, published)))
@@ -349,7 +355,7 @@ class Warehouse:
         journal = self.root / "_pending" / f"{commit}.json"
         tables = {name: dict(entries) for name, entries in manifest["tables"].items()}
         for w in writes:
-            copy = w.current or manifest["tables"][w.table][w.stem].get("copy", f"{w.table}/{w.stem}.parquet")
+            copy = w.current or copy_of(w.table, w.stem, manifest["tables"][w.table][w.stem])
             tables.setdefault(w.table, {})[w.stem] = {"file": w.history, "fingerprint": w.digest,
                                                       "sources": w.sources, "copy": copy}
         copies = [w for w in writes if w.current]  # the others change only their manifest entry
