@@ -27,10 +27,10 @@ from tasks.environment import environment
 from tasks.storage import atomic_write
 
 KEEP_RUN_LOGS = 100
+STATE = "_state/incidents.json"  # relative to the warehouse root
 STATE_LIMIT = 64 * 2**20  # bytes of the incidents file
 #: Quarantine folders kept per source: this many times ARMSWATCH_KEEP.
 PER_SOURCE = 5
-
 
 
 def fingerprint(key: str, sources: list[str], failures: list, reason: str) -> str:
@@ -54,7 +54,7 @@ class Decision:
 
 class Incidents:
     def __init__(self, root: Path):
-        self.path = storage.location(root) / "_state" / "incidents.json"
+        self.path = storage.location(root) / STATE
         self.open: dict[str, dict] = (json.loads(storage.read_regular(self.path, STATE_LIMIT)) if self.path.exists()
                                       else {})
 

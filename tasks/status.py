@@ -7,8 +7,7 @@ the suites and code digests it was built from (the manifest's `sources`); catalo
 the open quarantines with their whole reasons (tasks/incidents.py state); the last runs with their outcome and
 flow run, from the run log `<warehouse>/_runs/<run_id>.json` that every flow run writes; whether each open
 quarantine's alert was delivered (and why not), and "alerts: none configured" when the last run had no channel.
-The text fits 100
-columns (sha256s and timestamps shortened; `wide` gives them whole, as `--json` does).
+The text fits 100 columns (sha256s and timestamps shortened; `wide` gives them whole, as `--json` does).
 A damaged or hostile warehouse is never trusted: every file read must be a regular file inside it (a FIFO or a
 device is never opened) of the expected shape, else `WarehouseDamaged` names the file and what is wrong.
 Tables read: every table's files (metadata only). Tables fed: none.
@@ -23,7 +22,7 @@ from datetime import datetime
 from upath import UPath
 
 from tasks import storage
-from tasks.incidents import Incidents
+from tasks.incidents import STATE, Incidents
 from tasks.panel import PUBLISHED_TABLES
 from tasks.publish import (AS_OF_COLUMNS, CODE_DIGEST, MANIFEST, PublishError, Warehouse, entry_sources,
                            footer_metadata, parquet_metadata)
@@ -102,11 +101,11 @@ def _as_of_meaning(tables: dict[str, dict], stem: str) -> str:
 
 
 def _incidents(root: UPath) -> list[dict]:
+    path = root / STATE
     try:
         found = Incidents(root).open
     except (ValueError, storage.StorageError) as exc:
-        raise WarehouseDamaged(f"{root / '_state' / 'incidents.json'}: unreadable ({exc})") from None
-    path = root / "_state" / "incidents.json"
+        raise WarehouseDamaged(f"{path}: unreadable ({exc})") from None
     _require(isinstance(found, dict), path, "not an object of incidents")
     for ident, incident in found.items():
         _require(isinstance(incident, dict) and all(isinstance(incident.get(k), str) for k in
