@@ -24,7 +24,7 @@ from tasks.audit import Outcome
 from tasks.environment import environment
 from tasks.errors import excerpt
 from tasks.publish import file_name
-from tasks.run import STATUSES, Report, totals
+from tasks.run import Report, totals
 from tasks.tables import PARTICIPATION, TREATY_STATUS
 
 #: An alert names at most this many batches in detail (the rest as "and N more"), each with at most
@@ -330,8 +330,7 @@ def summary_lines(reports: list[Report], published: set[str] | None = None) -> l
     for row in rows:
         first, *more = _clauses(row[4], room)
         out += [line(row[:4], first), *(line(("",) * 4, text) for text in more)]
-    counts = {s: sum(o.status == s for _, o in outcomes) for s in STATUSES}
-    out.append("total: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    out.append("total: " + ", ".join(f"{n} {s}" for s, n in totals(reports).items()))
     if alerts := next((r.alerts for r in reports if r.alerts), ""):
         out.append(f"alerts: {alerts}")
     mains = [t for t in MAIN_TABLES if any(len(o.rows) > 1 and t in o.rows for _, o in outcomes)]
