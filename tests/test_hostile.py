@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -431,6 +432,11 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
 RETRYING = replace(SETTINGS, retries=3, backoff_factor=0)
 
 
+def fetching_run(archive: Path) -> SimpleNamespace:
+    """What flows/steps.py fetch reads of a Run: its fetcher (RETRYING) and its `stopping` event (never set)."""
+    return SimpleNamespace(fetcher=Fetcher(RawArchive(archive), RETRYING), stopping=threading.Event())
+
+
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
@@ -445,7 +451,7 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
     fine = server.script("/fine.xml", faults.ok(DOC))
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
+    run = fetching_run(tmp_path)
 
     @flow
     def one_fetch():
@@ -517,7 +523,7 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
     from flows.steps import fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
+    run = fetching_run(tmp_path)
 
     @flow
     def one_fetch():
