@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import tempfile
+import threading
 from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
@@ -445,7 +446,7 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
     fine = server.script("/fine.xml", faults.ok(DOC))
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING), stopping=threading.Event())
 
     @flow
     def one_fetch():
@@ -461,8 +462,6 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
 def test_fetch_retries_wait_their_backoff_with_jitter(server, tmp_path, monkeypatch):
     """Each wait is the backoff (backoff_factor, doubled per attempt) lengthened by at most the jitter fraction,
     each is announced to the caller, and a failure that cannot pass (404) is not retried at all."""
-    import threading
-
     from tasks.http import BACKOFF_JITTER
 
     waits, told = [], []
@@ -482,8 +481,6 @@ def test_fetch_retries_wait_their_backoff_with_jitter(server, tmp_path, monkeypa
 
 
 def test_a_retry_after_longer_than_the_backoff_is_waited(server, tmp_path, monkeypatch):
-    import threading
-
     waits = []
     cancel = threading.Event()
     monkeypatch.setattr(cancel, "wait", waits.append)
@@ -495,8 +492,6 @@ def test_a_retry_after_longer_than_the_backoff_is_waited(server, tmp_path, monke
 
 def test_a_cancelled_fetch_stops_waiting_and_raises_the_last_failure(server, tmp_path):
     """A run that is stopping (SIGTERM) sets `cancel`: the URL being retried gives up instead of waiting."""
-    import threading
-
     cancel = threading.Event()
     cancel.set()
     fetcher = Fetcher(RawArchive(tmp_path), replace(SETTINGS, retries=3, backoff_factor=3600))
@@ -517,7 +512,7 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
     from flows.steps import fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
-    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING))
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING), stopping=threading.Event())
 
     @flow
     def one_fetch():
