@@ -5,7 +5,8 @@ Upstream: none; everything is read from what is published in the warehouse (coun
 M49 source, tasks/m49.py), so a source that failed this run contributes its last good data. Tables fed:
 countries, treaty_status, treaty_status_by_year, country_year_panel.
 Run: `armswatch run` (flows/refresh.py runs these after the treaties and indicators flows); a treaties or
-indicators flow run on its own runs them too (`outputs`) when it published something.
+indicators flow run on its own runs them too (`outputs`) when it published something. The modules that build the
+DuckDB file and the report (duckdb, altair: about 35 MB) are imported only when those are built.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from flows.steps import audit, final_state, opened, reported, reports_of
-from tasks import catalog, country_pages, datapackage, duckdb_views, panel, report, storage
+from tasks import catalog, datapackage, panel, storage
 from tasks.audit import Outcome
 from tasks.publish import file_name
 from tasks.run import Report, Run
@@ -96,6 +97,8 @@ def failing(reports: list[Report]) -> str:
 def analyst_outputs_due(root: Path, reports: list[Report]) -> bool:
     """Rebuild when the run published something, when the batches that fail (or why) changed since the last
     build, or when either output is missing; a rerun over unchanged sources rebuilds nothing."""
+    from tasks import duckdb_views, report
+
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     built_for = root / BUILT_FOR
     built = (root / duckdb_views.DATABASE, root / "report" / "index.html", root / "report" / report.COUNTRY_INDEX,
@@ -108,14 +111,20 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
     """warehouse/armswatch.duckdb, csv/ with datapackage.json, and report/ (index.html, country pages), under
     the run's lock; [] when not due. On an object store only armswatch.duckdb (its views name the files by URL),
     when the run published or it is missing. An output that cannot be written is a failed outcome (OUTPUTS) of
-    the last report, so the run's state, exit code and alert say so."""
+    the last report, so the run's state, exit code and alert say so. Before them, the validations' Data Docs."""
     logger = get_run_logger()
+    try:  # Data Docs first: the validation process then ends, not to run beside the report's chart renderer
+        run.build_docs()
+    except Exception as exc:
+        logger.error("could not write the Data Docs: %s: %s", type(exc).__name__, exc)
     root = run.warehouse.root
     if not storage.is_local(root):
         return object_store_outputs(run, reports)
     if not analyst_outputs_due(root, reports):
-        logger.info("nothing changed: %s and the report left as they were", duckdb_views.DATABASE)
+        logger.info("nothing changed: the DuckDB file and the report left as they were")
         return []
+    from tasks import country_pages, duckdb_views, report
+
     try:
         generated_at = datetime.now(timezone.utc)
         database = duckdb_views.build(root, list(panel.PUBLISHED_TABLES))
@@ -136,6 +145,8 @@ def analyst_outputs(run: Run, reports: list[Report]) -> list[str]:
 def object_store_outputs(run: Run, reports: list[Report]) -> list[str]:
     """armswatch.duckdb on an object store, when the run published or it is missing; the report, the country
     pages and the CSV files are local outputs (read the tables through the manifest, see the README)."""
+    from tasks import duckdb_views
+
     root, logger = run.warehouse.root, get_run_logger()
     published = any(o.status == "published" for r in reports for o in r.outcomes)
     if not published and (root / duckdb_views.DATABASE).exists():

@@ -30,7 +30,8 @@ from tasks.audit import Outcome
 from tasks.environment import environment
 from tasks.incidents import Incidents
 from tasks.publish import Warehouse, WarehouseUnusable, code_digest
-from tasks.validate import suites_digest
+from tasks import validate
+from tasks.validate import IsolatedValidator, suites_digest
 
 STATUSES = ("published", "unchanged", "quarantined", "failed")
 
@@ -189,10 +190,8 @@ class Run:
 
     @cached_property
     def validator(self):
-        from tasks.validate import Validator
-
         root = self.warehouse.root  # Data Docs on a local disk; on an object store each quarantine's validation.json
-        return Validator(root / "_docs" if storage.is_local(root) else None)
+        return IsolatedValidator(root / "_docs" if storage.is_local(root) else None)
 
     @cached_property
     def incidents(self) -> Incidents:
@@ -207,7 +206,9 @@ class Run:
         return sorted(self.fetcher.hosts.answered), dict(self.fetcher.hosts.unreachable)
 
     def build_docs(self) -> None:
-        """The validations' Data Docs, once per run, if anything was validated (tasks/validate.py)."""
+        """The validations' Data Docs, if anything was validated (tasks/validate.py); the validation process then
+        ends. Called before the analyst outputs are built and when the run finishes (for a run stopped before
+        them); a second call finds nothing left to build."""
         if "validator" in self.__dict__:  # built on first use only
             self.validator.build_docs()
 
@@ -238,12 +239,14 @@ class Run:
     def skip(self, key: str, tables, shas: list[str]) -> Outcome | None:
         """The outcome of batch `key` without parsing or validating it, when its source bytes, suites and code are
         those it was last published from (unchanged) or last quarantined from (still quarantined, the same
-        evidence); None when it must be parsed. `force` parses everything."""
+        evidence); None when it must be parsed (and then validated: the validation process starts, to import GX
+        while the batch is parsed). `force` parses everything."""
         shas = self.with_rules(tables, shas)
         if self.built_from(key, tables, shas):
             return Outcome(key, "unchanged", detail="source unchanged, not parsed")
         known = None if self.force else self.incidents.find(key, [t.name for t in tables], shas)
         if known is None:
+            validate.start()
             return None
         return Outcome(key, known["status"], known.get("rows", {}), reason="\n".join(known["explained"]),
                        quarantine=storage.location(known["quarantine"]) if known.get("quarantine") else None,

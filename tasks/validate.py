@@ -6,15 +6,29 @@ unexpected_index_column_names), so one bad treaty fails alone while table-level 
 counts) fail every batch in the table. What the table's pyarrow schema (tasks/tables.py) already says is derived
 from it, not repeated in the JSON: the column set and order (drift), not-null for every non-nullable column, and
 finite values (no NaN, inf, -inf) in every float column. Tables fed: none; it gates every table.
+
+A run validates in a separate process (`IsolatedValidator`, one per armswatch process, started at the first
+validation): Great Expectations and what it imports (scipy, altair, SQLAlchemy; about 150 MB) never enter the
+process that fetches and publishes, so neither process outgrows the run's memory budget (benchmarks/pipeline.py),
+and a signal stops the run while GX is still being imported.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import logging.handlers
 import math
+import multiprocessing.connection
 import os
+import queue
+import subprocess
 import sys
+import threading
+import time
+import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -160,6 +174,146 @@ class Validator:
             else:
                 outcome.table_failures.append(Failure(table.name, config["type"], config["kwargs"], _observed(res), note))
         return outcome
+
+
+class IsolatedValidator:
+    """A `Validator` in the validation process: the same `validate` and `build_docs`, with the tables and results
+    sent through a pipe (pyarrow tables and TableResults pickle). Each instance has its own GX context there."""
+
+    def __init__(self, docs: Path | None = None):
+        self.key = uuid.uuid4().hex
+        self.docs = docs
+
+    def validate(self, table: Table, data: pa.Table, parameters: dict | None = None) -> TableResult:
+        return _WORKER.call("validate", self.key, self.docs, table, data, parameters)
+
+    def build_docs(self) -> None:
+        """Data Docs of this validator's validations; its GX context is then released, and the process stops when
+        it holds no other. Nothing when the process that held them is gone (it is not started again for that)."""
+        _WORKER.release(self.key)
+
+
+class _Worker:
+    """The validation process and the pipe to it, started on first use and again after a call failed (a call
+    interrupted by a signal leaves its answer unread, so the process is stopped rather than reused)."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.process = None
+        self.conn = None
+
+    def start(self) -> None:
+        """Start the process unless it runs; it imports GX at once, while the caller goes on (parsing)."""
+        with self.lock:
+            self._start()
+
+    def release(self, key: str) -> None:
+        """Build the Data Docs of validator `key` and drop its context; stop the process if it was the last."""
+        with self.lock:
+            if self._running() and not self._call("docs", key):
+                self._stop()
+
+    def call(self, *request):
+        with self.lock:
+            self._start()
+            return self._call(*request)
+
+    def _call(self, *request):
+        """Send `request` and return the answer (the lock held)."""
+        try:
+            self.conn.send(request)
+            status, value, records = self.conn.recv()
+        except (EOFError, ConnectionError):  # the process ended (killed: out of memory?) before it answered
+            code = self.process.wait()
+            self._stop()
+            raise RuntimeError(f"the validation process ended unexpectedly (exit code {code})") from None
+        except BaseException:
+            self._stop()
+            raise
+        for record in records:  # GX's log lines, in this run's log (Prefect's extra loggers) as if logged here
+            logging.getLogger(record.name).handle(record)
+        if status == "error":  # the exception's type and message, and the validation process's traceback
+            error = RuntimeError(value[0])
+            error.add_note(value[1])
+            raise error
+        return value
+
+    def _running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _start(self) -> None:
+        if self._running():
+            return
+        self.conn, child = multiprocessing.connection.Pipe()
+        level = logging.getLogger(GX_LOGGER).getEffectiveLevel()
+        self.process = subprocess.Popen(  # not multiprocessing's spawn: that would run the caller's __main__ again
+            [sys.executable, "-c", SERVE, str(child.fileno()), str(os.getpid()), str(level)],
+            pass_fds=[child.fileno()], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            start_new_session=True)  # a signal to the terminal's process group is the parent's to handle
+        child.close()
+
+    def _stop(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        self.conn.close()
+        self.process = self.conn = None
+
+    def stop(self) -> None:
+        """Stop the process, if any (when this process exits)."""
+        with self.lock:
+            if self.process is not None:
+                self._stop()
+
+
+_WORKER = _Worker()
+start = _WORKER.start
+atexit.register(_WORKER.stop)
+SERVE = "import sys; from tasks.validate import serve; serve(*map(int, sys.argv[1:]))"
+GX_LOGGER = "great_expectations"
+
+
+def serve(fd: int, parent: int, level: int) -> None:
+    """The validation process: answers requests on the pipe `fd` until it closes, each answer with GX's log
+    records at `level` (the parent's) since the request; ends with its parent (its own session: Ctrl-C and a
+    SIGTERM to the process group reach the parent only, which stops this process)."""
+    conn = multiprocessing.connection.Connection(fd)
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
+    records = queue.SimpleQueue()
+    logger = logging.getLogger(GX_LOGGER)
+    logger.addHandler(logging.handlers.QueueHandler(records))  # records made picklable (message formatted)
+    logger.setLevel(level)
+    logger.propagate = False
+    _gx()
+    validators: dict[str, Validator] = {}
+    while True:
+        try:
+            operation, key, *args = conn.recv()
+        except EOFError:
+            return
+        try:
+            if operation == "validate":
+                docs, *call = args
+                if key not in validators:
+                    validators[key] = Validator(docs)
+                answer = ("ok", validators[key].validate(*call))
+            else:  # "docs": answers how many contexts remain
+                if key in validators:
+                    validators.pop(key).build_docs()
+                answer = ("ok", len(validators))
+        except Exception as exc:  # as text: not every exception can be rebuilt from a pickle
+            answer = ("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
+        logged = []
+        while not records.empty():
+            logged.append(records.get())
+        conn.send((*answer, logged))
+
+
+def _exit_with(parent: int) -> None:
+    """End this process once its parent is gone (killed, or ended by a second Ctrl-C), even mid-validation. Not
+    PR_SET_PDEATHSIG (flows/server.py): that fires when the thread that started the process ends."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def nan_as_inf(data: pa.Table) -> pa.Table:
