@@ -432,11 +432,6 @@ def test_a_batch_whose_tables_do_not_match_the_schema_is_quarantined_alone(tmp_p
 RETRYING = replace(SETTINGS, retries=3, backoff_factor=0)
 
 
-def fetching_run(archive: Path) -> SimpleNamespace:
-    """What flows/steps.py fetch reads of a Run: its fetcher (RETRYING) and its `stopping` event (never set)."""
-    return SimpleNamespace(fetcher=Fetcher(RawArchive(archive), RETRYING), stopping=threading.Event())
-
-
 @pytest.mark.timeout(120)
 @pytest.mark.usefixtures("prefect_harness")
 def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flow_task(server, tmp_path):
@@ -451,7 +446,7 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
     url = server.script("/maintained-twice.xml", faults.maintenance_page(), faults.maintenance_page(),
                         faults.ok(DOC))
     fine = server.script("/fine.xml", faults.ok(DOC))
-    run = fetching_run(tmp_path)
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING), stopping=threading.Event())
 
     @flow
     def one_fetch():
@@ -467,8 +462,6 @@ def test_a_maintenance_page_that_clears_after_two_attempts_is_fetched_by_the_flo
 def test_fetch_retries_wait_their_backoff_with_jitter(server, tmp_path, monkeypatch):
     """Each wait is the backoff (backoff_factor, doubled per attempt) lengthened by at most the jitter fraction,
     each is announced to the caller, and a failure that cannot pass (404) is not retried at all."""
-    import threading
-
     from tasks.http import BACKOFF_JITTER
 
     waits, told = [], []
@@ -488,8 +481,6 @@ def test_fetch_retries_wait_their_backoff_with_jitter(server, tmp_path, monkeypa
 
 
 def test_a_retry_after_longer_than_the_backoff_is_waited(server, tmp_path, monkeypatch):
-    import threading
-
     waits = []
     cancel = threading.Event()
     monkeypatch.setattr(cancel, "wait", waits.append)
@@ -501,8 +492,6 @@ def test_a_retry_after_longer_than_the_backoff_is_waited(server, tmp_path, monke
 
 def test_a_cancelled_fetch_stops_waiting_and_raises_the_last_failure(server, tmp_path):
     """A run that is stopping (SIGTERM) sets `cancel`: the URL being retried gives up instead of waiting."""
-    import threading
-
     cancel = threading.Event()
     cancel.set()
     fetcher = Fetcher(RawArchive(tmp_path), replace(SETTINGS, retries=3, backoff_factor=3600))
@@ -523,7 +512,7 @@ def test_a_page_that_stays_html_fails_after_every_retry(server, tmp_path):
     from flows.steps import fetch
 
     url = server.script("/maintained-forever.xml", faults.maintenance_page())
-    run = fetching_run(tmp_path)
+    run = SimpleNamespace(fetcher=Fetcher(RawArchive(tmp_path), RETRYING), stopping=threading.Event())
 
     @flow
     def one_fetch():
