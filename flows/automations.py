@@ -12,16 +12,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from tasks.alerts import Channel, channel
+from tasks.catalog import read_yaml
 
 FILES = Path(__file__).resolve().parents[1] / "automations"
 ALERT_URL_BLOCK = "armswatch-alert-url"
 
 
 class AutomationsError(Exception):
-    """The automations cannot be applied as configured (no channel, an Apprise URL, an unreadable file)."""
+    """The automations cannot be applied as configured (no channel, an Apprise URL)."""
 
 
 def block_id(target: Channel):
@@ -41,13 +40,11 @@ def block_id(target: Channel):
 
 
 def load(folder: Path = FILES) -> list[dict]:
-    """Every automation of the folder's *.yaml files, as written."""
+    """Every automation of the folder's *.yaml files, as written (read by the configuration files' one loader,
+    tasks/catalog.py `read_yaml`: CatalogError naming the file and where it is wrong)."""
     found = []
     for path in sorted(folder.glob("*.yaml")):
-        try:
-            data = yaml.safe_load(path.read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise AutomationsError(f"automations file {path}: {' '.join(str(exc).split())[:300]}") from None
+        data = read_yaml(path, "automations file")
         found += data.get("automations", []) if isinstance(data, dict) else data or []
     return found
 

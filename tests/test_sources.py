@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from flows import automations
 from tasks import catalog, registry, tables
 
 
@@ -89,10 +90,11 @@ def config_files(tmp_path: Path) -> dict:
         (folder / f"{name}.yaml").write_text((registry.FOLDER / f"{name}.yaml").read_text())
     return {"treaty catalog": (tmp_path / "treaties.yaml", lambda p: catalog.load(p)),
             "source sdg": (folder / "sdg.yaml", lambda p: registry.load(folder)),
-            "country aliases": (tmp_path / "aliases.yaml", lambda p: catalog.country_aliases(p))}
+            "country aliases": (tmp_path / "aliases.yaml", lambda p: catalog.country_aliases(p)),
+            "automations file": (tmp_path / "armswatch.yaml", lambda p: automations.load(p.parent))}
 
 
-@pytest.mark.parametrize("kind", ["treaty catalog", "source sdg", "country aliases"])
+@pytest.mark.parametrize("kind", ["treaty catalog", "source sdg", "country aliases", "automations file"])
 @pytest.mark.parametrize("text, problem", [
     ("- &t {id: XXVI-8}\n- *t\n", "anchor &t: anchors and aliases are not allowed here at line 1, column 3"),
     ("a: *undefined\n", "alias *undefined: anchors and aliases are not allowed here at line 1, column 4"),
