@@ -17,7 +17,7 @@ import pyarrow as pa
 from tasks import report
 from tasks.panel import IAFQ_COLUMNS, PANEL, SDG_COLUMNS
 from tasks.storage import atomic_write
-from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS
+from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS, field_doc
 
 INDICATORS = [*SDG_COLUMNS, *IAFQ_COLUMNS]
 #: Decimals of every rate or percentage shown (a float column); counts (integer columns) are shown whole.
@@ -76,7 +76,7 @@ def indicators(rows: list[dict]) -> str:
                 text += f" <sup>[{notes.index(note) + 1}]</sup>"
             cell[column] = text
         cells.append(cell)
-    docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in PANEL.schema}
+    docs = {f.name: field_doc(f) for f in PANEL.schema}
     legend = "".join(f"<li><code>{c}</code>: {html.escape(docs[c])}</li>" for c in shown)
     listed = "".join(f"<li>[{i}] {html.escape(n)}</li>" for i, n in enumerate(notes, 1))
     labels = {c: c.replace("_pct", " (%)").replace("_", " ") for c in INDICATORS}

@@ -26,7 +26,7 @@ from tasks.panel import INPUTS
 from tasks.publish import Warehouse
 from tasks.source import Origin
 from tasks.storage import atomic_write
-from tasks.tables import TREATY_TABLES, Table
+from tasks.tables import TREATY_TABLES, Table, field_doc
 
 PACKAGE = "datapackage.json"
 FOLDER = "csv"
@@ -93,10 +93,6 @@ def csv_bytes(data: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _doc(field: pa.Field) -> str:
-    return (field.metadata or {}).get(b"doc", b"").decode()
-
-
 def _sources(origins: list[Origin]) -> list[dict]:
     return [{"title": o.title, "path": str(o.url_main), "description": o.citation_full} for o in origins]
 
@@ -110,7 +106,7 @@ def resource(table: Table, origins: list[Origin]) -> dict:
     """The Frictionless resource describing csv/<table>.csv."""
     fields = []
     for field in table.schema:
-        described = {"name": field.name, "type": field_type(field.type), "description": _doc(field)}
+        described = {"name": field.name, "type": field_type(field.type), "description": field_doc(field)}
         if not field.nullable:
             described["constraints"] = {"required": True}
         fields.append(described)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from tasks import registry
 from tasks.panel import PUBLISHED_TABLES
+from tasks.tables import field_doc
 
 LAYOUT = """# warehouse/
 
@@ -119,7 +120,7 @@ def markdown() -> str:
         batch = f"one file per `{table.batch_key}`" if table.batch_key else "one file"
         rows = [f"## {table.name}\n\n{table.doc} ({batch})\n", "| column | type | meaning |", "| --- | --- | --- |"]
         for field in table.schema:
-            doc = (field.metadata or {}).get(b"doc", b"").decode()
-            rows.append(f"| `{field.name}` | `{field.type}`{'' if field.nullable else ', not null'} | {doc} |")
+            rows.append(f"| `{field.name}` | `{field.type}`{'' if field.nullable else ', not null'} | "
+                        f"{field_doc(field)} |")
         sections.append("\n".join(rows) + "\n")
     return "\n".join(sections)

@@ -24,7 +24,7 @@ from upath import UPath
 from tasks import storage
 from tasks.publish import RUN_ID, Warehouse
 from tasks.storage import atomic_write
-from tasks.tables import Table
+from tasks.tables import Table, field_doc
 
 DATABASE = "armswatch.duckdb"
 #: The storage format written: DuckDB 1.4.0 and later read it (1.4.3, of December 2025, is the oldest release of the
@@ -60,7 +60,7 @@ def view_statements(files: dict[str, list[str]]) -> list[str]:
 
 def comment_statements(table: Table, view: str, columns: list[str]) -> list[str]:
     """COMMENT ON the view and each of its `columns` from the table's declared descriptions."""
-    docs = {f.name: (f.metadata or {}).get(b"doc", b"").decode() for f in table.schema} | {RUN_ID: RUN_ID_DOC}
+    docs = {f.name: field_doc(f) for f in table.schema} | {RUN_ID: RUN_ID_DOC}
     doc = table.doc + (" Latest release only." if view != table.name else "")
     return [f'COMMENT ON VIEW "{view}" IS {_quote(doc)}'] + [
         f'COMMENT ON COLUMN "{view}"."{column}" IS {_quote(docs[column])}' for column in columns if docs.get(column)]

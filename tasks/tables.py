@@ -18,6 +18,11 @@ def _f(name: str, type_: pa.DataType, doc: str, nullable: bool = True) -> pa.Fie
     return pa.field(name, type_, nullable=nullable, metadata={"doc": doc})
 
 
+def field_doc(field: pa.Field) -> str:
+    """A field's description, as `_f` keeps it in the field's metadata ("" if it has none)."""
+    return (field.metadata or {}).get(b"doc", b"").decode()
+
+
 @dataclass(frozen=True, repr=False)
 class Table:
     """A published table: its schema and the column whose value names the batch a row belongs to.
