@@ -30,10 +30,7 @@ from pathlib import Path
 
 from lxml import etree
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared" / "data"
-CLI = PROJECT / ".venv" / "bin" / "armswatch"
-ENV = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+from recorded import CLI, ENV, PROJECT, SHARED
 
 
 def tree_pss(pid: int) -> int:

@@ -9,17 +9,14 @@ report/index.html, the page as written, and the 195 state pages with their index
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+from recorded import CLI, ENV, SHARED
 from tasks import country_pages, duckdb_views, report
-
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared" / "data"
 
 
 def best_of(n: int, fn) -> tuple[float, object]:
@@ -34,9 +31,8 @@ def best_of(n: int, fn) -> tuple[float, object]:
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "wh"
-        env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
-        subprocess.run([str(PROJECT / ".venv" / "bin" / "armswatch"), "run", "--mirror", str(SHARED), "--warehouse",
-                        str(root)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.run([str(CLI), "run", "--mirror", str(SHARED), "--warehouse", str(root)], env=ENV,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         now = datetime.now(timezone.utc)
         with duckdb_views.connect(root) as con:
             views = report.published_views(con)

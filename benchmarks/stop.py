@@ -17,13 +17,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from recorded import CLI, ENV, PROJECT, SHARED
 from tasks.validate import SERVE
 
-PROJECT = Path(__file__).resolve().parents[1]
-SHARED = PROJECT.parent / "shared" / "data"
-CLI = PROJECT / ".venv" / "bin" / "armswatch"
 PATTERNS = {"fetch": "_raw/responses/*/*.json", "publish": "_history/*/*/*.parquet"}
-ENV = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "ARMSWATCH_MIRROR")}
 STAGES = ("fetch", "parse", "publish")
 
 

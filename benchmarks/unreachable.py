@@ -9,22 +9,20 @@ benchmarks/offline/ on PYTHONPATH: its sitecustomize.py makes every name but loo
 
 from __future__ import annotations
 
-import os
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parents[1]
-CLI = PROJECT / ".venv" / "bin" / "armswatch"
+from recorded import CLI, ENV, PROJECT
+
 OFFLINE = Path(__file__).resolve().parent / "offline"
 RUNS = 3
 
 
 def run(warehouse: Path) -> tuple[float, int, list[str]]:
     """Wall seconds, exit code and the lines naming an unreachable host, of one run."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "ARMSWATCH_MIRROR")}
-    env["PYTHONPATH"] = str(OFFLINE)
+    env = {**ENV, "PYTHONPATH": str(OFFLINE)}
     start = time.perf_counter()
     done = subprocess.run([str(CLI), "run", "--warehouse", str(warehouse)], env=env, capture_output=True, text=True,
                           cwd=PROJECT)

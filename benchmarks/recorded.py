@@ -1,0 +1,15 @@
+"""How the benchmarks run armswatch: the real CLI of the project's environment (CLI), over the recorded upstream
+responses beside the project (SHARED, ../shared/data, given as `--mirror`), with a temporary Prefect server of its
+own and no mirror but the one it is given (ENV: this environment without PREFECT_API_URL and ARMSWATCH_MIRROR).
+Upstream: none. Tables fed: none.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT = Path(__file__).resolve().parents[1]
+SHARED = PROJECT.parent / "shared" / "data"
+CLI = PROJECT / ".venv" / "bin" / "armswatch"
+ENV = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "ARMSWATCH_MIRROR")}
