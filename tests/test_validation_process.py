@@ -24,7 +24,9 @@ def countries() -> pa.Table:
 
 
 def test_the_validation_process_answers_as_great_expectations_does_in_process(countries, tmp_path):
-    isolated = validate.IsolatedValidator(tmp_path / "docs").validate(COUNTRIES, countries, PARAMETERS)
+    validator = validate.IsolatedValidator(tmp_path / "docs")
+    isolated = validator.validate(COUNTRIES, countries, PARAMETERS)
+    validator.build_docs()  # its context released: the tests after it start from no context
     local = validate.Validator().validate(COUNTRIES, countries, PARAMETERS)
     assert not isolated.success
     assert [str(f) for f in isolated.table_failures] == [str(f) for f in local.table_failures]
