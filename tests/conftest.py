@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -16,7 +17,16 @@ os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 MTDSG = SHARED / "untc" / "mtdsg-2018-01-15"
 M49_URL = "https://unstats.un.org/unsd/methodology/m49/overview/"
+M49_CSV = SHARED / "unsd" / "m49" / "UNSD-Methodology.csv"
 REPORT_PAGE = "https://data.unodc.org/datareport/firearm-seizures"
+
+
+@functools.cache
+def recorded_countries():
+    """The countries table parsed from the recorded UNSD M49 CSV (M49_CSV), once per session."""
+    from tasks import m49
+
+    return m49.countries(M49_CSV.read_bytes(), M49_URL)
 
 
 @pytest.fixture(scope="session")

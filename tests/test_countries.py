@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from conftest import SHARED
+from conftest import M49_CSV
 from tasks import countries, publish
 from tasks.catalog import CatalogError
 from tasks.countries import Country, by_iso3, by_m49, resolve_name
 
-M49_ROWS = list(csv.DictReader((SHARED / "unsd/m49/UNSD-Methodology.csv").open(encoding="utf-8-sig"), delimiter=";"))
+M49_ROWS = list(csv.DictReader(M49_CSV.open(encoding="utf-8-sig"), delimiter=";"))
 COUNTRIES = [r for r in M49_ROWS if r["ISO-alpha3 Code"]]
 
 

@@ -3,12 +3,12 @@
 import pyarrow.compute as pc
 import pytest
 
-from conftest import M49_URL, SHARED
+from conftest import M49_CSV, M49_URL
 from tasks import m49
 from tasks.errors import ParseError
 from tasks.tables import COUNTRIES
 
-CSV = (SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes()
+CSV = M49_CSV.read_bytes()
 
 
 @pytest.fixture(scope="module")

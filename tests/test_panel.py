@@ -6,14 +6,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from conftest import M49_URL, SHARED
-from tasks import m49, panel, sdg, unodc
+from conftest import SHARED, recorded_countries
+from tasks import panel, sdg, unodc
 from tasks.tables import FIREARMS_SEIZURES, INDICATOR_OBSERVATIONS
 from tasks.validate import Validator
 
 FETCHED = datetime(2026, 10, 10, tzinfo=timezone.utc)
 NO_SEIZURES = FIREARMS_SEIZURES.schema.empty_table()
-COUNTRIES = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
+COUNTRIES = recorded_countries()
 
 
 def series(code: str, pages: int, size: int) -> pa.Table:

@@ -7,8 +7,8 @@ from datetime import datetime, timezone
 
 import pyarrow.parquet as pq
 
-from conftest import M49_URL, SHARED
-from tasks import country_pages, duckdb_views, m49, registry, report, world_map
+from conftest import recorded_countries
+from tasks import country_pages, duckdb_views, registry, report, world_map
 from tasks.audit import Outcome
 from tasks.run import Report
 from tasks.tables import COUNTRIES, FIREARMS_SEIZURES, TREATIES
@@ -18,7 +18,7 @@ WHEN = datetime(2026, 11, 29, 8, 0, tzinfo=timezone.utc)
 
 def test_only_published_tables_get_views_and_the_page_names_what_is_missing(tmp_path):
     (tmp_path / "countries").mkdir()
-    pq.write_table(m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL),
+    pq.write_table(recorded_countries(),
                    tmp_path / "countries" / "countries.parquet")
     (tmp_path / "treaties").mkdir()  # a table folder without files
     database = duckdb_views.build(tmp_path, [COUNTRIES, TREATIES, FIREARMS_SEIZURES])

@@ -6,11 +6,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from conftest import M49_URL, MTDSG, SHARED
-from tasks import m49, treaty_status, untc
+from conftest import MTDSG, recorded_countries
+from tasks import treaty_status, untc
 from tasks.tables import PARTICIPATION, TREATIES, TREATY_STATUS, TREATY_STATUS_BY_YEAR
 
-COUNTRIES = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
+COUNTRIES = recorded_countries()
 AS_OF = date(2018, 1, 15)
 TREATY = {"mtdsg_no": "T-1", "short_name": "Test Treaty", "as_of": AS_OF, "conclusion_date": date(2001, 5, 31),
           "participant_table_found": True}

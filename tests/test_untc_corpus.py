@@ -10,8 +10,8 @@ from datetime import date, datetime, timezone
 import pyarrow as pa
 import pytest
 
-from conftest import M49_URL, MTDSG, SHARED
-from tasks import catalog, m49, tables, treaty_status, untc
+from conftest import MTDSG, SHARED, recorded_countries
+from tasks import catalog, tables, treaty_status, untc
 from tasks.validate import Validator
 
 ALL = sorted(p.name.removesuffix(".en.xml") for p in MTDSG.glob("*.en.xml"))
@@ -141,7 +141,7 @@ def test_treaty_status_counts_as_parties_exactly_the_participants_that_are_parti
     """One rule on every document: a UN state is a party in treaty_status (and has a consent deposited in its as-of
     year of treaty_status_by_year) exactly when a participation row of it is a party, whatever became of its
     signature; it is a party in force that year exactly when the treaty is in force for it."""
-    countries = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
+    countries = recorded_countries()
     for mtdsg_no, doc in DOCS.items():
         if not doc.treaty["participant_table_found"]:
             continue
@@ -193,8 +193,6 @@ def test_the_suites_use_the_declared_id_pattern_and_vocabularies():
 
 def test_derived_urls_are_the_recorded_ones_for_both_volumes():
     import json
-
-    from conftest import SHARED
 
     manifest = json.loads((SHARED / "manifest.json").read_text())
     recorded = {e["url"] for e in manifest if e["source"].startswith("UN Treaty")}

@@ -7,8 +7,8 @@ import signal
 import pyarrow as pa
 import pytest
 
-from conftest import M49_URL, SHARED
-from tasks import m49, validate
+from conftest import recorded_countries
+from tasks import validate
 from tasks.tables import COUNTRIES
 
 PARAMETERS = {"today": "2026-12-04", "current_year": 2026}
@@ -16,7 +16,7 @@ PARAMETERS = {"today": "2026-12-04", "current_year": 2026}
 
 @pytest.fixture(scope="module")
 def countries() -> pa.Table:
-    table = m49.countries((SHARED / "unsd" / "m49" / "UNSD-Methodology.csv").read_bytes(), M49_URL)
+    table = recorded_countries()
     names = table["name"].to_pylist()
     names[3] = None  # a null where the schema says not null
     return table.set_column(table.schema.get_field_index("name"), COUNTRIES.schema.field("name"),
