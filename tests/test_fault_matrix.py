@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 import faults
+from conftest import MTDSG
 from faults import Step
 from tasks.archive import RawArchive
 from tasks.errors import FetchError, ParseError
@@ -26,7 +27,6 @@ from tasks.untc import parse_document
 FIXTURES = Path(__file__).parent / "fixtures"
 DOC = (FIXTURES / "mtdsg-5rows.xml").read_bytes()
 HEADER_ONLY = (FIXTURES / "mtdsg-header-only.xml").read_bytes()
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "untc" / "mtdsg-2018-01-15"
 SOURCE = "untc"
 CAP = 64 * 1024
 SETTINGS = Settings(connect_timeout=0.5, read_timeout=0.5, retries=3, backoff_factor=0.01, backoff_max=0.05,
@@ -331,10 +331,10 @@ def test_truncated_xml_is_a_parse_error(fraction):
         parse_document(body, "https://example.test/cut.xml", "XCIX-7-z", None)
 
 
-@pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data not present")
+@pytest.mark.skipif(not MTDSG.is_dir(), reason="../shared/data not present")
 def test_truncated_real_document_is_a_parse_error():
     """A real UNTC document (with its C0 bytes and bare &), cut mid-participant-table in memory."""
-    real = (SHARED / "XVIII-12-c.en.xml").read_bytes()
+    real = (MTDSG / "XVIII-12-c.en.xml").read_bytes()
     assert parse_document(real, "u", "XVIII-12-c", None).treaty["participant_table_found"] is True
     cut = real[: real.index(b"<Participants>") + 1500]
     with pytest.raises(ParseError, match="malformed or truncated XML"):
