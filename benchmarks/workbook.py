@@ -3,7 +3,8 @@ Prints figures; asserts nothing.
 
   .venv/bin/python benchmarks/workbook.py [ROWS]
 
-Each case runs in a fresh child process (so peak RSS is that case's alone): a genuine workbook of ROWS rows
+Each case runs in a fresh child process (tests/hostile_inputs.py `peak`: the child's own high-water mark, VmHWM,
+not ru_maxrss, which Linux carries over from this process at fork): a genuine workbook of ROWS rows
 (default 1,000,000) in the IAFQ layout with shared strings, as UNODC writes it; then bombs whose sheet expands to
 250 MB and 2.5 GB from a zip of a few MB, refused from the zip directory by tasks/xlsx.py's caps.
 """
@@ -11,7 +12,6 @@ Each case runs in a fresh child process (so peak RSS is that case's alone): a ge
 from __future__ import annotations
 
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,31 +22,34 @@ PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 sys.path.insert(0, str(PROJECT / "tests"))
 
+from hostile_inputs import peak  # noqa: E402  (a child's own peak RSS, as the tests measure it)
 from workbooks import bomb, genuine  # noqa: E402  (the generators the tests use)
 
-CHILD = """
-import resource, sys, time
+#: No address-space limit to speak of: the figures are what reading takes, not a budget.
+UNLIMITED_MIB = 2**20
+
+#: Reads the workbook at {path} in the child `peak` starts; its result: seconds taken and what was read.
+READ = """
+import time
 from pathlib import Path
-sys.path.insert(0, {project!r})
 from tasks import unodc
 from tasks.errors import ParseError
 body = Path({path!r}).read_bytes()
 start = time.perf_counter()
 try:
     table = unodc.seizures(body, {path!r})
-    outcome = (f"{{table.num_rows}} rows, {{table['value_flag'].null_count}} plain values, "
-               f"{{table.nbytes / 2**20:.0f}} MiB as Arrow")
+    result = (f"{{table.num_rows}} rows, {{table['value_flag'].null_count}} plain values, "
+              f"{{table.nbytes / 2**20:.0f}} MiB as Arrow")
 except ParseError as exc:
-    outcome = f"refused: {{exc.problem}}"
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(f"{{time.perf_counter() - start:.1f}} s; peak RSS {{peak:.0f}} MiB; {{outcome}}")
+    result = f"refused: {{exc.problem}}"
+result = f"{{time.perf_counter() - start:.1f}} s; {{result}}"
 """
 
 
 def measure(label: str, path: Path) -> None:
-    out = subprocess.run([sys.executable, "-c", CHILD.format(project=str(PROJECT), path=str(path))],
-                         capture_output=True, text=True)
-    print(f"{label} ({path.stat().st_size / 2**20:.1f} MiB zip): {out.stdout.strip() or out.stderr.strip()[-500:]}")
+    outcome, peak_mib = peak(READ.format(path=str(path)), limit_mib=UNLIMITED_MIB)
+    print(f"{label} ({path.stat().st_size / 2**20:.1f} MiB zip): peak RSS {peak_mib:.0f} MiB; "
+          f"{outcome.removeprefix('ok: ')}")
 
 
 def main() -> None:
