@@ -131,7 +131,8 @@ def serve(port: int) -> None:
         uvicorn.run(create_app, factory=True, host="127.0.0.1", port=port, log_level="error", lifespan="on")
 
 
-#: Set while the CLI's temporary server is the Prefect API (flows/steps.py links alerts to lasting servers only).
+#: Set while the CLI's temporary server is the Prefect API (read as tasks/environment.py `temporary_server`:
+#: flows/steps.py links alerts to lasting servers only).
 TEMPORARY_SERVER = "ARMSWATCH_TEMPORARY_SERVER"
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextvars
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -28,7 +27,6 @@ from prefect.states import Completed, Failed
 from prefect.utilities import engine
 from prefect.utilities.urls import url_for
 
-from flows.server import TEMPORARY_SERVER
 from tasks import status
 from tasks.alerts import (AlertNotDelivered, Channel, batch_rows, channel, failure_alert, ratification_notice,
                           recovery_notice, refused_alert, summary_markdown)
@@ -357,6 +355,6 @@ def deliver(target, message, what: str) -> str | None:
 
 def flow_run_link() -> str | None:
     """The flow run in the Prefect UI, when it runs on a lasting server (not the CLI's temporary one)."""
-    if os.environ.get(TEMPORARY_SERVER) or flow_run.id is None:
+    if environment().temporary_server or flow_run.id is None:
         return None
     return url_for("flow-run", obj_id=flow_run.id)
