@@ -123,7 +123,7 @@ def _command(argv: list[str], api: PrefectAPI) -> int:
         args = parser().parse_args(argv)
     except SystemExit as exc:
         return EXIT_USAGE if exc.code else EXIT_OK
-    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    previous = {signum: signal.getsignal(signum) for signum in SIGNALS.TERMINATION}
     if args.command in ("run", "record"):
         signal.signal(signal.SIGTERM, outside_imports(_terminate))
         signal.signal(signal.SIGINT, outside_imports(_interrupt))
