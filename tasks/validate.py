@@ -7,8 +7,9 @@ counts) fail every batch in the table. What the table's pyarrow schema (tasks/ta
 from it, not repeated in the JSON: the column set and order (drift), not-null for every non-nullable column, and
 finite values (no NaN, inf, -inf) in every float column. Tables fed: none; it gates every table.
 
-A run validates in a separate process (`IsolatedValidator`, one per armswatch process, started at the first
-validation): Great Expectations and what it imports (scipy, altair, SQLAlchemy; about 150 MB) never enter the
+A run validates in a separate process (`IsolatedValidator`, one per armswatch process, started by `start` when a
+run's first batch must be parsed, tasks/run.py Run.skip, so GX imports while it is parsed; ended once the run's
+Data Docs are built): Great Expectations and what it imports (scipy, altair, SQLAlchemy; about 150 MB) never enter the
 process that fetches and publishes, so neither process outgrows the run's memory budget (benchmarks/pipeline.py),
 and a signal stops the run while GX is still being imported.
 """
