@@ -71,8 +71,8 @@ PANEL = Table("country_year_panel", panel_schema(), None,
 #: Every published table, in the order of the data dictionary and of the DuckDB file's views.
 PUBLISHED_TABLES = (*TREATY_TABLES, *registry.tables(), *ANALYST_TABLES, PANEL)
 #: The published tables each analyst table is built from (flows/panel.py).
-INPUTS = {TREATY_STATUS.name: (TREATIES, PARTICIPATION, COUNTRIES), TREATY_STATUS_BY_YEAR.name: (TREATIES,
-          PARTICIPATION, COUNTRIES), PANEL.name: (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES)}
+INPUTS = {**dict.fromkeys((TREATY_STATUS.name, TREATY_STATUS_BY_YEAR.name), (TREATIES, PARTICIPATION, COUNTRIES)),
+          PANEL.name: (COUNTRIES, INDICATOR_OBSERVATIONS, FIREARMS_SEIZURES)}
 
 
 def panel_states(countries: pa.Table) -> list[dict]:
