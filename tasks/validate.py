@@ -202,6 +202,7 @@ class _Worker:
         self.lock = threading.Lock()
         self.process = None
         self.conn = None
+        self.contexts = 0  # how many validators' GX contexts the process holds, as of its last answer
 
     def start(self) -> None:
         """Start the process unless it runs; it imports GX at once, while the caller goes on (parsing)."""
@@ -209,10 +210,16 @@ class _Worker:
             self._start()
 
     def release(self, key: str) -> None:
-        """Build the Data Docs of validator `key` and drop its context; stop the process if it was the last."""
+        """Build the Data Docs of validator `key` and drop its context; stop the process if it was the last, even
+        when the Data Docs could not be written (the error is the caller's to report)."""
         with self.lock:
-            if self._running() and not self._call("docs", key):
-                self._stop()
+            if not self._running():
+                return
+            try:
+                self._call("docs", key)
+            finally:
+                if self._running() and not self.contexts:
+                    self._stop()
 
     def call(self, *request):
         with self.lock:
@@ -223,7 +230,7 @@ class _Worker:
         """Send `request` and return the answer (the lock held)."""
         try:
             self.conn.send(request)
-            status, value, records = self.conn.recv()
+            status, value, records, self.contexts = self.conn.recv()
         except (EOFError, ConnectionError):  # the process ended (killed: out of memory?) before it answered
             code = self.process.wait()
             self._stop()
@@ -245,6 +252,8 @@ class _Worker:
     def _start(self) -> None:
         if self._running():
             return
+        if self.process is not None:  # it ended on its own: its pipe is closed before a new one is made
+            self._stop()
         self.conn, child = multiprocessing.connection.Pipe()
         level = logging.getLogger(GX_LOGGER).getEffectiveLevel()
         self.process = subprocess.Popen(  # not multiprocessing's spawn: that would run the caller's __main__ again
@@ -275,7 +284,7 @@ GX_LOGGER = "great_expectations"
 
 def serve(fd: int, parent: int, level: int) -> None:
     """The validation process: answers requests on the pipe `fd` until it closes, each answer with GX's log
-    records at `level` (the parent's) since the request; ends with its parent (its own session: Ctrl-C and a
+    records at `level` (the parent's) since the request and how many GX contexts it holds; ends with its parent (its own session: Ctrl-C and a
     SIGTERM to the process group reach the parent only, which stops this process)."""
     conn = multiprocessing.connection.Connection(fd)
     threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
@@ -297,16 +306,16 @@ def serve(fd: int, parent: int, level: int) -> None:
                 if key not in validators:
                     validators[key] = Validator(docs)
                 answer = ("ok", validators[key].validate(*call))
-            else:  # "docs": answers how many contexts remain
+            else:  # "docs"
                 if key in validators:
                     validators.pop(key).build_docs()
-                answer = ("ok", len(validators))
+                answer = ("ok", None)
         except Exception as exc:  # as text: not every exception can be rebuilt from a pickle
             answer = ("error", (f"{type(exc).__name__}: {exc}", traceback.format_exc()))
         logged = []
         while not records.empty():
             logged.append(records.get())
-        conn.send((*answer, logged))
+        conn.send((*answer, logged, len(validators)))
 
 
 def _exit_with(parent: int) -> None:

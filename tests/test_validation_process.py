@@ -60,3 +60,14 @@ def test_data_docs_are_built_there_and_the_process_ends_with_the_last_context(co
     assert validate._WORKER.process is None and process.poll() is not None, "no context left: the process ended"
     two.build_docs()  # again (a run that finishes after its outputs were built): nothing to do, nothing started
     assert validate._WORKER.process is None
+
+
+def test_data_docs_that_cannot_be_written_are_an_error_and_the_process_ends_all_the_same(countries, tmp_path):
+    blocked = tmp_path / "docs"
+    blocked.write_text("a file where the Data Docs folder belongs")
+    validator = validate.IsolatedValidator(blocked)
+    validator.validate(COUNTRIES, countries, PARAMETERS)
+    process = validate._WORKER.process
+    with pytest.raises(RuntimeError):
+        validator.build_docs()
+    assert validate._WORKER.process is None and process.poll() is not None, "it held nothing more: it ended"
