@@ -30,7 +30,7 @@ from pathlib import Path
 
 from lxml import etree
 
-from recorded import CLI, ENV, PROJECT, SHARED
+from recorded import CLI, ENV, PROJECT, SHARED, children
 
 
 def tree_pss(pid: int) -> int:
@@ -39,10 +39,10 @@ def tree_pss(pid: int) -> int:
     total = 0
     try:
         total += int(Path(f"/proc/{pid}/smaps_rollup").read_text().split("Pss:")[1].split()[0])
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        started = children(pid)
     except (OSError, IndexError):  # ended, or a zombie
         return total
-    return total + sum(tree_pss(int(child)) for child in children)
+    return total + sum(tree_pss(child) for child in started)
 
 
 def run_cli(*args: str, first_fetch: Path | None = None, env: dict | None = None) -> dict:

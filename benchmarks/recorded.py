@@ -13,3 +13,8 @@ PROJECT = Path(__file__).resolve().parents[1]
 SHARED = PROJECT.parent / "shared" / "data"
 CLI = PROJECT / ".venv" / "bin" / "armswatch"
 ENV = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "ARMSWATCH_MIRROR")}
+
+
+def children(pid: int) -> list[int]:
+    """The processes `pid` started that still run; OSError once `pid` has ended."""
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

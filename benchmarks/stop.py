@@ -17,7 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from recorded import CLI, ENV, PROJECT, SHARED
+from recorded import CLI, ENV, PROJECT, SHARED, children
 from tasks.validate import SERVE
 
 PATTERNS = {"fetch": "_raw/responses/*/*.json", "publish": "_history/*/*/*.parquet"}
@@ -29,8 +29,7 @@ def reached(stage: str, pid: int, warehouse: Path, before: dict[str, set[Path]])
     imported there); publish: a data file was written."""
     if stage == "parse":
         try:
-            return any(SERVE in (Path("/proc") / child / "cmdline").read_text(errors="replace")
-                       for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split())
+            return any(SERVE in Path(f"/proc/{child}/cmdline").read_text(errors="replace") for child in children(pid))
         except OSError:  # the run, or that child, has just ended
             return False
     return bool(set(warehouse.glob(PATTERNS[stage])) - before[stage])

@@ -22,6 +22,7 @@ from datetime import datetime
 from upath import UPath
 
 from tasks import storage
+from tasks.alerts import WIDTH
 from tasks.incidents import STATE, Incidents
 from tasks.panel import PUBLISHED_TABLES
 from tasks.publish import (AS_OF_COLUMNS, CODE_DIGEST, MANIFEST, PublishError, Warehouse, entry_sources,
@@ -33,7 +34,6 @@ from tasks.validate import SUITES_DIGEST
 
 LAST_RUNS = 10
 RUN_LOG_LIMIT = 2**20  # bytes of one run log
-WIDTH = 100  # columns of the text
 #: What a batch's as-of date means, by the column it was read from (publish.AS_OF_COLUMNS); a batch with none of
 #: them (a derived table) is as of the day it was built.
 AS_OF_MEANINGS = dict(zip(AS_OF_COLUMNS, ("status as at", "release", "fetched")))
